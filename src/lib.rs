@@ -1,0 +1,26 @@
+//! datashare-dr: disaster recovery for Azure Data Share, shipped as an Azure Functions custom handler.
+//!
+//! Layout (see docs/CONTRACTS.md for the names other parts rely on):
+//! - [`host`]: the Functions custom-handler wire format (edge only).
+//! - [`handlers`]: one module per Function, decode → one domain call → encode.
+//! - [`config`]: runtime settings from env and the DR topology TOML.
+//! - [`arm`]: typed Data Share ARM client.
+//! - [`store`]: queue and blob adapters (Azure Storage / Azurite, and in-memory twins).
+//! - [`reconcile`]: replicate share configuration primary → secondary.
+//! - [`readiness`]: readiness checks and reports.
+//! - [`failover`]: alerts, runs and queue-chained stages.
+//! - [`sim`]: an ARM-faithful Data Share simulator for tests, drills and benchmarks.
+//! - [`startup`], [`telemetry`], [`cli`]: process wiring.
+
+pub mod arm;
+pub mod cli;
+pub mod config;
+pub mod failover;
+pub mod handlers;
+pub mod host;
+pub mod readiness;
+pub mod reconcile;
+pub mod sim;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Process start-up: App::build and serve (being built).

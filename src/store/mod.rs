@@ -1,0 +1,1 @@
+//! (being built — see docs/CONTRACTS.md for ownership)

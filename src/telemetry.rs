@@ -1,0 +1,1 @@
+//! Tracing setup: JSON lines to stdout (being built).
