@@ -1,1 +1,63 @@
-//! (being built — see docs/CONTRACTS.md for ownership)
+//! Readiness: would a failover of a pair work right now, and if not, what should a person do?
+//!
+//! Layers (pure core, IO at the rim):
+//! - [`model`]: `Observations`, plain owned data about one pair (built by observe or by tests).
+//! - [`evaluate()`]: pure `Observations + Policy + now → Report`.
+//! - [`report`]: `Report`, `Finding`, `Status`, `Severity` and the stable finding codes.
+//!
+//! # Checks, codes and severities
+//!
+//! | code | severity | when |
+//! |---|---|---|
+//! | `secondary-account-missing` | Critical | the secondary account answers 404 |
+//! | `secondary-unreachable` | Critical | the secondary account's region is down / reads fail |
+//! | `secondary-account-not-succeeded` | Critical | provisioning state is not `Succeeded` |
+//! | `secondary-account-wrong-region` | Critical | the account is not in `secondary_region` |
+//! | `identity-missing` | Critical | the secondary account has no managed identity |
+//! | `primary-unreachable` | Warning | the primary region is down (failover would still work) |
+//! | `primary-account-missing` | Warning | the primary account answers 404 |
+//! | `drift-unverified` | Info | primary unreadable, so drift and coverage were not compared |
+//! | `share-missing` | Critical | a selected primary share has no secondary copy |
+//! | `share-mismatch` | Warning (kind) / Info (description, terms) | share properties differ |
+//! | `dataset-missing` | Critical | a primary dataset has no secondary copy |
+//! | `dataset-mismatch` | Warning | kind, locator or (mapped) store differ |
+//! | `dataset-kind-retired` | Warning | ADLS Gen1 dataset (retired service, not replicable) |
+//! | `sync-setting-missing` / `sync-setting-mismatch` | Warning | snapshot schedule absent / different |
+//! | `drift-extra` | Info | a secondary share/dataset/schedule has no primary counterpart |
+//! | `store-unmapped` | Critical | no mapping rule for a primary dataset's store |
+//! | `store-missing` | Critical | a mapped secondary store does not exist |
+//! | `store-wrong-region` | Critical | a mapped secondary store is outside `secondary_region` |
+//! | `store-unreachable` | Warning | a mapped store could not be read |
+//! | `identity-role-missing` | Critical | the secondary identity lacks the reader role on a store |
+//! | `identity-role-unverifiable` | Info | SQL/Synapse store: access is a database user |
+//! | `consumer-not-covered` | Warning | active primary consumer, policy `now`, not invited on the secondary |
+//! | `consumer-invite-at-failover` | Info | same, but the policy is `at-failover` |
+//! | `invitation-expiring` / `invitation-expired` | Warning | pending secondary invitation expires within the horizon / has expired |
+//! | `subscription-expiring` | Warning | active share subscription (either side) expires within the horizon |
+//! | `rpo-exceeded` | Warning | last successful snapshot older than `rpo_factor` × schedule |
+//! | `rpo-unknown` | Info | scheduled share without a successful snapshot yet |
+//! | `drill-stale` | Warning | last successful drill older than `drill_max_age_days` |
+//! | `drill-never` | Info | no drill recorded |
+//!
+//! # Status and score
+//!
+//! Any Critical → `NotReady`; else any Warning → `Degraded`; else `Ready`.
+//! Score = 100 − 25 × critical − 10 × warning (Info costs nothing), clamped to 0..=100, then
+//! capped at 49 for NotReady and 89 for Degraded, so a higher score never means a worse status.
+//!
+//! Must not import: handlers, host (the surfaces are called by handlers, not the other way round).
+
+pub mod evaluate;
+pub mod model;
+pub mod report;
+
+pub use evaluate::{InvitationPolicy, Policy, evaluate, reader_roles, status_and_score};
+pub use model::{
+    AccountObservation, AccountSnapshot, ConsumerTarget, DatasetObservation, DrillRecord,
+    InvitationObservation, Observations, ShareObservation, StoreExistence, StoreKind,
+    StoreObservation, SubscriptionObservation, SyncSettingObservation, SynchronizationObservation,
+};
+pub use report::{Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
+
+#[cfg(test)]
+mod tests;
