@@ -49,6 +49,7 @@
 
 pub mod evaluate;
 pub mod model;
+pub mod page;
 pub mod report;
 
 pub use evaluate::{InvitationPolicy, Policy, evaluate, reader_roles, status_and_score};
@@ -57,6 +58,7 @@ pub use model::{
     InvitationObservation, Observations, ShareObservation, StoreExistence, StoreKind,
     StoreObservation, SubscriptionObservation, SyncSettingObservation, SynchronizationObservation,
 };
+pub use page::render_status_page;
 pub use report::{Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
 
 #[cfg(test)]

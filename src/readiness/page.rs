@@ -1,0 +1,394 @@
+//! The human surface: a self-contained HTML status page for one or more readiness reports.
+//!
+//! Invariants: no external assets (inline CSS, no JS, no web fonts, no images), every piece of
+//! report text HTML-escaped, readable on a phone (viewport meta; tables collapse into labelled
+//! cards below 700 px). The page is a pure function of the reports and `now` (for ages).
+//!
+//! Must not import: handlers, host, store, arm.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+
+use super::evaluate::fmt_secs;
+use super::report::{Finding, Report, Severity, ShareRpo, Status};
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = r#"
+:root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--info:#0969da;--fg:#1f2328;--muted:#59636e;
+--bg:#f6f8fa;--card:#fff;--line:#d1d9e0}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+header.top{background:#24292f;color:#fff;padding:14px 16px}
+header.top h1{margin:0;font-size:19px}
+header.top p{margin:4px 0 0;color:#d1d9e0;font-size:13px}
+main{max-width:1100px;margin:0 auto;padding:12px}
+.summary{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0 12px}
+.pill{display:inline-block;padding:2px 10px;border-radius:999px;font-weight:600;font-size:13px;color:#fff;white-space:nowrap}
+.pill.Ready{background:var(--ok)}.pill.Degraded{background:var(--warn)}.pill.NotReady{background:var(--bad)}
+section.pair{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--line);border-radius:8px;padding:14px;margin:0 0 16px}
+section.pair.Ready{border-left-color:var(--ok)}section.pair.Degraded{border-left-color:var(--warn)}section.pair.NotReady{border-left-color:var(--bad)}
+.head{display:flex;flex-wrap:wrap;align-items:center;gap:10px;justify-content:space-between}
+.head h2{margin:0;font-size:20px;word-break:break-word}
+.score{font-size:30px;font-weight:700;line-height:1}
+.score small{font-size:14px;color:var(--muted);font-weight:400}
+.Ready .score{color:var(--ok)}.Degraded .score{color:var(--warn)}.NotReady .score{color:var(--bad)}
+dl.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:6px 14px;margin:12px 0}
+dl.facts div{min-width:0}
+dt{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
+dd{margin:0;font-weight:600;word-break:break-word}
+h3{font-size:15px;margin:16px 0 6px}
+table{width:100%;border-collapse:collapse;font-size:14px}
+th,td{text-align:left;vertical-align:top;padding:7px 8px;border-bottom:1px solid var(--line)}
+th{background:var(--bg);font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
+code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all;overflow-wrap:anywhere}
+.sev{font-weight:700;white-space:nowrap}
+.sev.Critical{color:var(--bad)}.sev.Warning{color:var(--warn)}.sev.Info{color:var(--info)}
+tr.Critical td:first-child{box-shadow:inset 3px 0 var(--bad)}tr.Warning td:first-child{box-shadow:inset 3px 0 var(--warn)}tr.Info td:first-child{box-shadow:inset 3px 0 var(--info)}
+.remedy{color:var(--fg)}
+.ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}
+.none{color:var(--muted);margin:6px 0}
+footer{color:var(--muted);font-size:12px;text-align:center;padding:8px 12px 20px}
+@media (max-width:700px){
+ main{padding:8px}
+ section.pair{padding:12px}
+ table,thead,tbody,tr,th,td{display:block}
+ thead{position:absolute;left:-9999px}
+ tr{border:1px solid var(--line);border-radius:6px;margin:0 0 10px;padding:4px 0;background:var(--card)}
+ td{border:0;padding:4px 10px}
+ td::before{content:attr(data-label);display:block;font-size:11px;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
+ tr.Critical{border-left:4px solid var(--bad)}tr.Warning{border-left:4px solid var(--warn)}tr.Info{border-left:4px solid var(--info)}
+ tr td:first-child{box-shadow:none!important}
+}
+"#;
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// Renders the status page for `reports` (one section per pair, worst first).
+pub fn render_status_page(reports: &[Report]) -> String {
+    render_status_page_at(reports, OffsetDateTime::now_utc())
+}
+
+/// As [`render_status_page`], with the clock passed in (tests).
+pub fn render_status_page_at(reports: &[Report], now: OffsetDateTime) -> String {
+    let mut sorted: Vec<&Report> = reports.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.status
+            .rank()
+            .cmp(&a.status.rank())
+            .then_with(|| a.pair.cmp(&b.pair))
+    });
+    let overall = sorted.first().map(|r| r.status);
+    let mut h = String::with_capacity(8192);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    h.push_str("<meta name=\"color-scheme\" content=\"light\">\n");
+    let title = match overall {
+        Some(s) => format!("Data Share DR readiness: {s}"),
+        None => "Data Share DR readiness".to_string(),
+    };
+    let _ = writeln!(h, "<title>{}</title>", escape(&title));
+    let _ = writeln!(h, "<style>{CSS}</style>\n</head>\n<body>");
+    h.push_str("<header class=\"top\"><h1>Data Share DR readiness</h1>");
+    let _ = write!(
+        h,
+        "<p>Page generated {}</p></header>\n<main>\n",
+        fmt_time(now)
+    );
+
+    let count = |s: Status| sorted.iter().filter(|r| r.status == s).count();
+    h.push_str("<div class=\"summary\" id=\"summary\">");
+    let _ = write!(
+        h,
+        "<span>{} pair{}:</span>",
+        sorted.len(),
+        if sorted.len() == 1 { "" } else { "s" }
+    );
+    for s in [Status::NotReady, Status::Degraded, Status::Ready] {
+        let n = count(s);
+        if n > 0 {
+            let _ = write!(h, "<span class=\"pill {s}\">{n} {s}</span>");
+        }
+    }
+    h.push_str("</div>\n");
+    if sorted.is_empty() {
+        h.push_str("<p class=\"none\">No readiness report has been stored yet.</p>\n");
+    }
+    for report in sorted {
+        render_pair(&mut h, report, now);
+    }
+    h.push_str(
+        "</main>\n<footer>datashare-dr · readiness is checked on a schedule; \
+                JSON at <code>api/readiness</code></footer>\n</body>\n</html>\n",
+    );
+    h
+}
+
+fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
+    let pair = escape(&r.pair);
+    let status = r.status.as_str();
+    let _ = writeln!(
+        h,
+        "<section class=\"pair {status}\" id=\"pair-{pair}\" data-pair=\"{pair}\" data-status=\"{status}\">"
+    );
+    let _ = writeln!(
+        h,
+        "<div class=\"head\"><h2>{pair} <span class=\"pill {status}\" data-role=\"status\">{status}</span></h2>\
+         <div class=\"score\" data-role=\"score\">{}<small>/100</small></div></div>",
+        r.score
+    );
+    h.push_str("<dl class=\"facts\">");
+    let fact = |h: &mut String, label: &str, value: &str| {
+        let _ = write!(h, "<div><dt>{label}</dt><dd>{value}</dd></div>");
+    };
+    fact(
+        h,
+        "Regions",
+        &format!(
+            "{} → {}",
+            escape(&r.primary_region),
+            escape(&r.secondary_region)
+        ),
+    );
+    let age = (now - r.checked_at).whole_seconds();
+    fact(
+        h,
+        "Last check",
+        &format!("{} ({} ago)", fmt_time(r.checked_at), fmt_secs(age)),
+    );
+    let drill = match &r.last_drill {
+        Some(d) => {
+            let mut s = format!(
+                "{} ({} days ago)",
+                fmt_time(d.completed_at),
+                (now - d.completed_at).whole_days()
+            );
+            if let Some(rto) = d.rto_secs {
+                let _ = write!(s, ", RTO {}", fmt_rto(rto));
+            }
+            s
+        }
+        None => "never".to_string(),
+    };
+    fact(h, "Last drill", &drill);
+    fact(h, "Worst RPO", &worst_rpo(&r.rpo));
+    fact(
+        h,
+        "Findings",
+        &format!(
+            "{} critical · {} warning · {} info",
+            r.counts.critical, r.counts.warning, r.counts.info
+        ),
+    );
+    h.push_str("</dl>\n");
+
+    h.push_str("<h3>Findings</h3>\n");
+    if r.findings.is_empty() {
+        h.push_str("<p class=\"none\">No findings: a failover would work now.</p>\n");
+    } else {
+        h.push_str(
+            "<table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th>\
+             <th>Resource</th><th>Remedy</th></tr></thead><tbody>\n",
+        );
+        for f in &r.findings {
+            render_finding(h, f);
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    if !r.rpo.is_empty() {
+        h.push_str("<h3>Recovery point per share</h3>\n");
+        h.push_str(
+            "<table class=\"rpo\"><thead><tr><th>Share</th><th>Schedule</th>\
+             <th>Last snapshot</th><th>Age / allowed</th></tr></thead><tbody>\n",
+        );
+        for rpo in &r.rpo {
+            render_rpo(h, rpo);
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+fn render_finding(h: &mut String, f: &Finding) {
+    let sev = f.severity.as_str();
+    let _ = writeln!(
+        h,
+        "<tr class=\"finding {sev}\" data-code=\"{code}\"><td data-label=\"Severity\"><span class=\"sev {sev}\">{sev}</span></td>\
+         <td data-label=\"Finding\"><strong>{code}</strong><br>{msg}</td>\
+         <td data-label=\"Resource\"><code>{res}</code></td>\
+         <td data-label=\"Remedy\" class=\"remedy\">{remedy}</td></tr>",
+        code = escape(&f.code),
+        msg = escape(&f.message),
+        res = escape(&f.resource_id),
+        remedy = escape(&f.remedy),
+    );
+}
+
+fn render_rpo(h: &mut String, r: &ShareRpo) {
+    let schedule = r
+        .recurrence_interval
+        .as_deref()
+        .map(|i| match i {
+            "Hour" => "hourly".to_string(),
+            "Day" => "daily".to_string(),
+            other => escape(other),
+        })
+        .unwrap_or_else(|| "none".to_string());
+    let last = r
+        .last_success
+        .map(fmt_time)
+        .unwrap_or_else(|| "none yet".to_string());
+    let age = match (r.age_secs, r.limit_secs) {
+        (Some(a), Some(l)) => format!(
+            "<span class=\"{}\">{}</span> / {}",
+            if r.exceeded { "bad" } else { "ok" },
+            fmt_secs(a),
+            fmt_secs(l)
+        ),
+        (Some(a), None) => fmt_secs(a),
+        (None, Some(l)) => format!("— / {}", fmt_secs(l)),
+        (None, None) => "—".to_string(),
+    };
+    let _ = writeln!(
+        h,
+        "<tr><td data-label=\"Share\">{}</td><td data-label=\"Schedule\">{schedule}</td>\
+         <td data-label=\"Last snapshot\">{last}</td><td data-label=\"Age / allowed\">{age}</td></tr>",
+        escape(&r.share)
+    );
+}
+
+fn worst_rpo(rpo: &[ShareRpo]) -> String {
+    match rpo.iter().filter_map(|r| r.age_secs).max() {
+        Some(a) => {
+            let exceeded = rpo.iter().any(|r| r.exceeded);
+            format!(
+                "{}{}",
+                fmt_secs(a),
+                if exceeded { " (over limit)" } else { "" }
+            )
+        }
+        None => "unknown".to_string(),
+    }
+}
+
+fn fmt_rto(secs: f64) -> String {
+    if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else {
+        fmt_secs(secs.round() as i64)
+    }
+}
+
+/// Severity as a CSS class (exposed for tests that look for it).
+pub fn severity_class(s: Severity) -> &'static str {
+    s.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::report::{SeverityCounts, codes};
+    use time::macros::datetime;
+
+    fn report(pair: &str, status: Status, findings: Vec<Finding>) -> Report {
+        Report {
+            pair: pair.into(),
+            status,
+            score: 40,
+            checked_at: datetime!(2025-06-01 12:00 UTC),
+            primary_region: "westeurope".into(),
+            secondary_region: "northeurope".into(),
+            counts: SeverityCounts {
+                critical: 1,
+                warning: 0,
+                info: 0,
+            },
+            findings,
+            rpo: vec![ShareRpo {
+                share: "sales".into(),
+                recurrence_interval: Some("Day".into()),
+                last_success: Some(datetime!(2025-06-01 03:00 UTC)),
+                age_secs: Some(9 * 3600),
+                limit_secs: Some(2 * 86_400),
+                exceeded: false,
+            }],
+            last_drill: None,
+        }
+    }
+
+    #[test]
+    fn escapes_every_piece_of_report_text() {
+        let f = Finding {
+            severity: Severity::Critical,
+            code: codes::DATASET_MISSING.into(),
+            resource_id: "/x/<script>alert(1)</script>".into(),
+            message: "a \"quoted\" & <b>bold</b> message".into(),
+            remedy: "it's <fine>".into(),
+        };
+        let html = render_status_page_at(
+            &[report("p<1>", Status::NotReady, vec![f])],
+            datetime!(2025-06-01 12:30 UTC),
+        );
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("<b>bold"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("a &quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt; message"));
+        assert!(html.contains("it&#39;s &lt;fine&gt;"));
+        assert!(html.contains("data-pair=\"p&lt;1&gt;\""));
+    }
+
+    #[test]
+    fn is_self_contained_and_phone_ready() {
+        let html = render_status_page_at(
+            &[report("sales", Status::Ready, vec![])],
+            datetime!(2025-06-01 12:30 UTC),
+        );
+        assert!(html.contains("name=\"viewport\""));
+        assert!(html.contains("@media (max-width:700px)"));
+        for banned in ["<script", "<link", "http://", "https://", "@import", "url("] {
+            assert!(!html.contains(banned), "page must not contain {banned}");
+        }
+        assert!(html.contains("No findings"));
+        assert!(html.contains("9 h 0 min"));
+    }
+
+    #[test]
+    fn shows_worst_pairs_first() {
+        let html = render_status_page_at(
+            &[
+                report("alpha", Status::Ready, vec![]),
+                report("beta", Status::NotReady, vec![]),
+            ],
+            datetime!(2025-06-01 12:30 UTC),
+        );
+        let a = html.find("data-pair=\"alpha\"").expect("alpha");
+        let b = html.find("data-pair=\"beta\"").expect("beta");
+        assert!(b < a);
+        assert!(html.contains("<title>Data Share DR readiness: NotReady</title>"));
+    }
+}
