@@ -1,0 +1,248 @@
+// datashare-dr: everything the Functions app needs, with least privilege.
+//
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam
+//
+// Deployed at resource-group scope (the app's own group). It also deploys, through modules:
+// custom role definitions at the app's subscription, role assignments in the resource groups
+// of the Data Share accounts and mapped stores (any subscription of the tenant), and, with
+// enableAlerting, alert rules in the primary accounts' resource groups. The deploying user
+// therefore needs Owner (or Contributor + Role Based Access Control Administrator) on those
+// scopes; docs/deploy.md lists it. Walk-through, verification, key rotation and tear-down:
+// docs/deploy.md.
+
+targetScope = 'resourceGroup'
+
+@minLength(3)
+@maxLength(11)
+@description('Lower-case letters and digits; prefix of every resource name.')
+param namePrefix string = 'dsdr'
+
+@description('Region of the app. Deploy the app OUTSIDE the primary Data Share region (normally in the secondary region) so that an outage of the primary does not take the failover tool down with it.')
+param location string = resourceGroup().location
+
+@allowed([
+  'FlexConsumption'
+  'ElasticPremium'
+])
+@description('FlexConsumption (FC1, runtime custom 1.0; default) or ElasticPremium (premiumSku, an always-warm instance; use when Flex is not offered in the region or VNet features are needed).')
+param hostingPlan string = 'FlexConsumption'
+
+@allowed([
+  'EP1'
+  'EP2'
+  'EP3'
+])
+@description('Elastic Premium SKU; only used with hostingPlan = ElasticPremium.')
+param premiumSku string = 'EP1'
+
+@allowed([
+  'provider'
+  'consumer'
+])
+@description('Must match `role` in the DR config: provider (replicate and fail over shares) or consumer (accept, map, trigger on the secondary).')
+param role string = 'provider'
+
+@description('Pairs of the DR config: [{ name, primaryAccountId, secondaryAccountId, primaryRegionDisplayName }]. name = [[pairs]].name; the region display name is how Service Health spells it (e.g. "West Europe").')
+param pairs array
+
+@description('Mapped data stores: [{ id, dataShareAccountId? }]. The app identity gets Reader on each (readiness), plus the store-linker role on storage accounts (provider). With dataShareAccountId, that Data Share account identity gets Storage Blob Data Reader (provider source) / Contributor (consumer sink) on the store. List secondary stores (and primary stores for failback).')
+param stores array = []
+
+@description('DR_CONFIG_PATH. Default: the TOML shipped at the root of the app package (scripts/package copies it there), relative to the app root.')
+param drConfigPath string = 'dr-config.toml'
+
+@description('REPLICATE_SCHEDULE (NCRONTAB, 6 fields).')
+param replicateSchedule string = '0 */15 * * * *'
+
+@description('READINESS_SCHEDULE (NCRONTAB, 6 fields).')
+param readinessSchedule string = '0 5,35 * * * *'
+
+@description('RUST_LOG filter.')
+param rustLog string = 'info'
+
+@secure()
+@description('NOTIFY_WEBHOOK_URL (optional). Empty = not set.')
+param notifyWebhookUrl string = ''
+
+@description('Second pass, AFTER the package upload: create the action group (calls AlertWebhook with its function key) and the Resource Health + Service Health alert rules.')
+param enableAlerting bool = false
+
+@description('E-mail addresses paged with every alert (optional).')
+param alertEmailReceivers array = []
+
+@description('Service Health service name of Azure Data Share.')
+param dataShareServiceName string = 'Azure Data Share'
+
+@description('Use the Entra-secured webhook for the action group (see modules/action-group.bicep).')
+param useAadAuthWebhook bool = false
+
+@description('Secure webhook: object id of the receiver app registration.')
+param aadWebhookObjectId string = ''
+
+@description('Secure webhook: Application ID URI of the receiver app registration.')
+param aadWebhookIdentifierUri string = ''
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+@description('Replication of the app storage account.')
+param storageSku string = 'Standard_ZRS'
+
+@description('Tags applied to every resource created here.')
+param tags object = {}
+
+var suffix = uniqueString(subscription().id, resourceGroup().id, namePrefix)
+var appName = '${namePrefix}-${suffix}'
+var storageName = take(toLower('${namePrefix}${suffix}'), 24)
+var deploymentContainerName = 'app-package'
+var allTags = union(tags, {
+  app: 'datashare-dr'
+})
+
+var primaryAccountIds = [for p in pairs: p.primaryAccountId]
+var secondaryAccountIds = [for p in pairs: p.secondaryAccountId]
+var accountIds = union(primaryAccountIds, secondaryAccountIds)
+var primarySubscriptions = [for p in pairs: split(p.primaryAccountId, '/')[2]]
+var secondarySubscriptions = [for p in pairs: split(p.secondaryAccountId, '/')[2]]
+var storeSubscriptions = [for s in stores: split(s.id, '/')[2]]
+var accountSubscriptions = union(primarySubscriptions, secondarySubscriptions)
+var allSubscriptions = union(accountSubscriptions, storeSubscriptions, [
+  subscription().subscriptionId
+])
+var assignableScopes = [for s in allSubscriptions: '/subscriptions/${s}']
+
+module identity 'modules/identity.bicep' = {
+  name: 'dsdr-identity'
+  params: {
+    location: location
+    name: '${appName}-id'
+    tags: allTags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'dsdr-storage'
+  params: {
+    location: location
+    name: storageName
+    tags: allTags
+    deploymentContainerName: deploymentContainerName
+    appPrincipalId: identity.outputs.principalId
+    skuName: storageSku
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'dsdr-monitoring'
+  params: {
+    location: location
+    workspaceName: '${appName}-logs'
+    appInsightsName: '${appName}-ai'
+    appPrincipalId: identity.outputs.principalId
+    tags: allTags
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'dsdr-functionapp'
+  params: {
+    location: location
+    name: appName
+    planName: '${appName}-plan'
+    hostingPlan: hostingPlan
+    premiumSku: premiumSku
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    drConfigPath: drConfigPath
+    replicateSchedule: replicateSchedule
+    readinessSchedule: readinessSchedule
+    rustLog: rustLog
+    notifyWebhookUrl: notifyWebhookUrl
+    tags: allTags
+  }
+}
+
+module roles 'modules/datashare-roles.bicep' = {
+  name: 'dsdr-roles-${suffix}'
+  scope: subscription()
+  params: {
+    nameSuffix: appName
+    role: role
+    assignableScopes: assignableScopes
+  }
+}
+
+module subscriptionAccess 'modules/subscription-access.bicep' = [for (sub, i) in accountSubscriptions: {
+  name: 'dsdr-sub-${suffix}-${i}'
+  scope: subscription(sub)
+  params: {
+    principalId: identity.outputs.principalId
+    operationReaderRoleGuid: roles.outputs.operationReaderRoleGuid
+  }
+}]
+
+module accountAccess 'modules/datashare-account-access.bicep' = [for (accountId, i) in accountIds: {
+  name: 'dsdr-account-${suffix}-${i}'
+  scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+  params: {
+    accountName: last(split(accountId, '/'))
+    principalId: identity.outputs.principalId
+    operatorRoleGuid: roles.outputs.operatorRoleGuid
+  }
+}]
+
+module storeAccess 'modules/store-access.bicep' = [for (store, i) in stores: {
+  name: 'dsdr-store-${suffix}-${i}'
+  scope: resourceGroup(split(store.id, '/')[2], split(store.id, '/')[4])
+  params: {
+    storeId: store.id
+    appPrincipalId: identity.outputs.principalId
+    storeLinkerRoleGuid: role == 'provider' ? roles.outputs.storeLinkerRoleGuid : ''
+    dataShareAccountId: contains(store, 'dataShareAccountId') ? store.dataShareAccountId : ''
+    dataShareDataRole: role == 'provider' ? 'source' : 'sink'
+  }
+}]
+
+module actionGroup 'modules/action-group.bicep' = if (enableAlerting) {
+  name: 'dsdr-actiongroup'
+  params: {
+    name: '${appName}-ag'
+    shortName: 'datasharedr'
+    functionAppName: functionApp.outputs.name
+    functionAppHostName: functionApp.outputs.defaultHostName
+    emailReceivers: alertEmailReceivers
+    useAadAuth: useAadAuthWebhook
+    aadWebhookObjectId: aadWebhookObjectId
+    aadWebhookIdentifierUri: aadWebhookIdentifierUri
+    tags: allTags
+  }
+}
+
+module alertRules 'modules/alert-rules.bicep' = [for (pair, i) in pairs: if (enableAlerting) {
+  name: 'dsdr-alerts-${suffix}-${i}'
+  scope: resourceGroup(split(pair.primaryAccountId, '/')[2], split(pair.primaryAccountId, '/')[4])
+  params: {
+    namePrefix: appName
+    pairName: pair.name
+    primaryAccountId: pair.primaryAccountId
+    primaryRegionDisplayName: pair.primaryRegionDisplayName
+    dataShareServiceName: dataShareServiceName
+    actionGroupId: enableAlerting ? actionGroup.outputs.id : ''
+    tags: allTags
+  }
+}]
+
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output statusPageUrl string = 'https://${functionApp.outputs.defaultHostName}/api/readiness'
+output storageAccountName string = storage.outputs.name
+output deploymentContainerUrl string = storage.outputs.deploymentContainerUrl
+output identityClientId string = identity.outputs.clientId
+output identityPrincipalId string = identity.outputs.principalId

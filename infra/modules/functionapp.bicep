@@ -1,0 +1,222 @@
+// The datashare-dr Function App (custom handler, Linux) and its hosting plan.
+//
+// hostingPlan = 'FlexConsumption' (default): plan SKU FC1, `functionAppConfig.runtime` =
+// custom 1.0, package pulled from a blob container with the user-assigned identity. Flex
+// rejects FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION / WEBSITE_RUN_FROM_PACKAGE,
+// so none of them is set there.
+//
+// hostingPlan = 'ElasticPremium': plan SKU EP1..EP3 (always-warm instance, VNet options);
+// the runtime is chosen the classic way: FUNCTIONS_WORKER_RUNTIME = custom,
+// FUNCTIONS_EXTENSION_VERSION = ~4, linuxFxVersion = '' (the platform's "Custom Handler"
+// stack on Linux uses an empty linuxFxVersion, i.e. the default Functions base image) and
+// WEBSITE_RUN_FROM_PACKAGE = 1 (zip deploy to the app, no Azure Files content share, which
+// would need a storage account key).
+//
+// App settings mirror exactly the keys `Config` reads (docs/CONTRACTS.md "Runtime
+// settings"); tests/infra_settings.rs holds the block between the app-settings markers equal
+// to src/config ENV_KEYS plus the documented host-owned extras.
+
+@description('Azure region of the plan and the app.')
+param location string
+
+@description('Function App name (becomes <name>.azurewebsites.net).')
+param name string
+
+@description('Hosting plan name.')
+param planName string
+
+@allowed([
+  'FlexConsumption'
+  'ElasticPremium'
+])
+@description('FlexConsumption (FC1, default) or ElasticPremium (EP1-EP3, see premiumSku).')
+param hostingPlan string = 'FlexConsumption'
+
+@allowed([
+  'EP1'
+  'EP2'
+  'EP3'
+])
+@description('Elastic Premium SKU, used only when hostingPlan = ElasticPremium.')
+param premiumSku string = 'EP1'
+
+@minValue(40)
+@maxValue(1000)
+@description('Flex: maximum instances. Stage work is serialised per run, so the default is plenty.')
+param flexMaximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Flex: instance memory size in MB.')
+param flexInstanceMemoryMB int = 512
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('Client id of the user-assigned identity.')
+param identityClientId string
+
+@description('Blob service endpoint of the app storage, without trailing slash.')
+param storageBlobEndpoint string
+
+@description('Queue service endpoint of the app storage, without trailing slash.')
+param storageQueueEndpoint string
+
+@description('URL of the blob container Flex deploys from.')
+param deploymentContainerUrl string
+
+@description('Application Insights connection string (not a secret with local auth disabled).')
+param appInsightsConnectionString string
+
+@description('DR_CONFIG_PATH: path of the DR topology TOML. Relative paths resolve against the app root (the handler working directory), i.e. the file shipped in the package.')
+param drConfigPath string
+
+@description('REPLICATE_SCHEDULE: NCRONTAB (6 fields) of the ReplicateConfig timer.')
+param replicateSchedule string
+
+@description('READINESS_SCHEDULE: NCRONTAB (6 fields) of the CheckReadiness timer.')
+param readinessSchedule string
+
+@description('RUST_LOG: log filter of the handler.')
+param rustLog string
+
+@secure()
+@description('NOTIFY_WEBHOOK_URL: optional Logic App / Teams workflow URL for notifications. Empty = not set. A Key Vault reference (@Microsoft.KeyVault(...)) resolved with the app identity also works.')
+param notifyWebhookUrl string = ''
+
+@description('Tags applied to the plan and the app.')
+param tags object = {}
+
+var isFlex = hostingPlan == 'FlexConsumption'
+
+// app-settings:begin
+// Keys `Config` reads (docs/CONTRACTS.md "Runtime settings"). Deliberately absent, with reasons
+// (docs/deploy.md "App settings"): FUNCTIONS_CUSTOMHANDLER_PORT (injected by the host per
+// process), AzureWebJobsStorage (connection string: local/Azurite only; shared keys are off),
+// AZURE_CLIENT_SECRET (the app uses its managed identity, never a secret).
+var configSettings = {
+  DR_CONFIG_PATH: drConfigPath
+  AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+  AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  ARM_ENDPOINT: environment().resourceManager
+  ARM_AUTH: 'managed-identity'
+  AZURE_CLIENT_ID: identityClientId
+  AZURE_TENANT_ID: tenant().tenantId
+  REPLICATE_SCHEDULE: replicateSchedule
+  READINESS_SCHEDULE: readinessSchedule
+  RUST_LOG: rustLog
+}
+// Only set when given, so an empty value never reaches Config.
+var notifySettings = empty(notifyWebhookUrl) ? {} : {
+  NOTIFY_WEBHOOK_URL: notifyWebhookUrl
+}
+// Host-owned extras (read by the Functions host, not by the handler).
+var hostSettings = {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+var premiumHostSettings = isFlex ? {} : {
+  FUNCTIONS_EXTENSION_VERSION: '~4'
+  FUNCTIONS_WORKER_RUNTIME: 'custom'
+  WEBSITE_RUN_FROM_PACKAGE: '1'
+}
+// app-settings:end
+
+var flexSku = {
+  name: 'FC1'
+  tier: 'FlexConsumption'
+}
+var premiumSkuObject = {
+  name: premiumSku
+  tier: 'ElasticPremium'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: isFlex ? 'functionapp' : 'elastic'
+  sku: isFlex ? flexSku : premiumSkuObject
+  properties: {
+    reserved: true
+    maximumElasticWorkerCount: isFlex ? null : 20
+  }
+}
+
+var flexFunctionAppConfig = {
+  deployment: {
+    storage: {
+      type: 'blobContainer'
+      value: deploymentContainerUrl
+      authentication: {
+        type: 'UserAssignedIdentity'
+        userAssignedIdentityResourceId: identityId
+      }
+    }
+  }
+  scaleAndConcurrency: {
+    maximumInstanceCount: flexMaximumInstanceCount
+    instanceMemoryMB: flexInstanceMemoryMB
+  }
+  runtime: {
+    name: 'custom'
+    version: '1.0'
+  }
+}
+
+// Properties that only Elastic Premium accepts are null on Flex (ARM treats null as "not
+// set"; Flex rejects linuxFxVersion and the elastic scale settings).
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    reserved: true
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      linuxFxVersion: isFlex ? null : ''
+      minimumElasticInstanceCount: isFlex ? null : 1
+      functionAppScaleLimit: isFlex ? null : 20
+    }
+    functionAppConfig: isFlex ? flexFunctionAppConfig : null
+  }
+}
+
+// checkov maps this `sites/config` child onto its web-app checks; the site-level settings
+// they look for are on `site` above (and justified in infra/checkov-skips.md where not set).
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: not a site; the HTTP API is protected by function keys (authLevel function), see infra/checkov-skips.md CKV_AZURE_13
+  // checkov:skip=CKV_AZURE_63: not a site; Windows IIS HTTP logs do not exist for a Linux Functions app, telemetry goes to Application Insights
+  // checkov:skip=CKV_AZURE_65: not a site; IIS detailed error pages do not exist for a Linux Functions app
+  // checkov:skip=CKV_AZURE_66: not a site; IIS failed-request tracing does not exist for a Linux Functions app
+  // checkov:skip=CKV_AZURE_80: not a site; .NET Framework version does not apply to a Rust custom handler
+  // checkov:skip=CKV_AZURE_88: not a site; Flex has no content share and Premium runs from package (Azure Files would need a storage key)
+  // checkov:skip=CKV_AZURE_222: not a site; public network access is set on `site`, see infra/checkov-skips.md CKV_AZURE_222
+  parent: site
+  name: 'appsettings'
+  properties: union(configSettings, notifySettings, hostSettings, premiumHostSettings)
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName
