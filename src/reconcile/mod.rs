@@ -1,1 +1,18 @@
-//! (being built — see docs/CONTRACTS.md for ownership)
+//! Replicate share configuration from a primary Data Share account to its secondary.
+//!
+//! Pipeline: observe both accounts (lists only) → normalise to [`model::AccountModel`] → map
+//! every data set through the pair's store rules ([`mapping`]) → [`diff::plan`] → ordered
+//! [`plan::Plan`] → apply with bounded concurrency.
+//!
+//! Layering: [`model`], [`mapping`], [`diff`], [`plan`] and [`render`] are pure (no IO, no
+//! `arm`/`config` imports) and carry the table-driven tests. Only observe/apply touch ARM.
+//!
+//! Guarantees: level-triggered — each run observes afresh and depends on nothing remembered.
+//! Never a second invitation for a target already holding a pending or accepted one; never a
+//! data set pointed at a primary-region store; nothing deleted unless pruning was asked for.
+
+pub mod diff;
+pub mod mapping;
+pub mod model;
+pub mod plan;
+pub mod render;
