@@ -374,6 +374,13 @@ pub struct AccountProperties {
     pub extra: Map<String, Value>,
 }
 
+impl AccountProperties {
+    /// True when no field is set (create bodies carry no `properties`).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A Data Share account (tracked resource).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -386,7 +393,7 @@ pub struct Account {
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub identity: Identity,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "AccountProperties::is_empty")]
     pub properties: AccountProperties,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -489,10 +496,7 @@ impl Share {
 type KindedParts = (ResourceMeta, String, Option<Value>, Map<String, Value>);
 
 /// Splits a JSON object into (meta, kind, properties, extra).
-fn split_kinded<E: serde::de::Error>(
-    what: &str,
-    v: Value,
-) -> Result<KindedParts, E> {
+fn split_kinded<E: serde::de::Error>(what: &str, v: Value) -> Result<KindedParts, E> {
     let Value::Object(mut m) = v else {
         return Err(E::custom(format!("{what}: expected a JSON object")));
     };
@@ -1597,22 +1601,18 @@ pub struct ProviderShareSubscription {
     pub extra: Map<String, Value>,
 }
 
-/// Body of `ProviderShareSubscriptions_Adjust`: the new expiration date.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdjustExpiration {
-    pub properties: AdjustExpirationProperties,
-}
-
-/// Properties of [`AdjustExpiration`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdjustExpirationProperties {
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "arm_time::option"
-    )]
-    pub expiration_date: Option<OffsetDateTime>,
+impl ProviderShareSubscription {
+    /// The body of `ProviderShareSubscriptions_Adjust` / `_Reinstate`: only the (new)
+    /// expiration date.
+    pub fn expiration_body(expiration_date: Option<OffsetDateTime>) -> Self {
+        Self {
+            properties: ProviderShareSubscriptionProperties {
+                expiration_date,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
 }
 
 /// One snapshot run made by a consumer (`Shares_ListSynchronizations`).
