@@ -5,12 +5,15 @@
 //! [`plan::Plan`] → apply with bounded concurrency.
 //!
 //! Layering: [`model`], [`mapping`], [`diff`], [`plan`] and [`render`] are pure (no IO, no
-//! `arm`/`config` imports) and carry the table-driven tests. Only observe/apply touch ARM.
+//! `arm`/`config` imports) and carry the table-driven tests. [`convert`] translates between
+//! the ARM models and the normalised model (pure, imports `arm::models`). Only observe/apply
+//! touch ARM.
 //!
 //! Guarantees: level-triggered — each run observes afresh and depends on nothing remembered.
 //! Never a second invitation for a target already holding a pending or accepted one; never a
 //! data set pointed at a primary-region store; nothing deleted unless pruning was asked for.
 
+pub mod convert;
 pub mod diff;
 pub mod mapping;
 pub mod model;

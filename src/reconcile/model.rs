@@ -13,7 +13,7 @@
 //! - Times compare by instant (an offset difference is not a change).
 //!
 //! Must not import: `arm`, `config`, `handlers`, anything doing IO. Conversions from the ARM
-//! models live in `reconcile::observe`.
+//! models live in `reconcile::convert`.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
