@@ -17,5 +17,7 @@ pub mod convert;
 pub mod diff;
 pub mod mapping;
 pub mod model;
+pub mod pair;
 pub mod plan;
 pub mod render;
+pub mod report;

@@ -1,0 +1,260 @@
+//! The result of `replicate`: per change ok / failed / skipped, with ARM correlation ids.
+//!
+//! Job: the value `apply` returns, what `replicate --json` and the HTTP function print, and the
+//! exit-code decision (`is_complete`).
+//! Must not import: `config`, IO.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::plan::{Change, Finding, Plan, Summary};
+use super::render::{change_title, render_finding, total};
+
+/// What happened to one planned change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Applied (or found already done: PUT upsert, 404 on delete).
+    Ok,
+    /// ARM refused or the call gave up; `error` says why.
+    Failed,
+    /// Not attempted because something it depends on failed (or a dry run).
+    Skipped,
+}
+
+/// One change and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeResult {
+    pub change: Change,
+    pub outcome: Outcome,
+    /// Error text (secret-free) for `Failed`, the reason for `Skipped`.
+    pub error: Option<String>,
+    /// `x-ms-correlation-request-id` of the last ARM call made for this change.
+    pub correlation_id: Option<String>,
+}
+
+impl Serialize for ChangeResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = serde_json::to_value(&self.change).map_err(serde::ser::Error::custom)?;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("outcome", &self.outcome)?;
+        if let Some(e) = &self.error {
+            m.serialize_entry("error", e)?;
+        }
+        if let Some(c) = &self.correlation_id {
+            m.serialize_entry("correlationId", c)?;
+        }
+        if let serde_json::Value::Object(obj) = v {
+            for (k, v) in obj {
+                m.serialize_entry(&k, &v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// One pair's replication.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairReport {
+    pub pair: String,
+    pub primary: String,
+    pub secondary: String,
+    /// The plan was computed but nothing written.
+    pub dry_run: bool,
+    /// Observation failed (e.g. primary unreachable): no plan, nothing applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub plan: Plan,
+    #[serde(skip)]
+    pub results: Vec<ChangeResult>,
+    /// ARM reads and writes this pair cost (from the client's counters), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm_calls: Option<ArmCalls>,
+}
+
+/// ARM calls made for one pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArmCalls {
+    pub reads: u64,
+    pub writes: u64,
+    pub deletes: u64,
+}
+
+/// Counts over all pairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicateSummary {
+    /// Planned changes (a replace counts as one create and one delete).
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub findings: usize,
+    /// Outcomes.
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Pairs that could not be observed.
+    pub pairs_failed: usize,
+}
+
+/// The whole replicate run.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicateReport {
+    pub pairs: Vec<PairReport>,
+}
+
+impl ReplicateReport {
+    pub fn summary(&self) -> ReplicateSummary {
+        let plan: Summary = total(self.pairs.iter().map(|p| p.plan.summary()));
+        let mut s = ReplicateSummary {
+            create: plan.create,
+            update: plan.update,
+            delete: plan.delete,
+            findings: plan.findings,
+            ..ReplicateSummary::default()
+        };
+        for p in &self.pairs {
+            if p.error.is_some() {
+                s.pairs_failed += 1;
+            }
+            for r in &p.results {
+                match r.outcome {
+                    Outcome::Ok => s.succeeded += 1,
+                    Outcome::Failed => s.failed += 1,
+                    Outcome::Skipped => s.skipped += 1,
+                }
+            }
+        }
+        s
+    }
+
+    /// Everything planned was applied and every pair observed (dry runs count as complete).
+    pub fn is_complete(&self) -> bool {
+        self.pairs.iter().all(|p| {
+            p.error.is_none() && (p.dry_run || p.results.iter().all(|r| r.outcome == Outcome::Ok))
+        })
+    }
+}
+
+struct WithPair<'a, T> {
+    pair: &'a str,
+    inner: &'a T,
+}
+
+impl<T: Serialize> Serialize for WithPair<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = serde_json::to_value(self.inner).map_err(serde::ser::Error::custom)?;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("pair", self.pair)?;
+        if let serde_json::Value::Object(obj) = v {
+            for (k, v) in obj {
+                m.serialize_entry(&k, &v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// JSON: `{summary, results: [...], changes: [...] (dry run), findings: [...], pairs: [...]}`.
+impl Serialize for ReplicateReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let results: Vec<WithPair<'_, ChangeResult>> = self
+            .pairs
+            .iter()
+            .flat_map(|p| {
+                p.results.iter().map(|r| WithPair {
+                    pair: &p.pair,
+                    inner: r,
+                })
+            })
+            .collect();
+        let changes: Vec<WithPair<'_, Change>> = self
+            .pairs
+            .iter()
+            .flat_map(|p| {
+                p.plan.changes.iter().map(|c| WithPair {
+                    pair: &p.pair,
+                    inner: c,
+                })
+            })
+            .collect();
+        let findings: Vec<WithPair<'_, Finding>> = self
+            .pairs
+            .iter()
+            .flat_map(|p| {
+                p.plan.findings.iter().map(|f| WithPair {
+                    pair: &p.pair,
+                    inner: f,
+                })
+            })
+            .collect();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("summary", &self.summary())?;
+        m.serialize_entry("complete", &self.is_complete())?;
+        m.serialize_entry("results", &results)?;
+        m.serialize_entry("changes", &changes)?;
+        m.serialize_entry("findings", &findings)?;
+        m.serialize_entry("pairs", &self.pairs)?;
+        m.end()
+    }
+}
+
+fn outcome_word(r: &ChangeResult) -> String {
+    match r.outcome {
+        Outcome::Ok => "done".into(),
+        Outcome::Failed => {
+            let mut s = format!("FAILED: {}", r.error.as_deref().unwrap_or("unknown error"));
+            if let Some(c) = &r.correlation_id {
+                let _ = write!(s, " (correlation id {c})");
+            }
+            s
+        }
+        Outcome::Skipped => format!(
+            "skipped: {}",
+            r.error
+                .as_deref()
+                .unwrap_or("a change it depends on failed")
+        ),
+    }
+}
+
+/// Human output of `replicate`.
+pub fn render_human(report: &ReplicateReport) -> String {
+    let mut out = String::new();
+    for p in &report.pairs {
+        let _ = writeln!(out, "Pair {}: {} -> {}", p.pair, p.primary, p.secondary);
+        if let Some(e) = &p.error {
+            let _ = writeln!(out, "  ! not replicated: {e}");
+            out.push('\n');
+            continue;
+        }
+        if p.results.is_empty() {
+            let _ = writeln!(out, "  No changes. The secondary matches the primary.");
+        }
+        for r in &p.results {
+            let _ = writeln!(out, "  {} ... {}", change_title(&r.change), outcome_word(r));
+        }
+        for f in &p.plan.findings {
+            render_finding(&mut out, f);
+        }
+        out.push('\n');
+    }
+    let s = report.summary();
+    let _ = writeln!(
+        out,
+        "Replicate: {} applied, {} failed, {} skipped, {} findings{}.",
+        s.succeeded,
+        s.failed,
+        s.skipped,
+        s.findings,
+        if s.pairs_failed > 0 {
+            format!(", {} pairs not observed", s.pairs_failed)
+        } else {
+            String::new()
+        }
+    );
+    out
+}
