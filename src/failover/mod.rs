@@ -1,1 +1,2 @@
 //! (being built — see docs/CONTRACTS.md for ownership)
+pub mod alert;
