@@ -21,3 +21,4 @@ pub mod pair;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod schedule;
