@@ -47,17 +47,27 @@
 //!
 //! Must not import: handlers, host (the surfaces are called by handlers, not the other way round).
 
+pub mod api;
+pub mod convert;
+pub mod error;
 pub mod evaluate;
+pub mod history;
 pub mod model;
+pub mod notify;
 pub mod page;
 pub mod report;
 
+pub use error::ReadinessError;
 pub use evaluate::{InvitationPolicy, Policy, evaluate, reader_roles, status_and_score};
+pub use history::{
+    PairState, Transition, load_all_latest, load_latest, record_drill, store_report,
+};
 pub use model::{
     AccountObservation, AccountSnapshot, ConsumerTarget, DatasetObservation, DrillRecord,
     InvitationObservation, Observations, ShareObservation, StoreExistence, StoreKind,
     StoreObservation, SubscriptionObservation, SyncSettingObservation, SynchronizationObservation,
 };
+pub use notify::{Notification, NotifyTargets, WebhookUrl, record_and_notify};
 pub use page::render_status_page;
 pub use report::{Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
 

@@ -57,8 +57,9 @@ table{width:100%;border-collapse:collapse;font-size:14px}
 th,td{text-align:left;vertical-align:top;padding:7px 8px;border-bottom:1px solid var(--line)}
 th{background:var(--bg);font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
 code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all;overflow-wrap:anywhere}
-.sev{font-weight:700;white-space:nowrap}
-.sev.Critical{color:var(--bad)}.sev.Warning{color:var(--warn)}.sev.Info{color:var(--info)}
+.sev{display:inline-block;font-weight:700;font-size:12px;white-space:nowrap;padding:1px 8px;border-radius:999px}
+.sev.Critical{color:var(--bad);background:#ffebe9}.sev.Warning{color:var(--warn);background:#fff8c5}.sev.Info{color:var(--info);background:#ddf4ff}
+.code{font-weight:700}
 tr.Critical td:first-child{box-shadow:inset 3px 0 var(--bad)}tr.Warning td:first-child{box-shadow:inset 3px 0 var(--warn)}tr.Info td:first-child{box-shadow:inset 3px 0 var(--info)}
 .remedy{color:var(--fg)}
 .ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}
@@ -74,6 +75,8 @@ footer{color:var(--muted);font-size:12px;text-align:center;padding:8px 12px 20px
  td::before{content:attr(data-label);display:block;font-size:11px;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
  tr.Critical{border-left:4px solid var(--bad)}tr.Warning{border-left:4px solid var(--warn)}tr.Info{border-left:4px solid var(--info)}
  tr td:first-child{box-shadow:none!important}
+ td.sevcell{padding-bottom:0}
+ td.sevcell::before{content:none}
 }
 "#;
 
@@ -238,8 +241,8 @@ fn render_finding(h: &mut String, f: &Finding) {
     let sev = f.severity.as_str();
     let _ = writeln!(
         h,
-        "<tr class=\"finding {sev}\" data-code=\"{code}\"><td data-label=\"Severity\"><span class=\"sev {sev}\">{sev}</span></td>\
-         <td data-label=\"Finding\"><strong>{code}</strong><br>{msg}</td>\
+        "<tr class=\"finding {sev}\" data-code=\"{code}\"><td data-label=\"Severity\" class=\"sevcell\"><span class=\"sev {sev}\">{sev}</span></td>\
+         <td data-label=\"Finding\"><span class=\"code\">{code}</span><br>{msg}</td>\
          <td data-label=\"Resource\"><code>{res}</code></td>\
          <td data-label=\"Remedy\" class=\"remedy\">{remedy}</td></tr>",
         code = escape(&f.code),
@@ -283,14 +286,28 @@ fn render_rpo(h: &mut String, r: &ShareRpo) {
 }
 
 fn worst_rpo(rpo: &[ShareRpo]) -> String {
-    match rpo.iter().filter_map(|r| r.age_secs).max() {
-        Some(a) => {
-            let exceeded = rpo.iter().any(|r| r.exceeded);
-            format!(
-                "{}{}",
-                fmt_secs(a),
-                if exceeded { " (over limit)" } else { "" }
-            )
+    // The share furthest over (or closest to) its limit, else the oldest snapshot.
+    let ratio = |r: &ShareRpo| match (r.age_secs, r.limit_secs) {
+        (Some(a), Some(l)) if l > 0 => a as f64 / l as f64,
+        _ => 0.0,
+    };
+    let worst = rpo.iter().filter(|r| r.age_secs.is_some()).max_by(|a, b| {
+        ratio(a)
+            .total_cmp(&ratio(b))
+            .then_with(|| a.age_secs.cmp(&b.age_secs))
+    });
+    match worst {
+        Some(r) => {
+            let age = fmt_secs(r.age_secs.unwrap_or(0));
+            match r.limit_secs {
+                Some(l) if r.exceeded => format!(
+                    "{age} on {} (over the {} limit)",
+                    escape(&r.share),
+                    fmt_secs(l)
+                ),
+                Some(l) => format!("{age} on {} (limit {})", escape(&r.share), fmt_secs(l)),
+                None => format!("{age} on {}", escape(&r.share)),
+            }
         }
         None => "unknown".to_string(),
     }

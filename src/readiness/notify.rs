@@ -1,0 +1,284 @@
+//! Edge-triggered notifications: when a pair's status worsens or recovers, one message on the
+//! `notifications` queue and, when `NOTIFY_WEBHOOK_URL` is set, one JSON POST (Logic App / Teams
+//! workflow).
+//!
+//! Guarantees: the state blob decides (ETag-guarded, see `history::record_status`) which check
+//! saw the change, so concurrent checks send one notification, and an unchanged status sends
+//! none. If the queue message cannot be sent, the recorded status is put back so the next check
+//! tries again. The webhook is best effort on top of the queue: bounded retries with backoff
+//! (transport errors, 408, 429, 5xx), then a logged error.
+//!
+//! Secrets: the webhook URL (it carries the Logic App's SAS signature) is held in [`WebhookUrl`],
+//! whose `Debug` prints `***`; it is never logged nor put in an error. The body carries the pair,
+//! statuses, score, top findings and a link — no credentials.
+//!
+//! Must not import: handlers, host, arm.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::error::ReadinessError;
+use super::history::{self, Transition};
+use super::report::{Finding, Report, SeverityCounts, Status};
+use crate::store::{BlobStore, NOTIFICATIONS_QUEUE, Queue};
+
+/// A webhook URL; a secret (it usually embeds a signature). `Debug`/`Display` print `***`.
+#[derive(Clone)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// Accepts an absolute `https://` URL, or `http://` to a loopback host (tests).
+    pub fn parse(raw: &str) -> Result<WebhookUrl, String> {
+        let url = url::Url::parse(raw.trim())
+            .map_err(|e| format!("NOTIFY_WEBHOOK_URL is not a valid URL ({e})"))?;
+        let loopback = matches!(
+            url.host(),
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+        ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+            || url.host_str() == Some("localhost");
+        match url.scheme() {
+            "https" => Ok(WebhookUrl(url.to_string())),
+            "http" if loopback => Ok(WebhookUrl(url.to_string())),
+            _ => Err("NOTIFY_WEBHOOK_URL must be an https:// URL".to_string()),
+        }
+    }
+
+    /// Reads `NOTIFY_WEBHOOK_URL`; unset or empty = `Ok(None)`.
+    pub fn from_env() -> Result<Option<WebhookUrl>, String> {
+        match std::env::var("NOTIFY_WEBHOOK_URL") {
+            Ok(v) if !v.trim().is_empty() => WebhookUrl::parse(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookUrl(***)")
+    }
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How many findings a notification carries.
+pub const TOP_FINDINGS: usize = 5;
+
+/// The notification body (queue message text and webhook JSON). camelCase; an operator interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Always `readiness.status-changed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub pair: String,
+    pub old_status: Option<Status>,
+    pub new_status: Status,
+    /// `worsened`, `improved` or `recovered`.
+    pub direction: &'static str,
+    pub score: u8,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    pub counts: SeverityCounts,
+    pub top_findings: Vec<Finding>,
+    /// Status page of the pair, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// A one-line summary for chat cards.
+    pub summary: String,
+}
+
+impl Notification {
+    pub fn new(report: &Report, transition: Transition, link: Option<String>) -> Notification {
+        let old = transition
+            .old
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        Notification {
+            kind: "readiness.status-changed",
+            pair: report.pair.clone(),
+            old_status: transition.old,
+            new_status: transition.new,
+            direction: transition.direction(),
+            score: report.score,
+            checked_at: report.checked_at,
+            counts: report.counts,
+            top_findings: report.top_findings(TOP_FINDINGS).to_vec(),
+            link,
+            summary: format!(
+                "DR readiness of pair {} {}: {} → {} (score {})",
+                report.pair,
+                transition.direction(),
+                old,
+                transition.new,
+                report.score
+            ),
+        }
+    }
+}
+
+/// Where notifications go besides the queue.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyTargets {
+    pub webhook: Option<WebhookUrl>,
+    /// Base URL of the status page (e.g. `https://app.azurewebsites.net/api/readiness`); the
+    /// pair name is appended.
+    pub status_page_base: Option<String>,
+    /// Webhook retry policy.
+    pub webhook_attempts: u32,
+    pub webhook_first_backoff: Duration,
+    pub webhook_timeout: Duration,
+}
+
+impl NotifyTargets {
+    pub fn new(webhook: Option<WebhookUrl>, status_page_base: Option<String>) -> NotifyTargets {
+        NotifyTargets {
+            webhook,
+            status_page_base,
+            webhook_attempts: 4,
+            webhook_first_backoff: Duration::from_millis(250),
+            webhook_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What [`record_and_notify`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyOutcome {
+    pub transition: Option<Transition>,
+    pub queued: bool,
+    /// `Some(true)` when the webhook answered 2xx, `Some(false)` when it gave up, `None` when not
+    /// configured or nothing to send.
+    pub webhook_delivered: Option<bool>,
+}
+
+/// Records the report's status in the state blob and, on an edge, sends the notification to the
+/// queue and the webhook.
+pub async fn record_and_notify(
+    blobs: &dyn BlobStore,
+    queue: &dyn Queue,
+    http: &reqwest::Client,
+    targets: &NotifyTargets,
+    report: &Report,
+) -> Result<NotifyOutcome, ReadinessError> {
+    let Some(transition) = history::record_status(blobs, report).await? else {
+        return Ok(NotifyOutcome {
+            transition: None,
+            queued: false,
+            webhook_delivered: None,
+        });
+    };
+    let link = targets
+        .status_page_base
+        .as_ref()
+        .map(|base| format!("{}/{}", base.trim_end_matches('/'), report.pair));
+    let note = Notification::new(report, transition, link);
+    let text =
+        serde_json::to_string(&note).map_err(|source| ReadinessError::EncodeNotification {
+            pair: report.pair.clone(),
+            source,
+        })?;
+    if let Err(source) = queue.send(NOTIFICATIONS_QUEUE, &text, None).await {
+        // Let the next check see the change again rather than losing the notification.
+        if let Err(e) =
+            history::revert_status(blobs, &report.pair, transition.new, transition.old).await
+        {
+            tracing::error!(pair = %report.pair, error = %e, "could not revert readiness state");
+        }
+        return Err(ReadinessError::SendNotification {
+            pair: report.pair.clone(),
+            queue: NOTIFICATIONS_QUEUE.to_string(),
+            source,
+        });
+    }
+    tracing::info!(
+        event = "readiness.notified",
+        pair = %report.pair,
+        old = transition.old.map(Status::as_str).unwrap_or("unknown"),
+        new = transition.new.as_str(),
+        direction = transition.direction(),
+        "readiness.notified"
+    );
+    let webhook_delivered = match &targets.webhook {
+        None => None,
+        Some(url) => match post_webhook(http, url, targets, &report.pair, &text).await {
+            Ok(()) => Some(true),
+            Err(e) => {
+                tracing::error!(pair = %report.pair, error = %e, "readiness webhook failed");
+                Some(false)
+            }
+        },
+    };
+    Ok(NotifyOutcome {
+        transition: Some(transition),
+        queued: true,
+        webhook_delivered,
+    })
+}
+
+/// POSTs `body` (JSON text) to the webhook with bounded retries and exponential backoff with
+/// jitter. Retries transport errors, 408, 429 and 5xx; other statuses fail at once.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    url: &WebhookUrl,
+    targets: &NotifyTargets,
+    pair: &str,
+    body: &str,
+) -> Result<(), ReadinessError> {
+    let attempts = targets.webhook_attempts.max(1);
+    let mut last_reason = String::new();
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            let base = targets.webhook_first_backoff * 2u32.saturating_pow(attempt - 1);
+            let jitter = {
+                use rand::{Rng as _, SeedableRng as _};
+                let max = u64::try_from(base.as_millis()).unwrap_or(u64::MAX) / 2;
+                let mut rng = rand::rngs::SmallRng::from_os_rng();
+                Duration::from_millis(rng.random_range(0..=max))
+            };
+            tokio::time::sleep(base + jitter).await;
+        }
+        let result = http
+            .post(url.expose())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .timeout(targets.webhook_timeout)
+            .body(body.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => {
+                let status = resp.status();
+                last_reason = format!("http {}", status.as_u16());
+                let retry =
+                    status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error();
+                if !retry {
+                    break;
+                }
+            }
+            // `without_url`: the URL is a secret and must not reach a log line.
+            Err(e) => last_reason = format!("transport error: {}", e.without_url()),
+        }
+        if attempt + 1 == attempts {
+            return Err(ReadinessError::Webhook {
+                pair: pair.to_string(),
+                attempts,
+                reason: last_reason,
+            });
+        }
+    }
+    Err(ReadinessError::Webhook {
+        pair: pair.to_string(),
+        attempts,
+        reason: last_reason,
+    })
+}
