@@ -1,0 +1,5 @@
+//! Shared helpers for integration tests (each test crate includes this with `mod support;`).
+#![allow(dead_code, unused_imports)]
+
+pub mod azurite;
+pub mod host_emulator;
