@@ -109,8 +109,16 @@ async fn get_of_a_missing_blob_is_none(ctx: &Ctx) {
 }
 
 async fn every_write_gets_a_new_etag(ctx: &Ctx) {
-    let a = ctx.blobs.put("x.json", b"1".to_vec(), Precondition::None).await.unwrap();
-    let b = ctx.blobs.put("x.json", b"1".to_vec(), Precondition::None).await.unwrap();
+    let a = ctx
+        .blobs
+        .put("x.json", b"1".to_vec(), Precondition::None)
+        .await
+        .unwrap();
+    let b = ctx
+        .blobs
+        .put("x.json", b"1".to_vec(), Precondition::None)
+        .await
+        .unwrap();
     let c = ctx
         .blobs
         .put("x.json", b"2".to_vec(), Precondition::IfMatch(b.clone()))
@@ -123,25 +131,44 @@ async fn every_write_gets_a_new_etag(ctx: &Ctx) {
 async fn create_if_absent_refuses_an_existing_blob_and_keeps_it(ctx: &Ctx) {
     let first = ctx
         .blobs
-        .put("locks/p1.json", b"first".to_vec(), Precondition::IfNoneMatchAny)
+        .put(
+            "locks/p1.json",
+            b"first".to_vec(),
+            Precondition::IfNoneMatchAny,
+        )
         .await
         .unwrap();
     let err = ctx
         .blobs
-        .put("locks/p1.json", b"second".to_vec(), Precondition::IfNoneMatchAny)
+        .put(
+            "locks/p1.json",
+            b"second".to_vec(),
+            Precondition::IfNoneMatchAny,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::AlreadyExists { ref path } if path == "locks/p1.json"), "{err:?}");
+    assert!(
+        matches!(err, StoreError::AlreadyExists { ref path } if path == "locks/p1.json"),
+        "{err:?}"
+    );
     assert!(!err.is_transient());
     let got = ctx.blobs.get("locks/p1.json").await.unwrap().unwrap();
     assert_eq!((got.bytes.as_slice(), got.etag), (&b"first"[..], first));
 }
 
 async fn if_match_with_a_stale_etag_is_refused_and_writes_nothing(ctx: &Ctx) {
-    let v1 = ctx.blobs.put("runs/r.json", b"v1".to_vec(), Precondition::None).await.unwrap();
+    let v1 = ctx
+        .blobs
+        .put("runs/r.json", b"v1".to_vec(), Precondition::None)
+        .await
+        .unwrap();
     let v2 = ctx
         .blobs
-        .put("runs/r.json", b"v2".to_vec(), Precondition::IfMatch(v1.clone()))
+        .put(
+            "runs/r.json",
+            b"v2".to_vec(),
+            Precondition::IfMatch(v1.clone()),
+        )
         .await
         .unwrap();
     let err = ctx
@@ -149,7 +176,10 @@ async fn if_match_with_a_stale_etag_is_refused_and_writes_nothing(ctx: &Ctx) {
         .put("runs/r.json", b"v3".to_vec(), Precondition::IfMatch(v1))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::PreconditionFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
     let got = ctx.blobs.get("runs/r.json").await.unwrap().unwrap();
     assert_eq!((got.bytes.as_slice(), got.etag), (&b"v2"[..], v2));
 }
@@ -157,10 +187,17 @@ async fn if_match_with_a_stale_etag_is_refused_and_writes_nothing(ctx: &Ctx) {
 async fn if_match_on_a_missing_blob_is_a_precondition_failure(ctx: &Ctx) {
     let err = ctx
         .blobs
-        .put("runs/ghost.json", b"x".to_vec(), Precondition::IfMatch(ETag::new("\"0x1\"")))
+        .put(
+            "runs/ghost.json",
+            b"x".to_vec(),
+            Precondition::IfMatch(ETag::new("\"0x1\"")),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::PreconditionFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
     assert!(ctx.blobs.get("runs/ghost.json").await.unwrap().is_none());
 }
 
@@ -172,7 +209,10 @@ async fn list_returns_only_the_prefix_sorted_with_nested_paths(ctx: &Ctx) {
         "reports/p10/latest.json",
         "runs/a.json",
     ] {
-        ctx.blobs.put(p, p.as_bytes().to_vec(), Precondition::None).await.unwrap();
+        ctx.blobs
+            .put(p, p.as_bytes().to_vec(), Precondition::None)
+            .await
+            .unwrap();
     }
     let listed = ctx.blobs.list("reports/p1/").await.unwrap();
     let paths: Vec<&str> = listed.iter().map(|e| e.path.as_str()).collect();
@@ -184,18 +224,41 @@ async fn list_returns_only_the_prefix_sorted_with_nested_paths(ctx: &Ctx) {
             "reports/p1/latest.json"
         ]
     );
-    let latest = ctx.blobs.get("reports/p1/latest.json").await.unwrap().unwrap();
+    let latest = ctx
+        .blobs
+        .get("reports/p1/latest.json")
+        .await
+        .unwrap()
+        .unwrap();
     let entry = &listed[2];
-    assert_eq!((entry.len, &entry.etag), (latest.bytes.len() as u64, &latest.etag));
+    assert_eq!(
+        (entry.len, &entry.etag),
+        (latest.bytes.len() as u64, &latest.etag)
+    );
     assert_eq!(ctx.blobs.list("").await.unwrap().len(), 5);
     assert!(ctx.blobs.list("nothing/").await.unwrap().is_empty());
 }
 
 async fn delete_honours_if_match_and_reports_a_missing_blob(ctx: &Ctx) {
-    let v1 = ctx.blobs.put("locks/d.json", b"1".to_vec(), Precondition::None).await.unwrap();
-    let v2 = ctx.blobs.put("locks/d.json", b"2".to_vec(), Precondition::None).await.unwrap();
-    let err = ctx.blobs.delete("locks/d.json", Some(&v1)).await.unwrap_err();
-    assert!(matches!(err, StoreError::PreconditionFailed { .. }), "{err:?}");
+    let v1 = ctx
+        .blobs
+        .put("locks/d.json", b"1".to_vec(), Precondition::None)
+        .await
+        .unwrap();
+    let v2 = ctx
+        .blobs
+        .put("locks/d.json", b"2".to_vec(), Precondition::None)
+        .await
+        .unwrap();
+    let err = ctx
+        .blobs
+        .delete("locks/d.json", Some(&v1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
     assert!(ctx.blobs.delete("locks/d.json", Some(&v2)).await.unwrap());
     assert!(ctx.blobs.get("locks/d.json").await.unwrap().is_none());
     assert!(!ctx.blobs.delete("locks/d.json", None).await.unwrap());
@@ -206,7 +269,11 @@ async fn concurrent_create_if_absent_has_exactly_one_winner(ctx: &Ctx) {
         let blobs = ctx.blobs.clone();
         async move {
             blobs
-                .put("locks/race.json", format!("{i}").into_bytes(), Precondition::IfNoneMatchAny)
+                .put(
+                    "locks/race.json",
+                    format!("{i}").into_bytes(),
+                    Precondition::IfNoneMatchAny,
+                )
                 .await
         }
     });
@@ -229,19 +296,29 @@ async fn update_with_retry_applies_every_concurrent_change(ctx: &Ctx) {
     let tasks = (0..6u32).map(|i| {
         let blobs = ctx.blobs.clone();
         async move {
-            store::update_with_retry::<Counter, StoreError, _>(blobs.as_ref(), "state/c.json", |cur| {
-                let mut c = cur.unwrap_or(Counter { n: 0, writers: vec![] });
-                c.n += 1;
-                c.writers.push(i);
-                Ok(c)
-            })
+            store::update_with_retry::<Counter, StoreError, _>(
+                blobs.as_ref(),
+                "state/c.json",
+                |cur| {
+                    let mut c = cur.unwrap_or(Counter {
+                        n: 0,
+                        writers: vec![],
+                    });
+                    c.n += 1;
+                    c.writers.push(i);
+                    Ok(c)
+                },
+            )
             .await
         }
     });
     for r in futures::future::join_all(tasks).await {
         r.unwrap();
     }
-    let (c, _) = store::get_json::<Counter>(ctx.blobs.as_ref(), "state/c.json").await.unwrap().unwrap();
+    let (c, _) = store::get_json::<Counter>(ctx.blobs.as_ref(), "state/c.json")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.n, 6);
     let mut w = c.writers.clone();
     w.sort();
@@ -250,7 +327,7 @@ async fn update_with_retry_applies_every_concurrent_change(ctx: &Ctx) {
 
 #[derive(Debug)]
 enum AppError {
-    Store(StoreError),
+    Store(#[allow(dead_code)] StoreError),
     Refused(&'static str),
 }
 impl From<StoreError> for AppError {
@@ -260,35 +337,79 @@ impl From<StoreError> for AppError {
 }
 
 async fn update_with_retry_aborts_on_the_closures_error_without_writing(ctx: &Ctx) {
-    let first = store::put_json(ctx.blobs.as_ref(), "state/s.json", &Counter { n: 1, writers: vec![] }, Precondition::None)
-        .await
-        .unwrap();
-    let r = store::update_with_retry::<Counter, AppError, _>(ctx.blobs.as_ref(), "state/s.json", |_| {
-        Err(AppError::Refused("run already complete"))
-    })
+    let first = store::put_json(
+        ctx.blobs.as_ref(),
+        "state/s.json",
+        &Counter {
+            n: 1,
+            writers: vec![],
+        },
+        Precondition::None,
+    )
+    .await
+    .unwrap();
+    let r = store::update_with_retry::<Counter, AppError, _>(
+        ctx.blobs.as_ref(),
+        "state/s.json",
+        |_| Err(AppError::Refused("run already complete")),
+    )
     .await;
-    assert!(matches!(r, Err(AppError::Refused(_))), "{r:?}");
+    let Err(AppError::Refused(why)) = r else {
+        panic!("expected the closure's error, got {r:?}")
+    };
+    assert_eq!(why, "run already complete");
     let got = ctx.blobs.get("state/s.json").await.unwrap().unwrap();
     assert_eq!(got.etag, first);
     // A blob that is not the expected JSON is a decode error, not a silent overwrite.
-    ctx.blobs.put("state/bad.json", b"not json".to_vec(), Precondition::None).await.unwrap();
-    let r = store::update_with_retry::<Counter, StoreError, _>(ctx.blobs.as_ref(), "state/bad.json", |c| {
-        Ok(c.unwrap_or(Counter { n: 0, writers: vec![] }))
-    })
+    ctx.blobs
+        .put("state/bad.json", b"not json".to_vec(), Precondition::None)
+        .await
+        .unwrap();
+    let r = store::update_with_retry::<Counter, StoreError, _>(
+        ctx.blobs.as_ref(),
+        "state/bad.json",
+        |c| {
+            Ok(c.unwrap_or(Counter {
+                n: 0,
+                writers: vec![],
+            }))
+        },
+    )
     .await;
     assert!(matches!(r, Err(StoreError::DecodeBlob { .. })), "{r:?}");
 }
 
 async fn a_received_message_is_hidden_until_its_visibility_timeout_lapses(ctx: &Ctx) {
-    let id = ctx.queue.send(&ctx.q, r#"{"stage":"preflight"}"#, None).await.unwrap();
-    let first = ctx.queue.receive(&ctx.q, 1, Duration::from_secs(1)).await.unwrap();
+    let id = ctx
+        .queue
+        .send(&ctx.q, r#"{"stage":"preflight"}"#, None)
+        .await
+        .unwrap();
+    let first = ctx
+        .queue
+        .receive(&ctx.q, 1, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!((first[0].id.as_str(), first[0].dequeue_count), (id.as_str(), 1));
+    assert_eq!(
+        (first[0].id.as_str(), first[0].dequeue_count),
+        (id.as_str(), 1)
+    );
     assert!(first[0].next_visible_time > first[0].insertion_time);
     assert!(first[0].expiration_time > first[0].insertion_time + time::Duration::days(6));
-    assert!(ctx.queue.receive(&ctx.q, 1, Duration::from_secs(1)).await.unwrap().is_empty());
+    assert!(
+        ctx.queue
+            .receive(&ctx.q, 1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let again = ctx.queue.receive(&ctx.q, 1, Duration::from_secs(30)).await.unwrap();
+    let again = ctx
+        .queue
+        .receive(&ctx.q, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, id);
     assert_eq!(again[0].dequeue_count, 2);
@@ -301,60 +422,114 @@ async fn a_delayed_message_stays_invisible_until_the_delay_lapses(ctx: &Ctx) {
         .send(&ctx.q, "later", Some(Duration::from_millis(1200)))
         .await
         .unwrap();
-    assert!(ctx.queue.receive(&ctx.q, 32, Duration::from_secs(5)).await.unwrap().is_empty());
+    assert!(
+        ctx.queue
+            .receive(&ctx.q, 32, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let got = ctx.queue.receive(&ctx.q, 32, Duration::from_secs(5)).await.unwrap();
+    let got = ctx
+        .queue
+        .receive(&ctx.q, 32, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].text.as_str(), got[0].dequeue_count), ("later", 1));
 }
 
 async fn delete_needs_the_latest_pop_receipt(ctx: &Ctx) {
     ctx.queue.send(&ctx.q, "m", None).await.unwrap();
-    let m = ctx.queue.receive(&ctx.q, 1, Duration::from_secs(30)).await.unwrap().remove(0);
+    let m = ctx
+        .queue
+        .receive(&ctx.q, 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
     let receipt2 = ctx
         .queue
         .update_visibility(&ctx.q, &m.id, &m.pop_receipt, Duration::from_secs(30))
         .await
         .unwrap();
-    let err = ctx.queue.delete(&ctx.q, &m.id, &m.pop_receipt).await.unwrap_err();
+    let err = ctx
+        .queue
+        .delete(&ctx.q, &m.id, &m.pop_receipt)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     ctx.queue.delete(&ctx.q, &m.id, &receipt2).await.unwrap();
-    let err = ctx.queue.delete(&ctx.q, &m.id, &receipt2).await.unwrap_err();
+    let err = ctx
+        .queue
+        .delete(&ctx.q, &m.id, &receipt2)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 }
 
 async fn update_visibility_to_zero_redelivers_now_with_a_new_receipt(ctx: &Ctx) {
     ctx.queue.send(&ctx.q, "retry me", None).await.unwrap();
-    let m = ctx.queue.receive(&ctx.q, 1, Duration::from_secs(600)).await.unwrap().remove(0);
+    let m = ctx
+        .queue
+        .receive(&ctx.q, 1, Duration::from_secs(600))
+        .await
+        .unwrap()
+        .remove(0);
     let receipt = ctx
         .queue
         .update_visibility(&ctx.q, &m.id, &m.pop_receipt, Duration::ZERO)
         .await
         .unwrap();
     assert_ne!(receipt, m.pop_receipt);
-    let again = ctx.queue.receive(&ctx.q, 1, Duration::from_secs(30)).await.unwrap();
+    let again = ctx
+        .queue
+        .receive(&ctx.q, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!((again[0].id.as_str(), again[0].dequeue_count), (m.id.as_str(), 2));
+    assert_eq!(
+        (again[0].id.as_str(), again[0].dequeue_count),
+        (m.id.as_str(), 2)
+    );
 }
 
 async fn receive_returns_at_most_max_in_send_order(ctx: &Ctx) {
     for i in 0..5 {
-        ctx.queue.send(&ctx.q, &format!("m{i}"), None).await.unwrap();
+        ctx.queue
+            .send(&ctx.q, &format!("m{i}"), None)
+            .await
+            .unwrap();
     }
-    let got = ctx.queue.receive(&ctx.q, 3, Duration::from_secs(30)).await.unwrap();
+    let got = ctx
+        .queue
+        .receive(&ctx.q, 3, Duration::from_secs(30))
+        .await
+        .unwrap();
     let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["m0", "m1", "m2"]);
-    let rest = ctx.queue.receive(&ctx.q, 32, Duration::from_secs(30)).await.unwrap();
+    let rest = ctx
+        .queue
+        .receive(&ctx.q, 32, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 2);
     assert!(rest.iter().all(|m| m.dequeue_count == 1));
 }
 
 async fn send_creates_a_missing_queue_and_receive_from_a_missing_queue_is_not_found(ctx: &Ctx) {
     let other = format!("{}-x", ctx.q);
-    let err = ctx.queue.receive(&other, 1, Duration::from_secs(1)).await.unwrap_err();
+    let err = ctx
+        .queue
+        .receive(&other, 1, Duration::from_secs(1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     ctx.queue.send(&other, "hello", None).await.unwrap();
-    let got = ctx.queue.receive(&other, 1, Duration::from_secs(1)).await.unwrap();
+    let got = ctx
+        .queue
+        .receive(&other, 1, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(got[0].text, "hello");
     ctx.queue.ensure_queue(&other).await.unwrap();
 }
@@ -370,7 +545,11 @@ async fn message_text_round_trips_exactly(ctx: &Ctx) {
     for t in texts {
         ctx.queue.send(&ctx.q, t, None).await.unwrap();
     }
-    let got = ctx.queue.receive(&ctx.q, 32, Duration::from_secs(30)).await.unwrap();
+    let got = ctx
+        .queue
+        .receive(&ctx.q, 32, Duration::from_secs(30))
+        .await
+        .unwrap();
     let back: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(back, texts);
     assert!(got.iter().all(|m| !m.decoding_failed));

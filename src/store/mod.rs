@@ -57,9 +57,16 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub struct ETag(String);
 
 impl ETag {
-    /// Wraps a raw ETag value as returned by the service.
+    /// Wraps an ETag value as returned by the service, in its quoted form (blob listings give
+    /// it unquoted, response headers quoted; both name the same version).
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        let trimmed = value.trim();
+        if trimmed.starts_with('"') || trimmed.starts_with("W/") {
+            Self(trimmed.to_owned())
+        } else {
+            Self(format!("\"{trimmed}\""))
+        }
     }
     /// The raw value.
     pub fn as_str(&self) -> &str {
@@ -527,6 +534,13 @@ fn find_sig(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_compare_equal_quoted_or_not() {
+        assert_eq!(ETag::new("0x8D1"), ETag::new("\"0x8D1\""));
+        assert_eq!(ETag::new("0x8D1").as_str(), "\"0x8D1\"");
+        assert_eq!(ETag::new("W/\"x\"").as_str(), "W/\"x\"");
+    }
 
     #[test]
     fn redacts_sas_signatures_in_urls() {

@@ -31,14 +31,18 @@ pub struct TestAzurite {
 /// not set. Panics — failing the test — when it is required (`DSDR_REQUIRE_AZURITE=1`) but
 /// missing, or when the connection string is invalid.
 pub fn azurite(test_name: &str) -> Option<TestAzurite> {
-    let conn = std::env::var(STORAGE_ENV).ok().filter(|v| !v.trim().is_empty());
+    let conn = std::env::var(STORAGE_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let Some(connection_string) = conn else {
         let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v.trim() == "1");
         assert!(
             !required,
             "{test_name}: {REQUIRE_ENV}=1 but {STORAGE_ENV} is not set; run the suite through scripts/test"
         );
-        eprintln!("SKIPPED {test_name}: {STORAGE_ENV} is not set (run scripts/test to test against Azurite)");
+        eprintln!(
+            "SKIPPED {test_name}: {STORAGE_ENV} is not set (run scripts/test to test against Azurite)"
+        );
         return None;
     };
     let settings = match StorageSettings::from_connection_string(&connection_string) {

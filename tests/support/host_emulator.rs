@@ -63,18 +63,24 @@ pub struct HostSettings {
 impl HostSettings {
     /// Reads host.json with the host's defaults for missing keys (§8 table).
     pub fn parse(host_json: &str) -> Result<Self, Error> {
-        let doc: Value = serde_json::from_str(host_json).map_err(|e| err(format!("host.json: {e}")))?;
+        let doc: Value =
+            serde_json::from_str(host_json).map_err(|e| err(format!("host.json: {e}")))?;
         if doc.get("version").and_then(Value::as_str) != Some("2.0") {
             return Err(err("host.json: \"version\" must be \"2.0\""));
         }
-        let queues = doc.pointer("/extensions/queues").cloned().unwrap_or(Value::Null);
+        let queues = doc
+            .pointer("/extensions/queues")
+            .cloned()
+            .unwrap_or(Value::Null);
         let max_dequeue_count = match queues.get("maxDequeueCount") {
             None => 5,
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| err("host.json: extensions.queues.maxDequeueCount must be a positive integer"))?,
+                .ok_or_else(|| {
+                    err("host.json: extensions.queues.maxDequeueCount must be a positive integer")
+                })?,
         };
         let visibility_timeout = match queues.get("visibilityTimeout").and_then(Value::as_str) {
             None => Duration::ZERO,
@@ -112,7 +118,9 @@ impl HostSettings {
 pub fn parse_timespan(s: &str) -> Result<Duration, Error> {
     let bad = || err(format!("not a hh:mm:ss timespan: {s:?}"));
     let (days, rest) = match s.split_once('.') {
-        Some((d, r)) if r.contains(':') && !d.contains(':') => (d.parse::<u64>().map_err(|_| bad())?, r),
+        Some((d, r)) if r.contains(':') && !d.contains(':') => {
+            (d.parse::<u64>().map_err(|_| bad())?, r)
+        }
         _ => (0, s),
     };
     let parts: Vec<&str> = rest.split(':').collect();
@@ -174,9 +182,14 @@ impl FunctionDef {
                 raw: b.clone(),
             });
         }
-        let triggers = bindings.iter().filter(|b| b.kind.ends_with("Trigger")).count();
+        let triggers = bindings
+            .iter()
+            .filter(|b| b.kind.ends_with("Trigger"))
+            .count();
         if triggers != 1 {
-            return Err(err(format!("{name}/function.json: expected exactly one trigger, found {triggers}")));
+            return Err(err(format!(
+                "{name}/function.json: expected exactly one trigger, found {triggers}"
+            )));
         }
         Ok(Self {
             name: name.to_owned(),
@@ -272,10 +285,16 @@ pub struct PumpReport {
 
 impl PumpReport {
     pub fn count(&self, d: Disposition) -> usize {
-        self.deliveries.iter().filter(|x| x.disposition == d).count()
+        self.deliveries
+            .iter()
+            .filter(|x| x.disposition == d)
+            .count()
     }
     pub fn invocations(&self) -> usize {
-        self.deliveries.iter().filter(|x| x.invocation.is_some()).count()
+        self.deliveries
+            .iter()
+            .filter(|x| x.invocation.is_some())
+            .count()
     }
 }
 
@@ -387,7 +406,8 @@ impl HostEmulatorBuilder {
     }
     /// Use `actual` wherever a function.json names queue `declared` (isolates parallel tests).
     pub fn queue_alias(mut self, declared: &str, actual: &str) -> Self {
-        self.queue_alias.insert(declared.to_owned(), actual.to_owned());
+        self.queue_alias
+            .insert(declared.to_owned(), actual.to_owned());
         self
     }
     /// Override host.json `visibilityTimeout` (tests should not wait 30 s per retry).
@@ -454,7 +474,8 @@ fn load_functions(root: &Path) -> Result<BTreeMap<String, FunctionDef>, Error> {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
         out.insert(name.clone(), FunctionDef::parse(&name, &text)?);
     }
     Ok(out)
@@ -464,7 +485,11 @@ impl HostEmulator {
     /// Starts building an emulator for the app at `app_root` (repo root or packaged app),
     /// calling the handler at `handler_base_url` (`http://127.0.0.1:PORT`) and using the storage
     /// account of `storage` (Azurite) for queue triggers and outputs.
-    pub fn builder(app_root: impl Into<PathBuf>, handler_base_url: &str, storage: &StorageSettings) -> HostEmulatorBuilder {
+    pub fn builder(
+        app_root: impl Into<PathBuf>,
+        handler_base_url: &str,
+        storage: &StorageSettings,
+    ) -> HostEmulatorBuilder {
         HostEmulatorBuilder {
             app_root: app_root.into(),
             handler: handler_base_url.to_owned(),
@@ -495,10 +520,12 @@ impl HostEmulator {
     }
 
     fn function(&self, name: &str) -> Result<&FunctionDef, Error> {
-        self.inner
-            .functions
-            .get(name)
-            .ok_or_else(|| err(format!("no function {name:?} (have: {:?})", self.inner.functions.keys().collect::<Vec<_>>())))
+        self.inner.functions.get(name).ok_or_else(|| {
+            err(format!(
+                "no function {name:?} (have: {:?})",
+                self.inner.functions.keys().collect::<Vec<_>>()
+            ))
+        })
     }
 
     /// Expands `%NAME%` from the emulator's settings or the environment.
@@ -538,7 +565,10 @@ impl HostEmulator {
         let f = self.function(function)?;
         let t = f.trigger();
         if t.kind != "queueTrigger" {
-            return Err(err(format!("{function} is not queue-triggered ({})", t.kind)));
+            return Err(err(format!(
+                "{function} is not queue-triggered ({})",
+                t.kind
+            )));
         }
         self.queue_name_of(t)
     }
@@ -552,17 +582,28 @@ impl HostEmulator {
         self.fire_timer_with(function, TimerFire::default()).await
     }
 
-    pub async fn fire_timer_with(&self, function: &str, opts: TimerFire) -> Result<Invocation, Error> {
+    pub async fn fire_timer_with(
+        &self,
+        function: &str,
+        opts: TimerFire,
+    ) -> Result<Invocation, Error> {
         let f = self.function(function)?.clone();
         let t = f.trigger();
         if t.kind != "timerTrigger" {
-            return Err(err(format!("{function} is not timer-triggered ({})", t.kind)));
+            return Err(err(format!(
+                "{function} is not timer-triggered ({})",
+                t.kind
+            )));
         }
         if let Some(schedule) = t.str("schedule") {
             self.expand(schedule)?; // an unset %SETTING% schedule fails host start-up
         }
         let now = OffsetDateTime::now_utc();
-        let use_monitor = t.raw.get("useMonitor").and_then(Value::as_bool).unwrap_or(true);
+        let use_monitor = t
+            .raw
+            .get("useMonitor")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let status = if use_monitor && !opts.no_schedule_status {
             let last = self
                 .inner
@@ -615,7 +656,9 @@ impl HostEmulator {
         for seg in route.split('/').filter(|s| !s.is_empty()) {
             if seg.starts_with('{') {
                 if !seg.ends_with("?}") {
-                    return Err(err(format!("route {route} of {function} needs parameter {seg}; use request()")));
+                    return Err(err(format!(
+                        "route {route} of {function} needs parameter {seg}; use request()"
+                    )));
                 }
             } else {
                 path.push(seg);
@@ -647,7 +690,10 @@ impl HostEmulator {
         let mut query_map: Vec<(String, String)> = Vec::new();
         if let Some(q) = query {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-                match query_map.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&k)) {
+                match query_map
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&k))
+                {
                     Some((_, existing)) => {
                         existing.push(',');
                         existing.push_str(&v);
@@ -666,12 +712,20 @@ impl HostEmulator {
         let trigger = f.trigger().clone();
 
         // Function keys (§10): checked by the host; the handler never sees a rejected call.
-        let auth_level = trigger.str("authLevel").unwrap_or("function").to_ascii_lowercase();
+        let auth_level = trigger
+            .str("authLevel")
+            .unwrap_or("function")
+            .to_ascii_lowercase();
         let presented = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("x-functions-key"))
             .map(|(_, v)| v.to_string())
-            .or_else(|| query_map.iter().find(|(k, _)| k == "code").map(|(_, v)| v.clone()));
+            .or_else(|| {
+                query_map
+                    .iter()
+                    .find(|(k, _)| k == "code")
+                    .map(|(_, v)| v.clone())
+            });
         if let Some(key) = &self.inner.function_key
             && auth_level != "anonymous"
             && presented.as_deref() != Some(key.as_str())
@@ -686,12 +740,21 @@ impl HostEmulator {
         let now = OffsetDateTime::now_utc();
         let mut header_arrays = Map::new();
         let mut header_flat = Map::new();
-        let mut all_headers: Vec<(String, String)> =
-            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        if !all_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        let mut all_headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !all_headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("host"))
+        {
             all_headers.push(("Host".into(), "localhost:7071".into()));
         }
-        if !body.is_empty() && !all_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        if !body.is_empty()
+            && !all_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
             all_headers.push(("Content-Length".into(), body.len().to_string()));
         }
         for (k, v) in &all_headers {
@@ -700,11 +763,15 @@ impl HostEmulator {
                 .find(|existing| existing.eq_ignore_ascii_case(k))
                 .cloned()
                 .unwrap_or_else(|| k.clone());
-            let entry = header_arrays.entry(key.clone()).or_insert_with(|| Value::Array(vec![]));
+            let entry = header_arrays
+                .entry(key.clone())
+                .or_insert_with(|| Value::Array(vec![]));
             if let Value::Array(a) = entry {
                 a.push(Value::String(v.clone()));
             }
-            let flat = header_flat.entry(key).or_insert_with(|| Value::String(String::new()));
+            let flat = header_flat
+                .entry(key)
+                .or_insert_with(|| Value::String(String::new()));
             if let Value::String(s) = flat {
                 if !s.is_empty() {
                     s.push_str(", ");
@@ -717,11 +784,18 @@ impl HostEmulator {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
-        let query_obj: Map<String, Value> =
-            query_map.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let query_obj: Map<String, Value> = query_map
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         let params_obj: Map<String, Value> = params
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.clone().map(Value::String).unwrap_or(Value::Null),
+                )
+            })
             .collect();
         let identity = if presented.is_some() && self.inner.function_key.is_some() {
             json!({
@@ -744,7 +818,10 @@ impl HostEmulator {
             })
         };
         let mut req = Map::new();
-        req.insert("Url".into(), Value::String(format!("http://localhost:7071{path_and_query}")));
+        req.insert(
+            "Url".into(),
+            Value::String(format!("http://localhost:7071{path_and_query}")),
+        );
         req.insert("Method".into(), Value::String(method.to_ascii_uppercase()));
         req.insert("Query".into(), Value::Object(query_obj.clone()));
         req.insert("Headers".into(), Value::Object(header_arrays));
@@ -795,7 +872,11 @@ impl HostEmulator {
     }
 
     /// Like [`Self::request`] but returns the whole invocation record.
-    fn route(&self, method: &str, path: &str) -> Result<Option<(FunctionDef, Vec<(String, Option<String>)>)>, Error> {
+    fn route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<(FunctionDef, Vec<(String, Option<String>)>)>, Error> {
         let prefix = &self.inner.host.route_prefix;
         let path = path.trim_start_matches('/');
         let rest = if prefix.is_empty() {
@@ -820,12 +901,20 @@ impl HostEmulator {
                 .raw
                 .get("methods")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                })
                 .unwrap_or_default();
             if !methods.is_empty() && !methods.contains(&method.to_ascii_lowercase()) {
                 continue;
             }
-            let route = t.str("route").map(str::to_owned).unwrap_or_else(|| f.name.clone());
+            let route = t
+                .str("route")
+                .map(str::to_owned)
+                .unwrap_or_else(|| f.name.clone());
             if let Some(params) = match_route(&route, &segments) {
                 return Ok(Some((f.clone(), params)));
             }
@@ -865,7 +954,12 @@ impl HostEmulator {
                 return Ok(report);
             }
             let room = pump.max_invocations - report.invocations();
-            let batch = self.inner.host.batch_size.min(u32::try_from(room).unwrap_or(u32::MAX)).max(1);
+            let batch = self
+                .inner
+                .host
+                .batch_size
+                .min(u32::try_from(room).unwrap_or(u32::MAX))
+                .max(1);
             let messages = match self.inner.queue.receive(&queue, batch, PEEK_LOCK).await {
                 Ok(m) => m,
                 Err(datashare_dr::store::StoreError::NotFound { .. }) => Vec::new(),
@@ -892,14 +986,21 @@ impl HostEmulator {
     }
 
     /// Processes one received message: invoke, then delete / retry later / poison.
-    async fn deliver(&self, f: &FunctionDef, queue: &str, m: ReceivedMessage) -> Result<Delivery, Error> {
+    async fn deliver(
+        &self,
+        f: &FunctionDef,
+        queue: &str,
+        m: ReceivedMessage,
+    ) -> Result<Delivery, Error> {
         let host = &self.inner.host;
         let q = &self.inner.queue;
         let poison_queue = format!("{queue}-poison");
         let has_poison = !queue.ends_with("-poison") && poison_queue.len() <= 63;
         let poison = |text: String| async move {
             if has_poison {
-                q.send(&poison_queue, &text, None).await.map_err(|e| err(format!("send to {poison_queue}: {e:?}")))?;
+                q.send(&poison_queue, &text, None)
+                    .await
+                    .map_err(|e| err(format!("send to {poison_queue}: {e:?}")))?;
             }
             Ok::<(), Error>(())
         };
@@ -907,9 +1008,15 @@ impl HostEmulator {
         if m.decoding_failed || m.dequeue_count > host.max_dequeue_count {
             let disposition = if has_poison {
                 // Copy the stored text as-is (the host copies the raw message).
-                let raw = if m.decoding_failed { m.text.clone() } else { m.text.clone() };
+                let raw = if m.decoding_failed {
+                    m.text.clone()
+                } else {
+                    m.text.clone()
+                };
                 poison(raw).await?;
-                q.delete(queue, &m.id, &m.pop_receipt).await.map_err(|e| err(format!("{e:?}")))?;
+                q.delete(queue, &m.id, &m.pop_receipt)
+                    .await
+                    .map_err(|e| err(format!("{e:?}")))?;
                 Disposition::Poisoned
             } else {
                 Disposition::Abandoned
@@ -925,12 +1032,16 @@ impl HostEmulator {
         let envelope = queue_envelope(f, &m);
         let inv = self.invoke(f, envelope).await;
         let disposition = if inv.succeeded {
-            q.delete(queue, &m.id, &m.pop_receipt).await.map_err(|e| err(format!("delete {}: {e:?}", m.id)))?;
+            q.delete(queue, &m.id, &m.pop_receipt)
+                .await
+                .map_err(|e| err(format!("delete {}: {e:?}", m.id)))?;
             Disposition::Completed
         } else if m.dequeue_count >= host.max_dequeue_count {
             if has_poison {
                 poison(m.text.clone()).await?;
-                q.delete(queue, &m.id, &m.pop_receipt).await.map_err(|e| err(format!("delete {}: {e:?}", m.id)))?;
+                q.delete(queue, &m.id, &m.pop_receipt)
+                    .await
+                    .map_err(|e| err(format!("delete {}: {e:?}", m.id)))?;
                 Disposition::Poisoned
             } else {
                 Disposition::Abandoned
@@ -952,7 +1063,12 @@ impl HostEmulator {
 
     /// Enqueues a message on the queue of a queue-triggered function, as another producer would
     /// (encoded per host.json).
-    pub async fn enqueue(&self, function: &str, text: &str, delay: Option<Duration>) -> Result<String, Error> {
+    pub async fn enqueue(
+        &self,
+        function: &str,
+        text: &str,
+        delay: Option<Duration>,
+    ) -> Result<String, Error> {
         let queue = self.trigger_queue(function)?;
         self.inner
             .queue
@@ -1005,7 +1121,13 @@ impl HostEmulator {
         };
         let (status, headers, resp_body) = match answer {
             Err(_) => {
-                fail_http(&mut inv, format!("timed out after {:?} (functionTimeout)", self.inner.host.function_timeout));
+                fail_http(
+                    &mut inv,
+                    format!(
+                        "timed out after {:?} (functionTimeout)",
+                        self.inner.host.function_timeout
+                    ),
+                );
                 return inv;
             }
             Ok(Err(e)) => {
@@ -1019,10 +1141,16 @@ impl HostEmulator {
             fail_http(&mut inv, format!("handler answered {status}"));
             return inv;
         }
-        let ct = headers.get("content-type").map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+        let ct = headers
+            .get("content-type")
+            .map(|s| s.to_ascii_lowercase())
+            .unwrap_or_default();
         let media = ct.split(';').next().unwrap_or("").trim().to_owned();
         if media != "application/json" && media != "text/json" {
-            fail_http(&mut inv, format!("response content type {ct:?} is not JSON (UnsupportedMediaType)"));
+            fail_http(
+                &mut inv,
+                format!("response content type {ct:?} is not JSON (UnsupportedMediaType)"),
+            );
             return inv;
         }
         let parsed: Value = match serde_json::from_slice(&resp_body) {
@@ -1034,11 +1162,17 @@ impl HostEmulator {
         };
         inv.response = Some(parsed.clone());
         let Value::Object(resp) = parsed else {
-            fail_http(&mut inv, "response body is not a JSON object (a real host would hang until functionTimeout)".into());
+            fail_http(
+                &mut inv,
+                "response body is not a JSON object (a real host would hang until functionTimeout)"
+                    .into(),
+            );
             return inv;
         };
         let get_ci = |obj: &Map<String, Value>, key: &str| -> Option<Value> {
-            obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
         };
         let outputs = match get_ci(&resp, "Outputs") {
             None | Some(Value::Null) => None,
@@ -1050,7 +1184,14 @@ impl HostEmulator {
         };
         let return_value = get_ci(&resp, "ReturnValue").filter(|v| !v.is_null());
         let logs: Vec<String> = match get_ci(&resp, "Logs") {
-            Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect(),
             _ => Vec::new(),
         };
 
@@ -1061,7 +1202,10 @@ impl HostEmulator {
             let value = if b.name == "$return" {
                 return_value.clone()
             } else {
-                outputs.as_ref().and_then(|o| o.get(&b.name).cloned()).filter(|v| !v.is_null())
+                outputs
+                    .as_ref()
+                    .and_then(|o| o.get(&b.name).cloned())
+                    .filter(|v| !v.is_null())
             };
             match b.kind.as_str() {
                 "http" => match value {
@@ -1076,7 +1220,11 @@ impl HostEmulator {
                         http = Some(HttpResult {
                             status: 200,
                             headers: BTreeMap::new(),
-                            body: if outputs.is_some() { "{}".into() } else { String::new() },
+                            body: if outputs.is_some() {
+                                "{}".into()
+                            } else {
+                                String::new()
+                            },
                         })
                     }
                 },
@@ -1107,7 +1255,11 @@ impl HostEmulator {
             http = Some(HttpResult {
                 status: 200,
                 headers: BTreeMap::new(),
-                body: if outputs.is_some() { "{}".into() } else { String::new() },
+                body: if outputs.is_some() {
+                    "{}".into()
+                } else {
+                    String::new()
+                },
             });
         }
         inv.enqueued = messages;
@@ -1131,12 +1283,27 @@ pub fn queue_envelope(f: &FunctionDef, m: &ReceivedMessage) -> Value {
     };
     data.insert(t.name.clone(), value);
     let mut metadata = Map::new();
-    metadata.insert("DequeueCount".into(), Value::String(m.dequeue_count.to_string()));
-    metadata.insert("ExpirationTime".into(), Value::String(top_level_time(m.expiration_time)));
+    metadata.insert(
+        "DequeueCount".into(),
+        Value::String(m.dequeue_count.to_string()),
+    );
+    metadata.insert(
+        "ExpirationTime".into(),
+        Value::String(top_level_time(m.expiration_time)),
+    );
     metadata.insert("Id".into(), Value::String(json_string(&m.id)));
-    metadata.insert("InsertionTime".into(), Value::String(top_level_time(m.insertion_time)));
-    metadata.insert("NextVisibleTime".into(), Value::String(top_level_time(m.next_visible_time)));
-    metadata.insert("PopReceipt".into(), Value::String(json_string(&m.pop_receipt)));
+    metadata.insert(
+        "InsertionTime".into(),
+        Value::String(top_level_time(m.insertion_time)),
+    );
+    metadata.insert(
+        "NextVisibleTime".into(),
+        Value::String(top_level_time(m.next_visible_time)),
+    );
+    metadata.insert(
+        "PopReceipt".into(),
+        Value::String(json_string(&m.pop_receipt)),
+    );
     // A JSON-object message contributes its top-level non-array fields (case-insensitive keys).
     if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&m.text) {
         for (k, v) in fields {
@@ -1216,7 +1383,9 @@ fn dotnet_base64(s: &str) -> Option<Vec<u8>> {
     if compact.is_empty() || compact.len() % 4 != 0 {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
 }
 
 /// The queue messages an output value turns into (§6.3).
@@ -1237,7 +1406,9 @@ pub fn queue_messages(v: &Value, binary: bool) -> Vec<String> {
                 return vec![String::from_utf8_lossy(&bytes).into_owned()];
             }
             let trimmed = s.trim();
-            if (trimmed.starts_with('{') && trimmed.ends_with('}')) || (trimmed.starts_with('[') && trimmed.ends_with(']')) {
+            if (trimmed.starts_with('{') && trimmed.ends_with('}'))
+                || (trimmed.starts_with('[') && trimmed.ends_with(']'))
+            {
                 match serde_json::from_str::<Value>(trimmed) {
                     Ok(Value::Array(items)) => return items.iter().map(element_text).collect(),
                     Ok(obj @ Value::Object(_)) => return vec![element_text(&obj)],
@@ -1260,9 +1431,16 @@ fn http_output(v: &Value) -> Result<HttpResult, String> {
         },
         _ => return Err("must be an object with statusCode, body, headers".into()),
     };
-    let get = |k: &str| obj.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        obj.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
     let status = match get("statusCode") {
-        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()).unwrap_or(200),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .unwrap_or(200),
         Some(Value::String(s)) => s.trim().parse::<u16>().unwrap_or(200),
         _ => 200,
     };
@@ -1290,15 +1468,23 @@ fn http_output(v: &Value) -> Result<HttpResult, String> {
     let body = match get("body") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => {
-            headers.entry("content-type".into()).or_insert_with(|| "text/plain; charset=utf-8".into());
+            headers
+                .entry("content-type".into())
+                .or_insert_with(|| "text/plain; charset=utf-8".into());
             s
         }
         Some(other) => {
-            headers.entry("content-type".into()).or_insert_with(|| "application/json; charset=utf-8".into());
+            headers
+                .entry("content-type".into())
+                .or_insert_with(|| "application/json; charset=utf-8".into());
             serde_json::to_string_pretty(&other).unwrap_or_default()
         }
     };
-    Ok(HttpResult { status, headers, body })
+    Ok(HttpResult {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Matches a route template (`failover/{runId}/{action?}`, constraints `{x:int}` ignored) against
@@ -1310,7 +1496,12 @@ pub fn match_route(route: &str, segments: &[String]) -> Option<Vec<(String, Opti
     for t in &template {
         if let Some(inner) = t.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
             let optional = inner.ends_with('?');
-            let name = inner.trim_end_matches('?').split(':').next().unwrap_or("").trim_start_matches('*');
+            let name = inner
+                .trim_end_matches('?')
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('*');
             match segments.get(i) {
                 Some(v) => {
                     params.push((name.to_owned(), Some(v.clone())));
@@ -1330,14 +1521,23 @@ pub fn match_route(route: &str, segments: &[String]) -> Option<Vec<(String, Opti
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// POSTs `body` with chunked transfer encoding over a fresh HTTP/1.1 connection and returns
 /// (status, lower-cased headers, body).
-async fn post_chunked(url: &str, invocation_id: &str, body: &[u8]) -> Result<(u16, HashMap<String, String>, Vec<u8>), Error> {
+async fn post_chunked(
+    url: &str,
+    invocation_id: &str,
+    body: &[u8],
+) -> Result<(u16, HashMap<String, String>, Vec<u8>), Error> {
     let parsed = url::Url::parse(url).map_err(|e| err(format!("{url}: {e}")))?;
-    let host = parsed.host_str().ok_or_else(|| err(format!("{url}: no host")))?.to_owned();
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| err(format!("{url}: no host")))?
+        .to_owned();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
     let head = format!(
@@ -1346,7 +1546,9 @@ async fn post_chunked(url: &str, invocation_id: &str, body: &[u8]) -> Result<(u1
     );
     stream.write_all(head.as_bytes()).await?;
     for chunk in body.chunks(8192) {
-        stream.write_all(format!("{:X}\r\n", chunk.len()).as_bytes()).await?;
+        stream
+            .write_all(format!("{:X}\r\n", chunk.len()).as_bytes())
+            .await?;
         stream.write_all(chunk).await?;
         stream.write_all(b"\r\n").await?;
     }
@@ -1390,14 +1592,18 @@ fn complete_response(raw: &[u8]) -> Result<Option<(u16, HashMap<String, String>,
         }
     }
     let rest = &raw[split + 4..];
-    if headers.get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         let mut out = Vec::new();
         let mut pos = 0;
         loop {
             let Some(eol) = rest[pos..].windows(2).position(|w| w == b"\r\n") else {
                 return Ok(None);
             };
-            let size_text = std::str::from_utf8(&rest[pos..pos + eol]).map_err(|_| err("bad chunk size"))?;
+            let size_text =
+                std::str::from_utf8(&rest[pos..pos + eol]).map_err(|_| err("bad chunk size"))?;
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| err(format!("bad chunk size {size_text:?}")))?;
             pos += eol + 2;
@@ -1411,7 +1617,10 @@ fn complete_response(raw: &[u8]) -> Result<Option<(u16, HashMap<String, String>,
             pos += size + 2;
         }
     }
-    match headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    match headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         Some(len) if rest.len() >= len => Ok(Some((status, headers, rest[..len].to_vec()))),
         Some(_) => Ok(None),
         None => Ok(None), // read to EOF (Connection: close)
