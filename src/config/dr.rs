@@ -232,7 +232,10 @@ pub enum ConsumerTarget {
     /// `targetEmail`; compared case-insensitively.
     Email(String),
     /// `targetActiveDirectoryId` + `targetObjectId` (lower-case GUIDs).
-    Aad { tenant_id: String, object_id: String },
+    Aad {
+        tenant_id: String,
+        object_id: String,
+    },
 }
 
 impl PartialEq for ConsumerTarget {
@@ -567,7 +570,9 @@ pub enum UnmappedStore {
     #[error("no store mapping rule for {kind} store {id}")]
     NoRule { kind: StoreKind, id: String },
     /// The rules map the id to itself: the secondary would use the primary-region store.
-    #[error("{kind} store {id} maps to itself; a secondary dataset must not point at a primary-region store")]
+    #[error(
+        "{kind} store {id} maps to itself; a secondary dataset must not point at a primary-region store"
+    )]
     MapsToItself { kind: StoreKind, id: String },
     /// The rewritten id is not a valid ARM id.
     #[error("{kind} store {id} maps to {mapped:?}, which is not a valid ARM id")]
@@ -921,8 +926,9 @@ fn target(ctx: &mut Ctx<'_>, text: &str, loc: &Loc) -> Option<ConsumerTarget> {
 }
 
 fn days(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str, default: Duration) -> Duration {
-    t.opt_int(ctx, key, 1, 3650)
-        .map_or(default, |(n, _)| Duration::from_secs(n.unsigned_abs() * DAY))
+    t.opt_int(ctx, key, 1, 3650).map_or(default, |(n, _)| {
+        Duration::from_secs(n.unsigned_abs() * DAY)
+    })
 }
 
 fn read_document(ctx: &mut Ctx<'_>, doc: &DocTable<'_>) -> Option<DrConfig> {
@@ -935,7 +941,14 @@ fn read_document(ctx: &mut Ctx<'_>, doc: &DocTable<'_>) -> Option<DrConfig> {
     );
     root.check_keys(
         ctx,
-        &["role", "arm", "defaults", "alerts", "pairs", "subscriptions"],
+        &[
+            "role",
+            "arm",
+            "defaults",
+            "alerts",
+            "pairs",
+            "subscriptions",
+        ],
     );
     let role = match root.opt_str(ctx, "role") {
         None => Some(Role::Provider),
@@ -988,7 +1001,11 @@ fn read_document(ctx: &mut Ctx<'_>, doc: &DocTable<'_>) -> Option<DrConfig> {
     match role {
         Role::Provider => {
             if pair_tables.is_empty() {
-                ctx.issue("pairs", &doc_start, "a provider config needs at least one [[pairs]] entry");
+                ctx.issue(
+                    "pairs",
+                    &doc_start,
+                    "a provider config needs at least one [[pairs]] entry",
+                );
             }
             if let Some((_, loc)) = root.get("subscriptions") {
                 ctx.issue(
@@ -1032,7 +1049,13 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
     let Some(t) = root.opt_table(
         ctx,
         "arm",
-        &["endpoint", "auth", "token", "max_concurrency", "deadline_secs"],
+        &[
+            "endpoint",
+            "auth",
+            "token",
+            "max_concurrency",
+            "deadline_secs",
+        ],
     ) else {
         return Some(arm);
     };
@@ -1042,7 +1065,11 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
             match Url::parse(&text) {
                 Ok(u) if u.host().is_some() => arm.endpoint = u,
                 _ => {
-                    ctx.issue(&loc.path, &loc.span, format!("expected an absolute URL, got {text:?}"));
+                    ctx.issue(
+                        &loc.path,
+                        &loc.span,
+                        format!("expected an absolute URL, got {text:?}"),
+                    );
                     ok = false;
                 }
             }
@@ -1057,8 +1084,10 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
             match ArmAuth::parse(&word) {
                 Some(a) => arm.auth = a,
                 None => {
-                    let names: Vec<String> =
-                        ArmAuth::ALL.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+                    let names: Vec<String> = ArmAuth::ALL
+                        .iter()
+                        .map(|(n, _)| format!("\"{n}\""))
+                        .collect();
                     ctx.issue(
                         &loc.path,
                         &loc.span,
@@ -1074,7 +1103,10 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
             ctx.issue(
                 &loc.path,
                 &loc.span,
-                format!("token is only used with auth = \"static-token\" (auth is \"{}\")", arm.auth.as_str()),
+                format!(
+                    "token is only used with auth = \"static-token\" (auth is \"{}\")",
+                    arm.auth.as_str()
+                ),
             );
             ok = false;
         } else if token.is_empty() {
@@ -1085,7 +1117,11 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
         }
     } else if arm.auth == ArmAuth::StaticToken && ok {
         let loc = t.loc.child("token", t.loc.span.clone());
-        ctx.issue(&loc.path, &loc.span, "auth = \"static-token\" needs a token");
+        ctx.issue(
+            &loc.path,
+            &loc.span,
+            "auth = \"static-token\" needs a token",
+        );
         ok = false;
     }
     if let Some((n, _)) = t.opt_int(ctx, "max_concurrency", 1, 1024) {
@@ -1096,9 +1132,7 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
     }
     if ok {
         if let Err(msg) = check_arm_transport(&arm.endpoint, arm.auth) {
-            let loc = endpoint_loc
-                .or(auth_loc)
-                .unwrap_or_else(|| t.loc.clone());
+            let loc = endpoint_loc.or(auth_loc).unwrap_or_else(|| t.loc.clone());
             ctx.issue(&loc.path, &loc.span, msg);
             ok = false;
         }
@@ -1271,7 +1305,11 @@ fn read_pair(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> Optio
             let mut ok = true;
             for (p, loc) in &items {
                 if p.is_empty() {
-                    ctx.issue(&loc.path, &loc.span, "a share name or glob must not be empty");
+                    ctx.issue(
+                        &loc.path,
+                        &loc.span,
+                        "a share name or glob must not be empty",
+                    );
                     ok = false;
                 } else if let Err(msg) = ShareSelection::from_patterns(std::slice::from_ref(p)) {
                     ctx.issue(&loc.path, &loc.span, msg);
@@ -1295,7 +1333,11 @@ fn read_pair(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> Optio
     for (text, loc) in t.opt_str_array(ctx, "drill_recipients").unwrap_or_default() {
         if let Some(tg) = target(ctx, &text, &loc) {
             if drill_recipients.contains(&tg) {
-                ctx.issue(&loc.path, &loc.span, format!("duplicate drill recipient {text:?}"));
+                ctx.issue(
+                    &loc.path,
+                    &loc.span,
+                    format!("duplicate drill recipient {text:?}"),
+                );
             } else {
                 drill_recipients.push(tg);
             }
@@ -1437,7 +1479,11 @@ fn read_stores(ctx: &mut Ctx<'_>, parent: &Table<'_, '_>) -> Option<StoreMapping
                 }
                 let (from, to) = (strs[0].clone(), strs[1].clone());
                 if from.is_empty() {
-                    ctx.issue(&parts[0].1.path, &parts[0].1.span, "the text to replace must not be empty");
+                    ctx.issue(
+                        &parts[0].1.path,
+                        &parts[0].1.span,
+                        "the text to replace must not be empty",
+                    );
                 } else if from.eq_ignore_ascii_case(&to) {
                     ctx.issue(
                         &loc.path,
@@ -1495,8 +1541,9 @@ fn read_subscription(
 ) -> Option<(ConsumerSubscription, Loc)> {
     let before = ctx.issues.len();
     let name = name(t.req_str(ctx, "name"), ctx);
-    let primary = t.req_str(ctx, "primary_share_subscription").and_then(|(text, loc)| {
-        match ShareSubscriptionId::parse(&text) {
+    let primary = t
+        .req_str(ctx, "primary_share_subscription")
+        .and_then(|(text, loc)| match ShareSubscriptionId::parse(&text) {
             Ok(id) => Some((id, loc)),
             Err(e) => {
                 ctx.issue(
@@ -1506,8 +1553,7 @@ fn read_subscription(
                 );
                 None
             }
-        }
-    });
+        });
     let secondary = account_id(t.req_str(ctx, "secondary_account"), ctx);
     if let (Some((p, _)), Some((s, loc))) = (&primary, &secondary) {
         if p.account() == *s {
@@ -1521,7 +1567,11 @@ fn read_subscription(
     let (r1, r2) = read_regions(ctx, t);
     let provider_share = t.opt_str(ctx, "provider_share").and_then(|(s, loc)| {
         if s.is_empty() || s.contains('/') {
-            ctx.issue(&loc.path, &loc.span, format!("expected a share name, got {s:?}"));
+            ctx.issue(
+                &loc.path,
+                &loc.span,
+                format!("expected a share name, got {s:?}"),
+            );
             None
         } else {
             Some(s)
@@ -1581,7 +1631,10 @@ mod tests {
 
     #[test]
     fn replaces_substrings_ignoring_case() {
-        assert_eq!(replace_ignore_case("/a/RG-WEU/x-weu", "weu", "neu"), "/a/RG-neu/x-neu");
+        assert_eq!(
+            replace_ignore_case("/a/RG-WEU/x-weu", "weu", "neu"),
+            "/a/RG-neu/x-neu"
+        );
         assert_eq!(replace_ignore_case("abc", "", "x"), "abc");
     }
 
@@ -1591,10 +1644,13 @@ mod tests {
             replace: BTreeMap::new(),
             overrides: vec![StoreOverride {
                 primary: rid("/subscriptions/s/resourceGroups/a/providers/Microsoft.Sql/servers/p"),
-                secondary: rid("/subscriptions/s/resourceGroups/b/providers/Microsoft.Sql/servers/q"),
+                secondary: rid(
+                    "/subscriptions/s/resourceGroups/b/providers/Microsoft.Sql/servers/q",
+                ),
             }],
         };
-        let db = rid("/subscriptions/s/resourceGroups/A/providers/Microsoft.Sql/servers/P/databases/d");
+        let db =
+            rid("/subscriptions/s/resourceGroups/A/providers/Microsoft.Sql/servers/P/databases/d");
         assert_eq!(
             m.map_store(StoreKind::Sql, &db).unwrap().as_str(),
             "/subscriptions/s/resourceGroups/b/providers/Microsoft.Sql/servers/q/databases/d"
@@ -1622,9 +1678,18 @@ mod tests {
 
     #[test]
     fn maps_dataset_kinds_to_store_kinds() {
-        assert_eq!(StoreKind::for_dataset_kind("AdlsGen2Folder"), Some(StoreKind::Storage));
-        assert_eq!(StoreKind::for_dataset_kind("SqlDWTable"), Some(StoreKind::Sql));
-        assert_eq!(StoreKind::for_dataset_kind("KustoTable"), Some(StoreKind::Kusto));
+        assert_eq!(
+            StoreKind::for_dataset_kind("AdlsGen2Folder"),
+            Some(StoreKind::Storage)
+        );
+        assert_eq!(
+            StoreKind::for_dataset_kind("SqlDWTable"),
+            Some(StoreKind::Sql)
+        );
+        assert_eq!(
+            StoreKind::for_dataset_kind("KustoTable"),
+            Some(StoreKind::Kusto)
+        );
         assert_eq!(StoreKind::for_dataset_kind("AdlsGen1File"), None);
     }
 
@@ -1635,7 +1700,13 @@ mod tests {
         assert!(check_arm_transport(&local, ArmAuth::StaticToken).is_ok());
         assert!(check_arm_transport(&remote, ArmAuth::StaticToken).is_err());
         assert!(check_arm_transport(&remote, ArmAuth::None).is_err());
-        assert!(check_arm_transport(&Url::parse("http://example.com").unwrap(), ArmAuth::ManagedIdentity).is_err());
+        assert!(
+            check_arm_transport(
+                &Url::parse("http://example.com").unwrap(),
+                ArmAuth::ManagedIdentity
+            )
+            .is_err()
+        );
         assert!(check_arm_transport(&Url::parse("http://[::1]:1").unwrap(), ArmAuth::None).is_ok());
     }
 }

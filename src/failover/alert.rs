@@ -322,7 +322,11 @@ impl<'a> Node<'a> {
 
     fn invalid(self, expected: &'static str) -> AlertParseError {
         AlertParseError::InvalidField {
-            field: self.path.to_owned(),
+            field: if self.path.is_empty() {
+                "(body)".to_owned()
+            } else {
+                self.path.to_owned()
+            },
             expected,
             found: json_type(self.v),
         }
@@ -367,7 +371,13 @@ fn opt_text_list(node: Node<'_>, name: &str) -> Result<Vec<String>, AlertParseEr
                     continue;
                 }
                 let path = format!("{}[{i}]", f.path);
-                out.push(Node { v: item, path: &path }.text()?);
+                out.push(
+                    Node {
+                        v: item,
+                        path: &path,
+                    }
+                    .text()?,
+                );
             }
             Ok(out)
         }
@@ -432,10 +442,10 @@ fn subscription_of(id: &str) -> Option<String> {
 }
 
 fn push_sub(subs: &mut Vec<String>, id: Option<&str>) {
-    if let Some(s) = id.and_then(subscription_of) {
-        if !subs.contains(&s) {
-            subs.push(s);
-        }
+    if let Some(s) = id.and_then(subscription_of)
+        && !subs.contains(&s)
+    {
+        subs.push(s);
     }
 }
 
@@ -474,7 +484,11 @@ fn impacted_services(props: Node<'_>) -> Result<Vec<ImpactedService>, AlertParse
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = format!("{}[{i}]", f.path);
-        let node = Node { v: item, path: &path }.object()?;
+        let node = Node {
+            v: item,
+            path: &path,
+        }
+        .object()?;
         let service = opt_text(node, "ServiceName")?.unwrap_or_default();
         let mut regions = Vec::new();
         if let Some(rf) = node.get("ImpactedRegions") {
@@ -662,26 +676,32 @@ fn kind_for(
 fn metric_details(ctx: Node<'_>) -> Result<(Option<String>, Vec<String>), AlertParseError> {
     let condition_type = opt_text(ctx, "conditionType")?;
     let mut names = Vec::new();
-    if let Some(cond) = opt_object(ctx, "condition")? {
-        if let Some(all) = cond.node().get("allOf") {
-            let Value::Array(items) = all.v else {
-                return Err(all.node().invalid("an array of criteria"));
+    if let Some(cond) = opt_object(ctx, "condition")?
+        && let Some(all) = cond.node().get("allOf")
+    {
+        let Value::Array(items) = all.v else {
+            return Err(all.node().invalid("an array of criteria"));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", all.path);
+            let node = Node {
+                v: item,
+                path: &path,
             };
-            for (i, item) in items.iter().enumerate() {
-                let path = format!("{}[{i}]", all.path);
-                let node = Node { v: item, path: &path };
-                if item.is_object() {
-                    if let Some(n) = opt_text(node, "metricName")? {
-                        names.push(n);
-                    }
-                }
+            if item.is_object()
+                && let Some(n) = opt_text(node, "metricName")?
+            {
+                names.push(n);
             }
         }
     }
     Ok((condition_type, names))
 }
 
-fn monitor_condition(text: Option<String>, field: &str) -> Result<MonitorCondition, AlertParseError> {
+fn monitor_condition(
+    text: Option<String>,
+    field: &str,
+) -> Result<MonitorCondition, AlertParseError> {
     match text.as_deref().map(squash).as_deref() {
         None | Some("fired") | Some("activated") | Some("active") => Ok(MonitorCondition::Fired),
         Some("resolved") | Some("deactivated") => Ok(MonitorCondition::Resolved),
@@ -820,7 +840,11 @@ fn parse_legacy_activity_log(body: &[u8], data: Node<'_>) -> Result<Alert, Alert
         None => (None, None, None, None),
     };
     let mut subs = Vec::new();
-    if let Some(s) = subscription_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(s) = subscription_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         subs.push(s.to_ascii_lowercase());
     }
     push_sub(&mut subs, resource_id.as_deref());
@@ -874,7 +898,11 @@ fn parse_legacy_metric(body: &[u8], data: Node<'_>) -> Result<Alert, AlertParseE
         None => (None, None, None, None, None),
     };
     let mut subs = Vec::new();
-    if let Some(s) = subscription_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(s) = subscription_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         subs.push(s.to_ascii_lowercase());
     }
     push_sub(&mut subs, rule_id.as_deref());
@@ -1131,7 +1159,9 @@ fn protected(config: &DrConfig) -> Vec<Protected<'_>> {
 }
 
 fn same_id(a: &str, b: &str) -> bool {
-    a.trim().trim_end_matches('/').eq_ignore_ascii_case(b.trim().trim_end_matches('/'))
+    a.trim()
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim().trim_end_matches('/'))
 }
 
 fn ignore(code: IgnoreCode, pairs: Vec<String>, reason: impl Into<String>) -> Decision {
@@ -1173,7 +1203,8 @@ pub fn decide(alert: &Alert, config: &DrConfig) -> Decision {
             Vec::new(),
             format!(
                 "schemaId {} is not one the tool reads (enable the common alert schema on the action)",
-                id.as_deref().map_or("(missing)".to_owned(), |s| format!("{s:?}"))
+                id.as_deref()
+                    .map_or("(missing)".to_owned(), |s| format!("{s:?}"))
             ),
         );
     }
@@ -1191,19 +1222,22 @@ pub fn decide(alert: &Alert, config: &DrConfig) -> Decision {
                 Vec::new(),
                 format!(
                     "{what} ({}) never starts a failover",
-                    alert.monitoring_service.as_deref().unwrap_or("unknown service")
+                    alert
+                        .monitoring_service
+                        .as_deref()
+                        .unwrap_or("unknown service")
                 ),
             );
         }
     }
-    if let AlertKind::ServiceHealth(sh) = &alert.kind {
-        if sh.is_synthetic {
-            return ignore(
-                IgnoreCode::Synthetic,
-                Vec::new(),
-                "synthetic Service Health test alert (IsSynthetic = True)",
-            );
-        }
+    if let AlertKind::ServiceHealth(sh) = &alert.kind
+        && sh.is_synthetic
+    {
+        return ignore(
+            IgnoreCode::Synthetic,
+            Vec::new(),
+            "synthetic Service Health test alert (IsSynthetic = True)",
+        );
     }
 
     // 2. Allow-list (§9 step 3).
@@ -1213,10 +1247,7 @@ pub fn decide(alert: &Alert, config: &DrConfig) -> Decision {
             reason: if ids.is_empty() {
                 "the alert names no subscription, rule or action group to check against [alerts].allowed_sources".to_owned()
             } else {
-                format!(
-                    "source not in [alerts].allowed_sources: {}",
-                    ids.join(", ")
-                )
+                format!("source not in [alerts].allowed_sources: {}", ids.join(", "))
             },
         };
     }
@@ -1288,7 +1319,9 @@ fn decide_resource_health(
         return ignore(
             IgnoreCode::NotOurResource,
             Vec::new(),
-            format!("Resource Health event for {resource}, which is not a configured primary account"),
+            format!(
+                "Resource Health event for {resource}, which is not a configured primary account"
+            ),
         );
     }
     let names: Vec<String> = primary_of.iter().map(|p| p.name.to_owned()).collect();
@@ -1439,7 +1472,9 @@ fn decide_service_health(
                 "Service Health {:?} {tid} is not an incident; recorded only",
                 sh.incident_type
                     .as_ref()
-                    .map_or("event without incidentType".to_owned(), |t| format!("{t:?}"))
+                    .map_or("event without incidentType".to_owned(), |t| format!(
+                        "{t:?}"
+                    ))
             ),
         );
     }
@@ -1542,9 +1577,18 @@ mod tests {
 
     #[test]
     fn squashes_spelling_variants() {
-        assert_eq!(HealthEventStatus::parse("In Progress"), HealthEventStatus::InProgress);
-        assert_eq!(IncidentType::parse("Informational"), IncidentType::Information);
-        assert_eq!(HealthStatus::parse("weird"), HealthStatus::Other("weird".into()));
+        assert_eq!(
+            HealthEventStatus::parse("In Progress"),
+            HealthEventStatus::InProgress
+        );
+        assert_eq!(
+            IncidentType::parse("Informational"),
+            IncidentType::Information
+        );
+        assert_eq!(
+            HealthStatus::parse("weird"),
+            HealthStatus::Other("weird".into())
+        );
     }
 
     #[test]

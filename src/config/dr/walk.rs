@@ -293,7 +293,11 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// An array whose items are handed to `item` one by one with their location.
-    pub(super) fn opt_array(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Vec<(&'a Value<'i>, Loc)>> {
+    pub(super) fn opt_array(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+    ) -> Option<Vec<(&'a Value<'i>, Loc)>> {
         let (v, loc) = self.get(key)?;
         match v.get_ref() {
             DeValue::Array(items) => Some(
