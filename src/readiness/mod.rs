@@ -48,6 +48,8 @@
 //! Must not import: handlers, host (the surfaces are called by handlers, not the other way round).
 
 pub mod api;
+pub mod check;
+pub mod cli;
 pub mod convert;
 pub mod error;
 pub mod evaluate;

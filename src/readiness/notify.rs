@@ -161,8 +161,70 @@ pub struct NotifyOutcome {
     pub webhook_delivered: Option<bool>,
 }
 
+/// Records the report's status in the state blob (ETag-guarded) and, when the status changed in
+/// a way that deserves a notification, returns it. Use this when the notification leaves through
+/// a Functions queue output binding (`notify` → `notifications`); [`record_and_notify`] sends it
+/// itself.
+pub async fn detect_change(
+    blobs: &dyn BlobStore,
+    targets: &NotifyTargets,
+    report: &Report,
+) -> Result<Option<Notification>, ReadinessError> {
+    let Some(transition) = history::record_status(blobs, report).await? else {
+        return Ok(None);
+    };
+    let link = targets
+        .status_page_base
+        .as_ref()
+        .map(|base| format!("{}/{}", base.trim_end_matches('/'), report.pair));
+    Ok(Some(Notification::new(report, transition, link)))
+}
+
+impl Notification {
+    /// The JSON text sent to the queue and the webhook.
+    pub fn to_json(&self) -> Result<String, ReadinessError> {
+        serde_json::to_string(self).map_err(|source| ReadinessError::EncodeNotification {
+            pair: self.pair.clone(),
+            source,
+        })
+    }
+
+    fn transition(&self) -> Transition {
+        Transition {
+            old: self.old_status,
+            new: self.new_status,
+        }
+    }
+}
+
+/// Sends the notification to the webhook when one is configured (best effort, bounded retries);
+/// returns `None` when none is configured, else whether it was delivered. Failures are logged
+/// (without the URL).
+pub async fn deliver_webhook(
+    http: &reqwest::Client,
+    targets: &NotifyTargets,
+    note: &Notification,
+) -> Option<bool> {
+    let url = targets.webhook.as_ref()?;
+    let text = match note.to_json() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(pair = %note.pair, error = %e, "readiness webhook body");
+            return Some(false);
+        }
+    };
+    match post_webhook(http, url, targets, &note.pair, &text).await {
+        Ok(()) => Some(true),
+        Err(e) => {
+            tracing::error!(pair = %note.pair, error = %e, "readiness webhook failed");
+            Some(false)
+        }
+    }
+}
+
 /// Records the report's status in the state blob and, on an edge, sends the notification to the
-/// queue and the webhook.
+/// `notifications` queue and the webhook. If the queue send fails, the recorded status is put
+/// back (so the next check notifies) and the error is returned.
 pub async fn record_and_notify(
     blobs: &dyn BlobStore,
     queue: &dyn Queue,
@@ -170,23 +232,15 @@ pub async fn record_and_notify(
     targets: &NotifyTargets,
     report: &Report,
 ) -> Result<NotifyOutcome, ReadinessError> {
-    let Some(transition) = history::record_status(blobs, report).await? else {
+    let Some(note) = detect_change(blobs, targets, report).await? else {
         return Ok(NotifyOutcome {
             transition: None,
             queued: false,
             webhook_delivered: None,
         });
     };
-    let link = targets
-        .status_page_base
-        .as_ref()
-        .map(|base| format!("{}/{}", base.trim_end_matches('/'), report.pair));
-    let note = Notification::new(report, transition, link);
-    let text =
-        serde_json::to_string(&note).map_err(|source| ReadinessError::EncodeNotification {
-            pair: report.pair.clone(),
-            source,
-        })?;
+    let transition = note.transition();
+    let text = note.to_json()?;
     if let Err(source) = queue.send(NOTIFICATIONS_QUEUE, &text, None).await {
         // Let the next check see the change again rather than losing the notification.
         if let Err(e) =
@@ -208,16 +262,7 @@ pub async fn record_and_notify(
         direction = transition.direction(),
         "readiness.notified"
     );
-    let webhook_delivered = match &targets.webhook {
-        None => None,
-        Some(url) => match post_webhook(http, url, targets, &report.pair, &text).await {
-            Ok(()) => Some(true),
-            Err(e) => {
-                tracing::error!(pair = %report.pair, error = %e, "readiness webhook failed");
-                Some(false)
-            }
-        },
-    };
+    let webhook_delivered = deliver_webhook(http, targets, &note).await;
     Ok(NotifyOutcome {
         transition: Some(transition),
         queued: true,

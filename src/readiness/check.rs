@@ -1,0 +1,239 @@
+//! OBSERVE + evaluate for one pair: the few ARM reads readiness needs, issued concurrently
+//! (bounded), then the pure [`evaluate`](super::evaluate()).
+//!
+//! Reads (fewest): per account the account GET and the share lists — the same observation
+//! replication makes (`read_account` is reconcile's observe, so readiness shares it) — plus
+//! only what readiness adds: `Shares_ListSynchronizations` per selected primary share (RPO),
+//! one GET per mapped secondary store (existence, location), and role assignments of the
+//! secondary account's identity once per subscription holding mapped stores (not per store).
+//!
+//! The reads go through [`PairReader`], implemented for the ARM client next to it (and by test
+//! fakes); failures become observations (`Unreachable`, `Failed`) and thus findings — a check
+//! never fails because one read did.
+//!
+//! Must not import: handlers, host.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use crate::arm::id::{AccountId, ResourceId};
+use crate::arm::models::{Account, RoleAssignment, ShareSynchronization};
+use crate::config::dr::{DrConfig, Pair};
+use crate::reconcile::convert::ShareLists;
+
+use super::convert::{self, StoreRead};
+use super::evaluate::evaluate;
+use super::model::{AccountObservation, DrillRecord, Observations, StoreObservation, same_id};
+use super::report::Report;
+
+/// What reading one Data Share account gave.
+#[derive(Debug, Clone)]
+pub enum AccountRead {
+    /// 404.
+    Missing,
+    /// The region is down or the reads failed; a short, secret-free reason.
+    Unreachable(String),
+    /// The account and the lists of its selected shares.
+    Present {
+        account: Account,
+        shares: Vec<ShareLists>,
+    },
+}
+
+/// The ARM reads readiness makes. Implementations map errors to text (never secrets).
+pub trait PairReader: Sync {
+    /// Account GET plus the lists of every share `selects` accepts (reconcile's observe step).
+    fn read_account(
+        &self,
+        id: &AccountId,
+        selects: &(dyn Fn(&str) -> bool + Sync),
+    ) -> impl Future<Output = AccountRead> + Send;
+    /// `Shares_ListSynchronizations` of one share.
+    fn list_synchronizations(
+        &self,
+        share_id: &str,
+    ) -> impl Future<Output = Result<Vec<ShareSynchronization>, String>> + Send;
+    /// GET of a store (storage account, SQL server, Kusto cluster/database, …).
+    fn get_store(&self, id: &str) -> impl Future<Output = StoreRead> + Send;
+    /// Role assignments of `principal_id` in subscription `subscription_id` (all scopes in it).
+    fn role_assignments(
+        &self,
+        subscription_id: &str,
+        principal_id: &str,
+    ) -> impl Future<Output = Result<Vec<RoleAssignment>, String>> + Send;
+}
+
+/// Default bound on concurrent reads of one check.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Observes one pair.
+pub async fn observe_pair<R: PairReader>(
+    reader: &R,
+    pair: &Pair,
+    last_drill: Option<DrillRecord>,
+    concurrency: usize,
+) -> Observations {
+    let concurrency = concurrency.max(1);
+    let selects = |name: &str| pair.selects(name);
+    let (primary, secondary) = futures::join!(
+        reader.read_account(&pair.primary, &selects),
+        reader.read_account(&pair.secondary, &selects)
+    );
+
+    // Synchronization history of every selected primary share (RPO).
+    let primary_share_ids: Vec<String> = match &primary {
+        AccountRead::Present { shares, .. } => shares
+            .iter()
+            .filter_map(|s| s.share.meta.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let sync_reads = futures::stream::iter(primary_share_ids.into_iter().map(|id| async move {
+        let runs = reader.list_synchronizations(&id).await;
+        (id, runs)
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>();
+
+    // Synchronization history is attached below, once those reads are back.
+    let primary_obs = account_observation(primary);
+    let secondary_obs = account_observation(secondary);
+
+    let mapping = match primary_obs.snapshot() {
+        Some(p) => convert::store_mapping(pair, p),
+        None => BTreeMap::new(),
+    };
+    let to_check =
+        convert::stores_to_check(&mapping, primary_obs.snapshot(), secondary_obs.snapshot());
+    let principal = secondary_obs
+        .snapshot()
+        .and_then(|s| s.principal_id.clone())
+        .filter(|p| !p.is_empty());
+
+    let store_reads = futures::stream::iter(
+        to_check
+            .iter()
+            .map(|(id, _)| async move { (id.clone(), reader.get_store(id).await) }),
+    )
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>();
+
+    let subscriptions: Vec<String> = {
+        let mut subs: Vec<String> = to_check
+            .keys()
+            .filter_map(|id| ResourceId::parse(id).ok())
+            .filter_map(|id| id.subscription_id().map(str::to_ascii_lowercase))
+            .collect();
+        subs.sort();
+        subs.dedup();
+        if principal.is_none() {
+            subs.clear();
+        }
+        subs
+    };
+    let role_reads = futures::stream::iter(subscriptions.into_iter().map(|sub| {
+        let principal = principal.clone().unwrap_or_default();
+        async move {
+            let r = reader.role_assignments(&sub, &principal).await;
+            (sub, r)
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>();
+
+    let (sync_results, store_results, role_results) =
+        futures::join!(sync_reads, store_reads, role_reads);
+
+    // Attach synchronization history to the primary shares.
+    let mut primary_obs = primary_obs;
+    if let AccountObservation::Present(snapshot) = &mut primary_obs {
+        for share in snapshot.shares.values_mut() {
+            if let Some((_, result)) = sync_results.iter().find(|(id, _)| same_id(id, &share.id)) {
+                share.synchronizations = result.as_ref().ok().map(|runs| {
+                    runs.iter()
+                        .map(convert::synchronization_observation)
+                        .collect()
+                });
+            }
+        }
+    }
+
+    let roles: BTreeMap<String, Result<Vec<RoleAssignment>, String>> =
+        role_results.into_iter().collect();
+    let mut stores = BTreeMap::new();
+    for (id, read) in store_results {
+        let kind = to_check
+            .iter()
+            .find(|(k, _)| same_id(k, &id))
+            .map(|(_, k)| *k)
+            .unwrap_or(super::model::StoreKind::Storage);
+        let sub = ResourceId::parse(&id)
+            .ok()
+            .and_then(|r| r.subscription_id().map(str::to_ascii_lowercase));
+        let assignments = sub
+            .and_then(|s| roles.get(&s))
+            .and_then(|r| r.as_ref().ok())
+            .map(Vec::as_slice);
+        let obs: StoreObservation = convert::store_observation(&id, kind, read, assignments);
+        stores.insert(id, obs);
+    }
+
+    Observations {
+        pair: pair.name.clone(),
+        primary_id: pair.primary.as_str().to_string(),
+        secondary_id: pair.secondary.as_str().to_string(),
+        primary_region: pair.primary_region.clone(),
+        secondary_region: pair.secondary_region.clone(),
+        primary: primary_obs,
+        secondary: secondary_obs,
+        store_mapping: mapping,
+        stores,
+        last_drill,
+    }
+}
+
+fn account_observation(read: AccountRead) -> AccountObservation {
+    match read {
+        AccountRead::Missing => AccountObservation::Missing,
+        AccountRead::Unreachable(reason) => AccountObservation::Unreachable { reason },
+        AccountRead::Present { account, shares } => {
+            let shares = shares
+                .iter()
+                .map(|lists| convert::share_observation(lists, None));
+            AccountObservation::Present(convert::account_snapshot(&account, shares))
+        }
+    }
+}
+
+/// Observes and evaluates one pair.
+pub async fn check_pair<R: PairReader>(
+    reader: &R,
+    cfg: &DrConfig,
+    pair: &Pair,
+    now: OffsetDateTime,
+    last_drill: Option<DrillRecord>,
+) -> Report {
+    let concurrency = cfg.arm.max_concurrency.max(1);
+    let obs = observe_pair(reader, pair, last_drill, concurrency).await;
+    let report = evaluate(&obs, &convert::policy_for(cfg, pair), now);
+    log_checked(&report);
+    report
+}
+
+/// The one structured event per check (`readiness.checked`), picked up by Application Insights
+/// from stdout.
+pub fn log_checked(report: &Report) {
+    tracing::info!(
+        event = "readiness.checked",
+        pair = %report.pair,
+        status = report.status.as_str(),
+        score = report.score,
+        critical = report.counts.critical,
+        warning = report.counts.warning,
+        info = report.counts.info,
+        "readiness.checked"
+    );
+}
