@@ -36,6 +36,10 @@ pub enum Command {
     Drill(DrillArgs),
     /// Benchmarks against the built-in simulator; prints a results table.
     Bench(BenchArgs),
+    /// Internal: the bare std::net listener the cold-start benchmark compares `serve` with
+    /// (binds 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, answers every request with 404).
+    #[command(hide = true, name = "bench-baseline-listener")]
+    BenchBaselineListener,
 }
 
 #[derive(Debug, Args)]

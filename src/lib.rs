@@ -11,8 +11,10 @@
 //! - [`failover`]: alerts, runs and queue-chained stages.
 //! - [`sim`]: an ARM-faithful Data Share simulator for tests, drills and benchmarks.
 //! - [`startup`], [`telemetry`], [`cli`]: process wiring.
+//! - [`bench`]: benchmarks (`datashare-dr bench`).
 
 pub mod arm;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod failover;

@@ -1,1 +1,381 @@
-//! Process start-up: App::build and serve (being built).
+//! Process start-up for `serve`: [`App::build`] binds `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`
+//! (port 0 in tests), [`App::run_until_stopped`] serves until SIGTERM / Ctrl-C and drains
+//! in-flight invocations (graceful shutdown).
+//!
+//! Invariants:
+//! - Nothing slow happens before the port is bound: no network, no credential fetch; the runtime
+//!   `Config` is parsed once from env and the DR config TOML (when `DR_CONFIG_PATH` is set) is read
+//!   and validated once — both are microseconds-to-milliseconds of CPU. Clients (ARM, storage) live
+//!   in [`AppState`] as lazily initialised slots, built on first use.
+//! - `GET /` (the host's readiness probe and health ping) answers at once with 200.
+//! - Every function is served at `POST /<FunctionName>` from [`handlers::FUNCTIONS`]; each
+//!   invocation runs inside one tracing span (`function`, `invocation_id`, `dequeue_count`,
+//!   `run_id`, `stage`); errors are logged once, with their cause chain, inside that span.
+//! - A payload that does not decode is answered with a 4xx whose JSON problem body names the
+//!   field; no input panics.
+//!
+//! Only this module imports `handlers`; axum stays here and in no domain module.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tracing::{Instrument, Span, field};
+
+use crate::config::dr::{DrConfig, DrConfigError};
+use crate::config::{Config, ConfigError};
+use crate::handlers::{self, FUNCTIONS, HandlerError, HostAnswer, error_chain};
+use crate::host::{INVOCATION_ID_HEADER, InvocationRequest, PayloadError, Problem, Trigger};
+
+/// Largest invocation envelope accepted from the host (the HTTP body limit for callers is
+/// [`crate::host::HTTP_BODY_LIMIT`]; the envelope repeats body fields in `Metadata`).
+pub const ENVELOPE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Shared state of the running handler: configuration plus lazily initialised clients.
+///
+/// Other modules add their slots here as `tokio::sync::OnceCell<…>` (or `std::sync::OnceLock`)
+/// fields initialised on first use, so start-up stays cheap.
+#[derive(Debug)]
+pub struct AppState {
+    /// Runtime settings from env.
+    pub config: Config,
+    /// The DR topology, loaded at start-up when `DR_CONFIG_PATH` is set (always set for `serve`).
+    pub dr: Option<Arc<DrConfig>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, dr: Option<DrConfig>) -> AppState {
+        AppState {
+            config,
+            dr: dr.map(Arc::new),
+        }
+    }
+
+    /// The DR topology, or a transient error naming `DR_CONFIG_PATH` when it was not loaded.
+    pub fn dr(&self) -> Result<&DrConfig, HandlerError> {
+        self.dr.as_deref().ok_or_else(|| {
+            HandlerError::transient(
+                "load the DR config",
+                ConfigError::Missing {
+                    key: crate::config::KEY_DR_CONFIG_PATH,
+                    hint: "path of the DR topology TOML (see docs/config.md)",
+                },
+            )
+        })
+    }
+}
+
+/// Errors that stop `serve` before it serves.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A runtime setting is missing or invalid (names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The DR config file does not load (names the key path and line).
+    #[error("DR_CONFIG_PATH {path}: {source}")]
+    LoadDrConfig {
+        path: String,
+        #[source]
+        source: DrConfigError,
+    },
+    /// The port could not be bound.
+    #[error("cannot listen on {addr} (FUNCTIONS_CUSTOMHANDLER_PORT): {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an IO error.
+    #[error("serving on port {port} failed: {source}")]
+    Serve {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Installs rustls' ring crypto provider as the process default (idempotent; "already
+/// installed" is fine). reqwest is built with `rustls-no-provider`, so this must run before the
+/// first TLS client is built.
+pub fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The bound, not yet serving, custom handler.
+pub struct App {
+    listener: TcpListener,
+    port: u16,
+    state: Arc<AppState>,
+}
+
+impl App {
+    /// Loads the DR config (when `DR_CONFIG_PATH` is set) and binds `127.0.0.1:<config.port>`.
+    /// Fails with an error naming `FUNCTIONS_CUSTOMHANDLER_PORT` when the port is unset.
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        install_crypto_provider();
+        let port = config.port.ok_or(ConfigError::Missing {
+            key: crate::config::KEY_PORT,
+            hint: "the Functions host sets it when it starts the custom handler",
+        })?;
+        let dr = match &config.dr_config_path {
+            None => None,
+            Some(path) => {
+                Some(
+                    DrConfig::load(path).map_err(|source| StartupError::LoadDrConfig {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+                )
+            }
+        };
+        Self::build_with_state(AppState::new(config, dr), port).await
+    }
+
+    /// Binds with a prepared state (tests that inject a DR config built in memory).
+    pub async fn build_with_state(state: AppState, port: u16) -> Result<App, StartupError> {
+        install_crypto_provider();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
+        Ok(App {
+            listener,
+            port,
+            state: Arc::new(state),
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight invocations.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight invocations.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let port = self.port;
+        tracing::info!(port, "custom handler listening on 127.0.0.1");
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| StartupError::Serve { port, source })?;
+        tracing::info!(port, "custom handler stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight invocations");
+}
+
+/// Routes one function to its handler: decode the typed trigger, call
+/// `handlers::<module>::handle(&state, trigger)`, encode.
+macro_rules! function_route {
+    ($router:expr, $module:ident, $trigger:ty) => {
+        $router.route(
+            &format!("/{}", handlers::$module::NAME),
+            post(
+                |State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body| async move {
+                    let name = handlers::$module::NAME;
+                    let (span, trigger, invocation_id) =
+                        match prepare::<$trigger>(name, &headers, body).await {
+                            Ok(prepared) => prepared,
+                            Err(answer) => return answer,
+                        };
+                    async move {
+                        let started = Instant::now();
+                        let result = handlers::$module::handle(&state, trigger).await;
+                        finish(
+                            <$trigger as Trigger>::KIND,
+                            name,
+                            invocation_id.as_deref(),
+                            started,
+                            result,
+                        )
+                    }
+                    .instrument(span)
+                    .await
+                },
+            ),
+        )
+    };
+}
+
+/// The router: `GET /` readiness, `POST /<FunctionName>` per function, JSON 404 otherwise.
+pub fn router(state: Arc<AppState>) -> Router {
+    use crate::handlers::failover_stage::StageMessage;
+    use crate::host::{HttpRequest, MessageText, QueueTrigger, TimerTrigger};
+
+    let r = Router::new().route("/", get(ready));
+    let r = function_route!(r, replicate_config, TimerTrigger);
+    let r = function_route!(r, replicate_now, HttpRequest);
+    let r = function_route!(r, check_readiness, TimerTrigger);
+    let r = function_route!(r, readiness_status, HttpRequest);
+    let r = function_route!(r, alert_webhook, HttpRequest);
+    let r = function_route!(r, start_failover, HttpRequest);
+    let r = function_route!(r, failover_run, HttpRequest);
+    let r = function_route!(r, failover_stage, QueueTrigger<StageMessage>);
+    let r = function_route!(r, failover_poison, QueueTrigger<MessageText>);
+    r.fallback(unknown_function).with_state(state)
+}
+
+async fn ready() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn unknown_function(uri: axum::http::Uri) -> Response {
+    let name: String = uri
+        .path()
+        .trim_start_matches('/')
+        .chars()
+        .take(128)
+        .collect();
+    let mut p = Problem::new(
+        404,
+        "not found",
+        format!("no function named `{name}` (functions are served at POST /<FunctionName>)"),
+    );
+    p.function = Some(name);
+    json_response(HostAnswer::problem(&p))
+}
+
+fn json_response(answer: HostAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if answer.status < 300 {
+        "application/json; charset=utf-8"
+    } else {
+        "application/problem+json"
+    };
+    let mut response = (status, answer.body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Reads and decodes one invocation; on failure returns the 4xx answer (logged once).
+async fn prepare<T: Trigger>(
+    name: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Span, T, Option<String>), Response> {
+    let invocation_id = headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(64).collect::<String>());
+    let span = tracing::info_span!(
+        "invocation",
+        function = name,
+        invocation_id = invocation_id.as_deref().unwrap_or(""),
+        dequeue_count = field::Empty,
+        run_id = field::Empty,
+        stage = field::Empty,
+    );
+    let refuse = |err: PayloadError| {
+        let _entered = span.enter();
+        tracing::warn!(field = err.path(), error = %err, "invocation payload refused");
+        let mut p = Problem::new(err.status(), "invalid invocation payload", err.to_string());
+        p.field = Some(err.path().to_owned());
+        p.function = Some(name.to_owned());
+        p.invocation_id = invocation_id.clone();
+        json_response(HostAnswer::problem(&p))
+    };
+    let bytes = match axum::body::to_bytes(body, ENVELOPE_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(refuse(PayloadError::TooLarge {
+                path: "$".into(),
+                size: ENVELOPE_LIMIT + 1,
+                limit: ENVELOPE_LIMIT,
+            }));
+        }
+    };
+    let binding = FUNCTIONS
+        .iter()
+        .find(|f| f.name == name)
+        .map_or("", |f| f.binding);
+    let decoded = InvocationRequest::from_slice(&bytes, invocation_id.clone())
+        .and_then(|req| T::decode(&req, binding));
+    match decoded {
+        Ok(trigger) => {
+            if let Some(n) = trigger.dequeue_count() {
+                span.record("dequeue_count", n);
+            }
+            Ok((span, trigger, invocation_id))
+        }
+        Err(err) => Err(refuse(err)),
+    }
+}
+
+/// Encodes the handler's result and logs the outcome once (inside the invocation span).
+fn finish(
+    kind: crate::host::TriggerKind,
+    name: &str,
+    invocation_id: Option<&str>,
+    started: Instant,
+    result: Result<crate::host::InvocationResponse, HandlerError>,
+) -> Response {
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let answer = match result {
+        Ok(response) => {
+            tracing::info!(status = 200, elapsed_ms, "invocation succeeded");
+            HostAnswer::ok(&response)
+        }
+        Err(err) => {
+            let chain = error_chain(&err);
+            let transient = err.is_transient();
+            let answer = err.into_host_answer(kind, name, invocation_id);
+            if transient {
+                tracing::warn!(status = answer.status, elapsed_ms, error = %chain, "invocation failed (transient)");
+            } else {
+                tracing::error!(status = answer.status, elapsed_ms, error = %chain, "invocation failed");
+            }
+            answer
+        }
+    };
+    json_response(answer)
+}

@@ -251,7 +251,9 @@ impl Schedule {
         if fields.len() == 6 {
             let allowed = |c: char| c.is_ascii_alphanumeric() || "*/,-?".contains(c);
             if let Some(bad) = fields.iter().find(|f| !f.chars().all(allowed)) {
-                return Err(format!("NCRONTAB field `{bad}` has an unexpected character"));
+                return Err(format!(
+                    "NCRONTAB field `{bad}` has an unexpected character"
+                ));
             }
             return Ok(Schedule(text.to_owned()));
         }
@@ -373,7 +375,9 @@ impl Config {
 
         let schedule = |key: &'static str| -> Result<Option<Schedule>, ConfigError> {
             get(key)
-                .map(|raw| Schedule::parse(&raw).map_err(|reason| ConfigError::Invalid { key, reason }))
+                .map(|raw| {
+                    Schedule::parse(&raw).map_err(|reason| ConfigError::Invalid { key, reason })
+                })
                 .transpose()
         };
         let replicate_schedule = schedule(KEY_REPLICATE_SCHEDULE)?;
@@ -547,7 +551,9 @@ pub fn parse_connection_string(raw: &str) -> Result<StorageConnection, ConfigErr
 
     if let Some(dev) = find("usedevelopmentstorage") {
         if !dev.eq_ignore_ascii_case("true") {
-            return Err(invalid("UseDevelopmentStorage must be `true` when present".into()));
+            return Err(invalid(
+                "UseDevelopmentStorage must be `true` when present".into(),
+            ));
         }
         let proxy = find("developmentstorageproxyuri");
         let base = proxy.unwrap_or_else(|| "http://127.0.0.1".to_owned());
@@ -576,7 +582,8 @@ pub fn parse_connection_string(raw: &str) -> Result<StorageConnection, ConfigErr
     let suffix = find("endpointsuffix").unwrap_or_else(|| "core.windows.net".to_owned());
     let endpoint = |explicit: &str, service: &str| -> Result<Url, ConfigError> {
         if let Some(e) = find(explicit) {
-            return Url::parse(&e).map_err(|err| invalid(format!("{explicit} is not a URL ({err})")));
+            return Url::parse(&e)
+                .map_err(|err| invalid(format!("{explicit} is not a URL ({err})")));
         }
         let account = account_name.as_deref().ok_or_else(|| {
             invalid(format!(
@@ -676,22 +683,35 @@ mod tests {
     fn a_port_that_is_not_a_number_is_refused_naming_the_key() {
         let err = config(&[(KEY_PORT, "80a")]).unwrap_err();
         assert_eq!(err.key(), KEY_PORT);
-        assert!(err.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{err}");
+        assert!(
+            err.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"),
+            "{err}"
+        );
         assert_eq!(config(&[(KEY_PORT, "70000")]).unwrap_err().key(), KEY_PORT);
     }
 
     #[test]
     fn serve_requires_the_port_naming_the_key() {
-        let c = config(&[(KEY_DR_CONFIG_PATH, "dr.toml"), (KEY_STORAGE, "UseDevelopmentStorage=true")])
-            .unwrap();
+        let c = config(&[
+            (KEY_DR_CONFIG_PATH, "dr.toml"),
+            (KEY_STORAGE, "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
         let err = c.require_serve().unwrap_err();
         assert_eq!(err.key(), KEY_PORT);
-        assert!(err.to_string().starts_with("FUNCTIONS_CUSTOMHANDLER_PORT is not set"));
+        assert!(
+            err.to_string()
+                .starts_with("FUNCTIONS_CUSTOMHANDLER_PORT is not set")
+        );
     }
 
     #[test]
     fn serve_requires_the_dr_config_path_and_storage() {
-        let c = config(&[(KEY_PORT, "7071"), (KEY_STORAGE, "UseDevelopmentStorage=true")]).unwrap();
+        let c = config(&[
+            (KEY_PORT, "7071"),
+            (KEY_STORAGE, "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
         assert_eq!(c.require_serve().unwrap_err().key(), KEY_DR_CONFIG_PATH);
         let c = config(&[(KEY_PORT, "7071"), (KEY_DR_CONFIG_PATH, "dr.toml")]).unwrap();
         assert_eq!(c.require_serve().unwrap_err().key(), KEY_STORAGE);
@@ -711,8 +731,14 @@ mod tests {
             panic!("expected a connection string")
         };
         assert_eq!(s.account_name, "devstoreaccount1");
-        assert_eq!(s.blob_endpoint.as_str(), "http://127.0.0.1:10000/devstoreaccount1");
-        assert_eq!(s.queue_endpoint.as_str(), "http://127.0.0.1:10001/devstoreaccount1");
+        assert_eq!(
+            s.blob_endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(
+            s.queue_endpoint.as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1"
+        );
         assert!(s.is_development);
         assert_eq!(s.account_key.unwrap().expose(), AZURITE_KEY);
     }
@@ -736,8 +762,14 @@ mod tests {
     fn a_cloud_connection_string_derives_endpoints_from_the_account() {
         let cs = "DefaultEndpointsProtocol=https;AccountName=drapp;AccountKey=a2V5;EndpointSuffix=core.windows.net";
         let s = parse_connection_string(cs).unwrap();
-        assert_eq!(s.blob_endpoint.as_str(), "https://drapp.blob.core.windows.net/");
-        assert_eq!(s.queue_endpoint.as_str(), "https://drapp.queue.core.windows.net/");
+        assert_eq!(
+            s.blob_endpoint.as_str(),
+            "https://drapp.blob.core.windows.net/"
+        );
+        assert_eq!(
+            s.queue_endpoint.as_str(),
+            "https://drapp.queue.core.windows.net/"
+        );
         assert!(!s.is_development);
     }
 
@@ -787,7 +819,8 @@ mod tests {
 
     #[test]
     fn client_secret_auth_requires_its_three_settings() {
-        let err = config(&[(KEY_ARM_AUTH, "client-secret"), (KEY_AZURE_CLIENT_ID, "c")]).unwrap_err();
+        let err =
+            config(&[(KEY_ARM_AUTH, "client-secret"), (KEY_AZURE_CLIENT_ID, "c")]).unwrap_err();
         assert_eq!(err.key(), KEY_AZURE_TENANT_ID);
     }
 
@@ -795,7 +828,10 @@ mod tests {
     fn secrets_print_as_stars() {
         let c = config(&[
             (KEY_AZURE_CLIENT_SECRET, "s3cr3t-value"),
-            (KEY_NOTIFY_WEBHOOK_URL, "https://hooks.example/x?sig=s3cr3t-sig"),
+            (
+                KEY_NOTIFY_WEBHOOK_URL,
+                "https://hooks.example/x?sig=s3cr3t-sig",
+            ),
         ])
         .unwrap();
         let rendered = format!("{c:?}");
@@ -805,7 +841,8 @@ mod tests {
 
     #[test]
     fn a_plain_http_webhook_is_refused_without_echoing_it() {
-        let err = config(&[(KEY_NOTIFY_WEBHOOK_URL, "http://hooks.example/x?sig=abc")]).unwrap_err();
+        let err =
+            config(&[(KEY_NOTIFY_WEBHOOK_URL, "http://hooks.example/x?sig=abc")]).unwrap_err();
         assert_eq!(err.key(), KEY_NOTIFY_WEBHOOK_URL);
         assert!(!err.to_string().contains("sig=abc"));
         assert!(config(&[(KEY_NOTIFY_WEBHOOK_URL, "http://127.0.0.1:9/x")]).is_ok());
@@ -822,7 +859,12 @@ mod tests {
 
     #[test]
     fn an_arm_endpoint_must_be_a_url() {
-        assert_eq!(config(&[(KEY_ARM_ENDPOINT, "management")]).unwrap_err().key(), KEY_ARM_ENDPOINT);
+        assert_eq!(
+            config(&[(KEY_ARM_ENDPOINT, "management")])
+                .unwrap_err()
+                .key(),
+            KEY_ARM_ENDPOINT
+        );
         assert!(config(&[(KEY_ARM_ENDPOINT, "http://127.0.0.1:8080")]).is_ok());
     }
 }

@@ -156,9 +156,13 @@ impl HttpRequest {
 
     /// The media type of the body, lower-case, without parameters.
     pub fn content_type(&self) -> Option<String> {
-        self.headers
-            .get("content-type")
-            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        self.headers.get("content-type").map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// True when the caller's `Accept` header prefers `mime` over JSON (e.g. a browser asking
@@ -168,7 +172,13 @@ impl HttpRequest {
             .get_all("accept")
             .iter()
             .flat_map(|v| v.split(','))
-            .any(|part| part.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(mime))
+            .any(|part| {
+                part.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case(mime)
+            })
     }
 
     /// True when the host sent the body base64-encoded (octet-stream and multipart bodies).
@@ -191,7 +201,9 @@ impl HttpRequest {
         let bytes = if self.body_is_base64() {
             base64::engine::general_purpose::STANDARD
                 .decode(body.trim())
-                .map_err(|e| PayloadError::invalid("Data.req.Body", format!("not valid base64 ({e})")))?
+                .map_err(|e| {
+                    PayloadError::invalid("Data.req.Body", format!("not valid base64 ({e})"))
+                })?
         } else {
             body.as_bytes().to_vec()
         };
@@ -208,7 +220,9 @@ impl HttpRequest {
     /// Decodes a JSON request body into `T`. Errors name the field (`body.pair`), 413 for a body
     /// over [`HTTP_BODY_LIMIT`], 400 for a missing body, wrong content type or bad JSON.
     pub fn json_body<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
-        let bytes = self.body_bytes()?.ok_or_else(|| PayloadError::missing("body"))?;
+        let bytes = self
+            .body_bytes()?
+            .ok_or_else(|| PayloadError::missing("body"))?;
         if let Some(ct) = self.content_type() {
             if !(ct == "application/json" || ct == "text/json" || ct.ends_with("+json")) {
                 return Err(PayloadError::invalid(
@@ -225,8 +239,9 @@ impl HttpRequest {
                 PayloadError::from_serde("body", err)
             }
         })?;
-        de.end()
-            .map_err(|e| PayloadError::invalid("body", format!("trailing characters after the JSON ({e})")))?;
+        de.end().map_err(|e| {
+            PayloadError::invalid("body", format!("trailing characters after the JSON ({e})"))
+        })?;
         Ok(value)
     }
 
@@ -259,9 +274,14 @@ impl Trigger for HttpRequest {
             }
         };
         let url = string("Url", false)?.unwrap_or_default();
-        let method = string("Method", true)?.unwrap_or_default().to_ascii_uppercase();
+        let method = string("Method", true)?
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err(PayloadError::invalid(format!("{base}.Method"), "expected an HTTP method such as POST"));
+            return Err(PayloadError::invalid(
+                format!("{base}.Method"),
+                "expected an HTTP method such as POST",
+            ));
         }
         let query = match field("Query") {
             None => BTreeMap::new(),
@@ -315,12 +335,18 @@ fn string_map(value: &Value, path: &str) -> Result<BTreeMap<String, String>, Pay
         Value::Object(m) => m,
         Value::String(s) => {
             parsed = serde_json::from_str::<Value>(s).map_err(|_| {
-                PayloadError::invalid(path, "expected an object (or a string holding a JSON object)")
+                PayloadError::invalid(
+                    path,
+                    "expected an object (or a string holding a JSON object)",
+                )
             })?;
             expect_object(&parsed, path)?
         }
         other => {
-            return Err(PayloadError::invalid(path, format!("expected an object, found {}", kind_of(other))));
+            return Err(PayloadError::invalid(
+                path,
+                format!("expected an object, found {}", kind_of(other)),
+            ));
         }
     };
     let mut out = BTreeMap::new();

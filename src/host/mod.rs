@@ -30,7 +30,9 @@ mod wire;
 
 pub use http::{HTTP_BODY_LIMIT, Headers, HttpRequest};
 pub use queue::{MessageText, QueueBody, QueueTrigger};
-pub use request::{INVOCATION_ID_HEADER, InvocationRequest, PayloadError, Sys, Trigger, TriggerKind};
+pub use request::{
+    INVOCATION_ID_HEADER, InvocationRequest, PayloadError, Sys, Trigger, TriggerKind,
+};
 pub use response::{
     EncodeError, HTTP_RES, HttpOutput, InvocationResponse, OutputValue, Problem, QueueMessage,
 };

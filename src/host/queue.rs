@@ -23,13 +23,20 @@ impl<T: DeserializeOwned> QueueBody for T {
         let mut de = serde_json::Deserializer::from_str(text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
             if err.inner().is_syntax() || err.inner().is_eof() {
-                PayloadError::invalid(path, format!("the queue message is not JSON ({})", err.inner()))
+                PayloadError::invalid(
+                    path,
+                    format!("the queue message is not JSON ({})", err.inner()),
+                )
             } else {
                 PayloadError::from_serde(path, err)
             }
         })?;
-        de.end()
-            .map_err(|e| PayloadError::invalid(path, format!("trailing characters after the JSON message ({e})")))?;
+        de.end().map_err(|e| {
+            PayloadError::invalid(
+                path,
+                format!("trailing characters after the JSON message ({e})"),
+            )
+        })?;
         Ok(value)
     }
 }
@@ -85,7 +92,10 @@ impl<T: QueueBody> Trigger for QueueTrigger<T> {
             other => {
                 return Err(PayloadError::invalid(
                     path,
-                    format!("expected the queue message as a string, found {}", kind_of(other)),
+                    format!(
+                        "expected the queue message as a string, found {}",
+                        kind_of(other)
+                    ),
                 ));
             }
         };
@@ -94,7 +104,8 @@ impl<T: QueueBody> Trigger for QueueTrigger<T> {
         let dequeue_count = match request.metadata_entry("DequeueCount") {
             None => return Err(PayloadError::missing("Metadata.DequeueCount")),
             Some((key, v)) => {
-                let n = meta_u32(v).map_err(|r| PayloadError::invalid(format!("Metadata.{key}"), r))?;
+                let n =
+                    meta_u32(v).map_err(|r| PayloadError::invalid(format!("Metadata.{key}"), r))?;
                 if n == 0 {
                     return Err(PayloadError::invalid(
                         format!("Metadata.{key}"),
@@ -107,13 +118,17 @@ impl<T: QueueBody> Trigger for QueueTrigger<T> {
         let text = |key: &str| -> Result<Option<String>, PayloadError> {
             match request.metadata_entry(key) {
                 None => Ok(None),
-                Some((k, v)) => meta_string(v).map_err(|r| PayloadError::invalid(format!("Metadata.{k}"), r)),
+                Some((k, v)) => {
+                    meta_string(v).map_err(|r| PayloadError::invalid(format!("Metadata.{k}"), r))
+                }
             }
         };
         let date = |key: &str| -> Result<Option<OffsetDateTime>, PayloadError> {
             match request.metadata_entry(key) {
                 None => Ok(None),
-                Some((k, v)) => meta_datetime(v).map_err(|r| PayloadError::invalid(format!("Metadata.{k}"), r)),
+                Some((k, v)) => {
+                    meta_datetime(v).map_err(|r| PayloadError::invalid(format!("Metadata.{k}"), r))
+                }
             }
         };
         Ok(QueueTrigger {
@@ -161,7 +176,14 @@ mod tests {
             r#"{{"Data":{{"msg":{data}}},"Metadata":{{"DequeueCount":"3","Id":"\"abc\"","InsertionTime":"2022-06-13T06:00:06+00:00"}}}}"#
         );
         let t: QueueTrigger<Stage> = QueueTrigger::decode(&request(&env), "msg").unwrap();
-        assert_eq!(t.body, Stage { run_id: "r1".into(), stage: "preflight".into(), attempt: 2 });
+        assert_eq!(
+            t.body,
+            Stage {
+                run_id: "r1".into(),
+                stage: "preflight".into(),
+                attempt: 2
+            }
+        );
         assert_eq!(t.dequeue_count, 3);
         assert_eq!(t.id.as_deref(), Some("abc"));
         assert_eq!(t.insertion_time.unwrap().unix_timestamp(), 1_655_100_006);
@@ -170,7 +192,8 @@ mod tests {
 
     #[test]
     fn a_message_missing_a_field_names_the_field_path() {
-        let env = r#"{"Data":{"msg":"\"{\\\"runId\\\":\\\"r1\\\"}\""},"Metadata":{"DequeueCount":1}}"#;
+        let env =
+            r#"{"Data":{"msg":"\"{\\\"runId\\\":\\\"r1\\\"}\""},"Metadata":{"DequeueCount":1}}"#;
         let err = QueueTrigger::<Stage>::decode(&request(env), "msg").unwrap_err();
         assert_eq!(err.path(), "Data.msg");
         assert!(err.to_string().contains("stage"), "{err}");

@@ -61,7 +61,10 @@ impl PayloadError {
     }
 
     /// Builds an error from a `serde_path_to_error` failure, prefixing the path with `base`.
-    pub(crate) fn from_serde(base: &str, err: serde_path_to_error::Error<serde_json::Error>) -> Self {
+    pub(crate) fn from_serde(
+        base: &str,
+        err: serde_path_to_error::Error<serde_json::Error>,
+    ) -> Self {
         let inner = err.path().to_string();
         let path = join_path(base, &inner);
         let source = err.into_inner();

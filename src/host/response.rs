@@ -127,7 +127,9 @@ impl HttpOutput {
     }
 
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> HttpOutput {
-        self.headers.get_or_insert_with(BTreeMap::new).insert(name.into(), value.into());
+        self.headers
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.into(), value.into());
         self
     }
 
@@ -162,7 +164,10 @@ impl HttpOutput {
             m.insert("body".into(), b.clone());
         }
         if let Some(h) = &self.headers {
-            let h: Map<String, Value> = h.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let h: Map<String, Value> = h
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             m.insert("headers".into(), Value::Object(h));
         }
         Value::Object(m)
@@ -174,12 +179,11 @@ impl HttpOutput {
             Value::Object(m) => m,
             // A string holding JSON object text also works on the host (§6.4).
             Value::String(s) => {
-                parsed = serde_json::from_str::<Value>(s).map_err(|_| {
+                parsed = serde_json::from_str::<Value>(s)
+                    .map_err(|_| PayloadError::invalid(path, "an http output must be an object"))?;
+                parsed.as_object().ok_or_else(|| {
                     PayloadError::invalid(path, "an http output must be an object")
-                })?;
-                parsed
-                    .as_object()
-                    .ok_or_else(|| PayloadError::invalid(path, "an http output must be an object"))?
+                })?
             }
             other => {
                 return Err(PayloadError::invalid(
@@ -188,7 +192,11 @@ impl HttpOutput {
                 ));
             }
         };
-        let get = |k: &str| map.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+        let get = |k: &str| {
+            map.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
         let status = match get("statusCode") {
             Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
             Some(Value::String(s)) => s.trim().parse::<u16>().ok(),
@@ -308,7 +316,8 @@ fn host_element(value: &Value, out: &mut Vec<Vec<u8>>) {
     match value {
         Value::String(s) => {
             let t = s.trim();
-            let looks_json = (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']'));
+            let looks_json = (t.starts_with('{') && t.ends_with('}'))
+                || (t.starts_with('[') && t.ends_with(']'));
             if looks_json {
                 if let Ok(parsed) = serde_json::from_str::<Value>(t) {
                     match parsed {
@@ -336,7 +345,9 @@ fn sniff_base64(s: &str) -> Option<Vec<u8>> {
     if compact.is_empty() || compact.len() % 4 != 0 {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 /// Binding name of the HTTP output in every function.json of this app.
@@ -471,7 +482,11 @@ impl InvocationResponse {
                 format!("expected an object, found {}", kind_of(&value)),
             ));
         };
-        let get = |k: &str| top.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+        let get = |k: &str| {
+            top.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
         let mut outputs = BTreeMap::new();
         match get("Outputs") {
             None | Some(Value::Null) => {}
@@ -543,7 +558,8 @@ mod tests {
 
     #[test]
     fn http_output_writes_status_as_a_string_with_headers() {
-        let r = InvocationResponse::http(HttpOutput::text(201, "my world").with_header("header1", "v"));
+        let r =
+            InvocationResponse::http(HttpOutput::text(201, "my world").with_header("header1", "v"));
         let v = r.to_json_value();
         assert_eq!(v["Outputs"]["res"]["statusCode"], json!("201"));
         assert_eq!(v["Outputs"]["res"]["body"], json!("my world"));
@@ -552,10 +568,18 @@ mod tests {
 
     #[test]
     fn queue_messages_must_be_objects() {
-        assert!(matches!(QueueMessage::json(&"abcd"), Err(EncodeError::NotAnObject { .. })));
+        assert!(matches!(
+            QueueMessage::json(&"abcd"),
+            Err(EncodeError::NotAnObject { .. })
+        ));
         let m = QueueMessage::json(&json!({"runId": "r"})).unwrap();
-        let r = InvocationResponse::new().with_message("stages", m.clone()).with_message("stages", m);
-        assert_eq!(r.to_json_value()["Outputs"]["stages"], json!([{"runId": "r"}, {"runId": "r"}]));
+        let r = InvocationResponse::new()
+            .with_message("stages", m.clone())
+            .with_message("stages", m);
+        assert_eq!(
+            r.to_json_value()["Outputs"]["stages"],
+            json!([{"runId": "r"}, {"runId": "r"}])
+        );
     }
 
     #[test]

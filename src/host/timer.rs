@@ -39,7 +39,9 @@ impl Trigger for TimerTrigger {
 
         let is_past_due = match meta_get(timer, "IsPastDue") {
             None | Some((_, Value::Null)) => false,
-            Some((k, v)) => meta_bool(v).map_err(|r| PayloadError::invalid(format!("{base}.{k}"), r))?,
+            Some((k, v)) => {
+                meta_bool(v).map_err(|r| PayloadError::invalid(format!("{base}.{k}"), r))?
+            }
         };
         let adjust_for_dst = match meta_get(timer, "Schedule") {
             None | Some((_, Value::Null)) => None,
@@ -48,7 +50,8 @@ impl Trigger for TimerTrigger {
                 match meta_get(schedule, "AdjustForDST") {
                     None | Some((_, Value::Null)) => None,
                     Some((k2, v)) => Some(
-                        meta_bool(v).map_err(|r| PayloadError::invalid(format!("{base}.{k}.{k2}"), r))?,
+                        meta_bool(v)
+                            .map_err(|r| PayloadError::invalid(format!("{base}.{k}.{k2}"), r))?,
                     ),
                 }
             }
@@ -60,7 +63,8 @@ impl Trigger for TimerTrigger {
                 let status = expect_object(v, &path)?;
                 let date = |key: &str| match meta_get(status, key) {
                     None => Ok(None),
-                    Some((k2, v)) => meta_datetime(v).map_err(|r| PayloadError::invalid(format!("{path}.{k2}"), r)),
+                    Some((k2, v)) => meta_datetime(v)
+                        .map_err(|r| PayloadError::invalid(format!("{path}.{k2}"), r)),
                 };
                 Some(ScheduleStatus {
                     last: date("Last")?,
@@ -110,7 +114,9 @@ mod tests {
 
     #[test]
     fn a_bad_date_names_its_path() {
-        let err = decode(r#"{"Data":{"timer":{"ScheduleStatus":{"Next":"soon"},"IsPastDue":false}}}"#).unwrap_err();
+        let err =
+            decode(r#"{"Data":{"timer":{"ScheduleStatus":{"Next":"soon"},"IsPastDue":false}}}"#)
+                .unwrap_err();
         assert_eq!(err.path(), "Data.timer.ScheduleStatus.Next");
     }
 }

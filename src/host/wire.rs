@@ -166,6 +166,12 @@ mod tests {
         let meta = json!({"dequeueCount": "4", "DequeueCount": "2"});
         let meta = meta.as_object().unwrap();
         assert_eq!(meta_get(meta, "DequeueCount").unwrap().1, &json!("2"));
-        assert_eq!(meta_get(meta, "DEQUEUECOUNT").unwrap().0, "dequeueCount");
+        let lower = json!({"dequeueCount": "4"});
+        assert_eq!(
+            meta_get(lower.as_object().unwrap(), "DEQUEUECOUNT")
+                .unwrap()
+                .0,
+            "dequeueCount"
+        );
     }
 }

@@ -1,0 +1,100 @@
+//! `datashare-dr bench [which]`: benchmarks that print a results table (not timed tests).
+//!
+//! Job: dispatch to one module per benchmark and print every result row in one table format
+//! ([`Row`], [`print_table`]) so the combined `bench all` table reads the same everywhere.
+//! Benchmarks add themselves as sibling modules plus one `if` in [`run`].
+//!
+//! CLI glue: `anyhow` is allowed here. Must not be imported by domain modules.
+
+pub mod cold_start;
+
+use crate::cli::BenchArgs;
+
+/// One line of a benchmark table: a measured figure, its reference (bound, baseline or target
+/// value) and the ratio measured / reference against the target ratio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// What was measured.
+    pub name: String,
+    /// The measured figure, formatted with its unit (e.g. `4.1 ms`).
+    pub measured: String,
+    /// Secondary figure (e.g. `p90 5.0 ms`), or empty.
+    pub detail: String,
+    /// The reference it is compared with, formatted (e.g. `baseline 2.0 ms`).
+    pub reference: String,
+    /// measured / reference.
+    pub ratio: f64,
+    /// Largest acceptable ratio (the target), e.g. 2.5.
+    pub target_ratio: f64,
+}
+
+impl Row {
+    pub fn within_target(&self) -> bool {
+        self.ratio.is_finite() && self.ratio <= self.target_ratio
+    }
+}
+
+/// Prints rows as an aligned text table on stdout.
+pub fn print_table(rows: &[Row]) {
+    let header = [
+        "benchmark",
+        "measured",
+        "detail",
+        "reference",
+        "ratio",
+        "target",
+        "verdict",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.measured.clone(),
+                r.detail.clone(),
+                r.reference.clone(),
+                format!("{:.2}x", r.ratio),
+                format!("<= {:.1}x", r.target_ratio),
+                if r.within_target() { "ok" } else { "MISSED" }.to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: &[String]| {
+        row.iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(&header.map(str::to_owned)));
+    println!("{}", line(&widths.map(|w| "-".repeat(w))));
+    for row in &cells {
+        println!("{}", line(row));
+    }
+}
+
+/// Runs the benchmark(s) named by `args.which` (`all` runs every one). Returns the exit code.
+pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
+    let which = args.which.as_str();
+    let known = ["all", "cold-start"];
+    if !known.contains(&which) {
+        anyhow::bail!(
+            "unknown benchmark `{which}` (available: {})",
+            known.join(", ")
+        );
+    }
+    let mut rows = Vec::new();
+    if matches!(which, "all" | "cold-start") {
+        rows.extend(cold_start::run(args)?);
+    }
+    print_table(&rows);
+    Ok(0)
+}
