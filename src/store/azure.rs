@@ -110,7 +110,6 @@ impl Account {
                         .clone()
                         .map(azure_identity::UserAssignedId::ClientId),
                     client_options: self.client_options(),
-                    ..Default::default()
                 };
                 let cred: Arc<dyn TokenCredential> =
                     azure_identity::ManagedIdentityCredential::new(Some(options)).map_err(|e| {

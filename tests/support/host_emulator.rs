@@ -41,6 +41,10 @@ const PEEK_LOCK: Duration = Duration::from_secs(600);
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+/// A matched HTTP function and its route parameters (`None` = empty optional parameter).
+type Routed = (FunctionDef, Vec<(String, Option<String>)>);
+/// A raw HTTP answer: status, lower-cased headers, body.
+type RawAnswer = (u16, HashMap<String, String>, Vec<u8>);
 
 fn err(msg: impl Into<String>) -> Error {
     msg.into().into()
@@ -871,12 +875,8 @@ impl HostEmulator {
         }))
     }
 
-    /// Like [`Self::request`] but returns the whole invocation record.
-    fn route(
-        &self,
-        method: &str,
-        path: &str,
-    ) -> Result<Option<(FunctionDef, Vec<(String, Option<String>)>)>, Error> {
+    /// Finds the HTTP function whose route and methods match (the host's routing).
+    fn route(&self, method: &str, path: &str) -> Result<Option<Routed>, Error> {
         let prefix = &self.inner.host.route_prefix;
         let path = path.trim_start_matches('/');
         let rest = if prefix.is_empty() {
@@ -890,7 +890,7 @@ impl HostEmulator {
         let segments: Vec<String> = rest
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .collect();
         for f in self.inner.functions.values() {
             let t = f.trigger();
@@ -1008,11 +1008,7 @@ impl HostEmulator {
         if m.decoding_failed || m.dequeue_count > host.max_dequeue_count {
             let disposition = if has_poison {
                 // Copy the stored text as-is (the host copies the raw message).
-                let raw = if m.decoding_failed {
-                    m.text.clone()
-                } else {
-                    m.text.clone()
-                };
+                let raw = m.text.clone();
                 poison(raw).await?;
                 q.delete(queue, &m.id, &m.pop_receipt)
                     .await
@@ -1380,7 +1376,7 @@ fn nested_time(t: OffsetDateTime) -> String {
 /// Whether .NET `Convert.FromBase64String` accepts `s` (whitespace ignored).
 fn dotnet_base64(s: &str) -> Option<Vec<u8>> {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.is_empty() || compact.len() % 4 != 0 {
+    if compact.is_empty() || !compact.len().is_multiple_of(4) {
         return None;
     }
     base64::engine::general_purpose::STANDARD
@@ -1528,11 +1524,7 @@ fn percent_decode(s: &str) -> String {
 
 /// POSTs `body` with chunked transfer encoding over a fresh HTTP/1.1 connection and returns
 /// (status, lower-cased headers, body).
-async fn post_chunked(
-    url: &str,
-    invocation_id: &str,
-    body: &[u8],
-) -> Result<(u16, HashMap<String, String>, Vec<u8>), Error> {
+async fn post_chunked(url: &str, invocation_id: &str, body: &[u8]) -> Result<RawAnswer, Error> {
     let parsed = url::Url::parse(url).map_err(|e| err(format!("{url}: {e}")))?;
     let host = parsed
         .host_str()
@@ -1565,15 +1557,17 @@ async fn post_chunked(
         if raw.len() > MAX_RESPONSE_BYTES {
             return Err(err("response too large"));
         }
-        if let Some(done) = complete_response(&raw)? {
+        if let Some(done) = complete_response(&raw, false)? {
             return Ok(done);
         }
     }
-    complete_response(&raw)?.ok_or_else(|| err("connection closed before a complete response"))
+    complete_response(&raw, true)?
+        .ok_or_else(|| err("connection closed before a complete response"))
 }
 
-/// Parses a complete HTTP/1.1 response from `raw`, or `None` if more bytes are needed.
-fn complete_response(raw: &[u8]) -> Result<Option<(u16, HashMap<String, String>, Vec<u8>)>, Error> {
+/// Parses a complete HTTP/1.1 response from `raw`, or `None` if more bytes are needed (`eof`:
+/// the peer closed the connection, so a body without length ends here).
+fn complete_response(raw: &[u8], eof: bool) -> Result<Option<RawAnswer>, Error> {
     let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
@@ -1623,7 +1617,9 @@ fn complete_response(raw: &[u8]) -> Result<Option<(u16, HashMap<String, String>,
     {
         Some(len) if rest.len() >= len => Ok(Some((status, headers, rest[..len].to_vec()))),
         Some(_) => Ok(None),
-        None => Ok(None), // read to EOF (Connection: close)
+        // No length: the body runs to the end of the connection (`Connection: close`).
+        None if eof => Ok(Some((status, headers, rest.to_vec()))),
+        None => Ok(None),
     }
 }
 
