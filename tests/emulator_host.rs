@@ -703,3 +703,40 @@ fn host_timespans_parse() {
     );
     assert!(parse_timespan("30s").is_err());
 }
+
+/// The emulator reads the app's real host.json and functions/*/function.json (no I/O at build).
+#[test]
+fn the_repositorys_host_json_and_functions_load_in_the_emulator() {
+    let storage =
+        datashare_dr::store::StorageSettings::from_connection_string("UseDevelopmentStorage=true")
+            .unwrap();
+    let emu = HostEmulator::for_repo("http://127.0.0.1:9", &storage)
+        .build()
+        .unwrap();
+    let host = emu.host_settings();
+    assert!(host.max_dequeue_count >= 1);
+    assert_eq!(
+        host.message_encoding,
+        MessageEncoding::from_host_json(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/host.json")).unwrap()
+        )
+        .unwrap()
+    );
+    assert_eq!(
+        emu.trigger_queue("FailoverStage").unwrap(),
+        datashare_dr::store::STAGE_QUEUE
+    );
+    assert_eq!(
+        emu.trigger_queue("FailoverPoison").unwrap(),
+        datashare_dr::store::STAGE_POISON_QUEUE
+    );
+    for f in emu.functions().values() {
+        let t = f.trigger();
+        assert!(
+            ["httpTrigger", "timerTrigger", "queueTrigger"].contains(&t.kind.as_str()),
+            "{}: {}",
+            f.name,
+            t.kind
+        );
+    }
+}
