@@ -13,10 +13,12 @@
 //! Never a second invitation for a target already holding a pending or accepted one; never a
 //! data set pointed at a primary-region store; nothing deleted unless pruning was asked for.
 
+pub mod apply;
 pub mod convert;
 pub mod diff;
 pub mod mapping;
 pub mod model;
+pub mod observe;
 pub mod pair;
 pub mod plan;
 pub mod render;
