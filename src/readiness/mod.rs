@@ -48,6 +48,7 @@
 //! Must not import: handlers, host (the surfaces are called by handlers, not the other way round).
 
 pub mod api;
+pub mod arm_reader;
 pub mod check;
 pub mod cli;
 pub mod convert;

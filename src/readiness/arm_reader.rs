@@ -1,0 +1,147 @@
+//! [`PairReader`] over the real ARM client: account observation through reconcile's
+//! `observe_account` (shared with replication), plus readiness's own extra reads.
+//!
+//! Error texts given to observations are ARM's messages (status, code, operation), never tokens.
+//!
+//! Must not import: handlers, host.
+
+use std::time::Duration;
+
+use crate::arm::auth::{AuthMode, Secret as ArmSecret};
+use crate::arm::client::{ArmClient, ArmSettings};
+use crate::arm::error::ArmError;
+use crate::arm::id::{AccountId, ResourceId, ShareId};
+use crate::arm::models::{RoleAssignment, ShareSynchronization};
+use crate::arm::ops::ListQuery;
+use crate::config::dr::{ArmAuth, DrConfig};
+use crate::reconcile::observe::{self, AccountObservation as ReconcileAccount, ObserveOptions};
+
+use super::check::{AccountRead, PairReader};
+use super::convert::StoreRead;
+
+/// ARM api-versions used to GET a store, by resource type (lower-case).
+pub fn store_api_version(id: &ResourceId) -> &'static str {
+    let t = id.resource_type().to_ascii_lowercase();
+    match t.as_str() {
+        "microsoft.storage/storageaccounts" => "2023-05-01",
+        "microsoft.sql/servers" => "2021-11-01",
+        "microsoft.synapse/workspaces" => "2021-06-01",
+        "microsoft.kusto/clusters" | "microsoft.kusto/clusters/databases" => "2023-08-15",
+        "microsoft.datalakestore/accounts" => "2016-11-01",
+        _ => "2021-04-01",
+    }
+}
+
+/// A short, secret-free reason for an observation.
+fn reason(e: &ArmError) -> String {
+    match e.status() {
+        Some(s) => format!("HTTP {s}: {e}"),
+        None => e.to_string(),
+    }
+}
+
+/// The ARM client as readiness's reader.
+pub struct ArmReader<'a> {
+    pub client: &'a ArmClient,
+    /// Shares observed at once per account.
+    pub concurrency: usize,
+}
+
+impl PairReader for ArmReader<'_> {
+    async fn read_account(
+        &self,
+        id: &AccountId,
+        selects: &(dyn Fn(&str) -> bool + Sync),
+    ) -> AccountRead {
+        let opts = ObserveOptions {
+            concurrency: self.concurrency.max(1),
+            read_account: true,
+        };
+        match observe::observe_account(self.client, id, selects, &opts).await {
+            Ok(ReconcileAccount::Missing) => AccountRead::Missing,
+            Ok(ReconcileAccount::Present { account, shares }) => match account {
+                Some(account) => AccountRead::Present { account, shares },
+                None => AccountRead::Unreachable("the account was not read".into()),
+            },
+            Err(e) => AccountRead::Unreachable(match e.arm() {
+                Some(a) => reason(a),
+                None => e.to_string(),
+            }),
+        }
+    }
+
+    async fn list_synchronizations(
+        &self,
+        share_id: &str,
+    ) -> Result<Vec<ShareSynchronization>, String> {
+        let id = ShareId::parse(share_id).map_err(|e| e.to_string())?;
+        self.client
+            .list_share_synchronizations(&id, &ListQuery::default())
+            .await
+            .map_err(|e| reason(&e))
+    }
+
+    async fn get_store(&self, id: &str) -> StoreRead {
+        let rid = match ResourceId::parse(id) {
+            Ok(r) => r,
+            Err(e) => return StoreRead::Failed(e.to_string()),
+        };
+        match self
+            .client
+            .get_resource(&rid, store_api_version(&rid))
+            .await
+        {
+            Ok(Some(r)) => StoreRead::Found(r),
+            Ok(None) => StoreRead::NotFound,
+            Err(e) => StoreRead::Failed(reason(&e)),
+        }
+    }
+
+    async fn role_assignments(
+        &self,
+        subscription_id: &str,
+        principal_id: &str,
+    ) -> Result<Vec<RoleAssignment>, String> {
+        let scope = ResourceId::subscription(subscription_id).map_err(|e| e.to_string())?;
+        self.client
+            .list_role_assignments(&scope, principal_id)
+            .await
+            .map_err(|e| reason(&e))
+    }
+}
+
+/// Builds the ARM client from the DR config's `[arm]` (already merged with `ARM_ENDPOINT` /
+/// `ARM_AUTH` by the config loader when it does so) and the `AZURE_*` env of the chosen auth.
+pub fn arm_client_from_config(cfg: &DrConfig) -> Result<ArmClient, ArmError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let auth = match cfg.arm.auth {
+        ArmAuth::ManagedIdentity => AuthMode::ManagedIdentity {
+            client_id: env("AZURE_CLIENT_ID"),
+        },
+        ArmAuth::WorkloadIdentity => AuthMode::WorkloadIdentity {
+            tenant_id: None,
+            client_id: None,
+            token_file: None,
+        },
+        ArmAuth::AzureCli => AuthMode::AzureCli {
+            tenant_id: env("AZURE_TENANT_ID"),
+        },
+        ArmAuth::ClientSecret => AuthMode::ClientSecret {
+            tenant_id: env("AZURE_TENANT_ID").unwrap_or_default(),
+            client_id: env("AZURE_CLIENT_ID").unwrap_or_default(),
+            secret: ArmSecret::new(env("AZURE_CLIENT_SECRET").unwrap_or_default()),
+        },
+        ArmAuth::StaticToken => AuthMode::StaticToken(ArmSecret::new(
+            cfg.arm
+                .token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .unwrap_or_default(),
+        )),
+        ArmAuth::None => AuthMode::None,
+    };
+    let mut settings = ArmSettings::new(cfg.arm.endpoint.clone(), auth);
+    settings.max_concurrency = cfg.arm.max_concurrency.max(1);
+    settings.deadline = cfg.arm.deadline.max(Duration::from_secs(1));
+    ArmClient::new(settings)
+}
