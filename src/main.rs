@@ -15,7 +15,10 @@ fn main() {
     let code = match cli.command {
         Command::Serve => serve(),
         Command::Bench(args) => report(bench::run(&args)),
+        Command::Check(args) => report(datashare_dr::readiness::cli::run_check(&args)),
         Command::BenchBaselineListener => bench::cold_start::baseline_listener(),
+        Command::Plan(args) => report(datashare_dr::reconcile::cli::run_plan(&args)),
+        Command::Replicate(args) => report(datashare_dr::reconcile::cli::run_replicate(&args)),
         _ => {
             eprintln!("error: this subcommand is being built");
             1
