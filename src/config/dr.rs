@@ -475,7 +475,7 @@ impl AlertSettings {
     /// the allow-list; case-insensitive, trailing `/` ignored.
     pub fn allows(&self, id: &str) -> bool {
         let key = normalize_source(id);
-        !key.is_empty() && self.allowed_sources.iter().any(|a| *a == key)
+        !key.is_empty() && self.allowed_sources.contains(&key)
     }
 }
 
@@ -1079,22 +1079,20 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
     };
     let auth_found = t.opt_str(ctx, "auth");
     let auth_loc = auth_found.as_ref().map(|(_, l)| l.clone());
-    if auth_found.is_some() {
-        if let Some((word, loc)) = auth_found {
-            match ArmAuth::parse(&word) {
-                Some(a) => arm.auth = a,
-                None => {
-                    let names: Vec<String> = ArmAuth::ALL
-                        .iter()
-                        .map(|(n, _)| format!("\"{n}\""))
-                        .collect();
-                    ctx.issue(
-                        &loc.path,
-                        &loc.span,
-                        format!("expected one of {}, got {word:?}", names.join(", ")),
-                    );
-                    ok = false;
-                }
+    if let Some((word, loc)) = auth_found {
+        match ArmAuth::parse(&word) {
+            Some(a) => arm.auth = a,
+            None => {
+                let names: Vec<String> = ArmAuth::ALL
+                    .iter()
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
+                ctx.issue(
+                    &loc.path,
+                    &loc.span,
+                    format!("expected one of {}, got {word:?}", names.join(", ")),
+                );
+                ok = false;
             }
         }
     }
@@ -1130,12 +1128,10 @@ fn read_arm(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<ArmSettings> {
     if let Some((n, _)) = t.opt_int(ctx, "deadline_secs", 1, 86_400) {
         arm.deadline = Duration::from_secs(n.unsigned_abs());
     }
-    if ok {
-        if let Err(msg) = check_arm_transport(&arm.endpoint, arm.auth) {
-            let loc = endpoint_loc.or(auth_loc).unwrap_or_else(|| t.loc.clone());
-            ctx.issue(&loc.path, &loc.span, msg);
-            ok = false;
-        }
+    if ok && let Err(msg) = check_arm_transport(&arm.endpoint, arm.auth) {
+        let loc = endpoint_loc.or(auth_loc).unwrap_or_else(|| t.loc.clone());
+        ctx.issue(&loc.path, &loc.span, msg);
+        ok = false;
     }
     ok.then_some(arm)
 }
@@ -1262,14 +1258,14 @@ const SUBSCRIPTION_KEYS: &[&str] = &[
 fn read_regions(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> (Option<String>, Option<String>) {
     let r1 = region(t.req_str(ctx, "primary_region"), ctx);
     let r2 = region(t.req_str(ctx, "secondary_region"), ctx);
-    if let (Some((a, _)), Some((b, loc))) = (&r1, &r2) {
-        if a == b {
-            ctx.issue(
-                &loc.path,
-                &loc.span,
-                format!("secondary_region must differ from primary_region (both are {a:?})"),
-            );
-        }
+    if let (Some((a, _)), Some((b, loc))) = (&r1, &r2)
+        && a == b
+    {
+        ctx.issue(
+            &loc.path,
+            &loc.span,
+            format!("secondary_region must differ from primary_region (both are {a:?})"),
+        );
     }
     (r1.map(|r| r.0), r2.map(|r| r.0))
 }
@@ -1279,14 +1275,14 @@ fn read_pair(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> Optio
     let name = name(t.req_str(ctx, "name"), ctx);
     let primary = account_id(t.req_str(ctx, "primary"), ctx);
     let secondary = account_id(t.req_str(ctx, "secondary"), ctx);
-    if let (Some((p, _)), Some((s, loc))) = (&primary, &secondary) {
-        if p == s {
-            ctx.issue(
-                &loc.path,
-                &loc.span,
-                "secondary must be a different account than primary",
-            );
-        }
+    if let (Some((p, _)), Some((s, loc))) = (&primary, &secondary)
+        && p == s
+    {
+        ctx.issue(
+            &loc.path,
+            &loc.span,
+            "secondary must be a different account than primary",
+        );
     }
     let (r1, r2) = read_regions(ctx, t);
 
@@ -1409,14 +1405,14 @@ fn read_create_secondary(
     secondary_region: Option<&str>,
 ) -> Option<CreateSecondary> {
     let location = region(t.req_str(ctx, "location"), ctx);
-    if let (Some((l, loc)), Some(r2)) = (&location, secondary_region) {
-        if l != r2 {
-            ctx.issue(
-                &loc.path,
-                &loc.span,
-                format!("location {l:?} must equal the pair's secondary_region {r2:?}"),
-            );
-        }
+    if let (Some((l, loc)), Some(r2)) = (&location, secondary_region)
+        && l != r2
+    {
+        ctx.issue(
+            &loc.path,
+            &loc.span,
+            format!("location {l:?} must equal the pair's secondary_region {r2:?}"),
+        );
     }
     let mut tags = BTreeMap::new();
     if let Some(tt) = t.opt_free_table(ctx, "tags") {
@@ -1555,14 +1551,14 @@ fn read_subscription(
             }
         });
     let secondary = account_id(t.req_str(ctx, "secondary_account"), ctx);
-    if let (Some((p, _)), Some((s, loc))) = (&primary, &secondary) {
-        if p.account() == *s {
-            ctx.issue(
-                &loc.path,
-                &loc.span,
-                "secondary_account must differ from the account holding primary_share_subscription",
-            );
-        }
+    if let (Some((p, _)), Some((s, loc))) = (&primary, &secondary)
+        && p.account() == *s
+    {
+        ctx.issue(
+            &loc.path,
+            &loc.span,
+            "secondary_account must differ from the account holding primary_share_subscription",
+        );
     }
     let (r1, r2) = read_regions(ctx, t);
     let provider_share = t.opt_str(ctx, "provider_share").and_then(|(s, loc)| {
