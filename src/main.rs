@@ -14,6 +14,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve => serve(),
+        Command::Sim(args) => datashare_dr::sim::run_cli(args),
         Command::Bench(args) => report(bench::run(&args)),
         Command::Check(args) => report(datashare_dr::readiness::cli::run_check(&args)),
         Command::BenchBaselineListener => bench::cold_start::baseline_listener(),

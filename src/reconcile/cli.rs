@@ -1,0 +1,235 @@
+//! CLI glue for `datashare-dr plan` and `datashare-dr replicate`.
+//!
+//! `plan --config F [--json] [--pair P] [--prune]`: observe and print the plan (nothing written);
+//! exit 0, or 1 when a pair could not be observed.
+//! `replicate --config F [--json] [--pair P] [--prune] [--allow-partial]`: observe, plan, apply;
+//! exit 1 when any change failed or was skipped or a pair could not be observed, unless
+//! `--allow-partial`. Usage/config errors exit 64 with the key named.
+//!
+//! Long applies show `n/total` progress on stderr when stderr is a terminal.
+//! Glue only (config, client, runtime, printing); `anyhow` is allowed here.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use time::OffsetDateTime;
+
+use crate::arm::client::ArmClient;
+use crate::cli::{EXIT_USAGE, PlanArgs, ReplicateArgs};
+use crate::config::Config;
+use crate::config::dr::{self, DrConfig, Pair};
+use crate::readiness::arm_reader::arm_client_from_config;
+
+use super::apply::{ReplicateOptions, replicate};
+use super::render::{PairPlan, PlanOutput, render_human};
+use super::report::{self, ReplicateReport};
+
+/// Loaded config, the selected pairs, and the client — or the exit code of a usage error.
+struct Setup {
+    cfg: DrConfig,
+    client: ArmClient,
+}
+
+fn setup(path: &std::path::Path) -> Result<Setup, i32> {
+    let mut cfg = match DrConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for issue in e.issues() {
+                eprintln!("  {issue}");
+            }
+            return Err(EXIT_USAGE);
+        }
+    };
+    // Env overrides of `[arm]` (ARM_ENDPOINT, ARM_AUTH), as in the Functions app.
+    let env = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    if let Some(u) = env.arm_endpoint {
+        cfg.arm.endpoint = u;
+    }
+    if let Some(a) = env.arm_auth {
+        cfg.arm.auth = a;
+    }
+    if let Err(e) = dr::check_arm_transport(&cfg.arm.endpoint, cfg.arm.auth) {
+        eprintln!("error: [arm].endpoint / ARM_ENDPOINT: {e}");
+        return Err(EXIT_USAGE);
+    }
+    let client = match arm_client_from_config(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build the ARM client: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    Ok(Setup { cfg, client })
+}
+
+fn select<'a>(cfg: &'a DrConfig, pair: &Option<String>) -> Result<Vec<&'a Pair>, i32> {
+    match pair {
+        Some(name) => match cfg.pair(name) {
+            Some(p) => Ok(vec![p]),
+            None => {
+                eprintln!(
+                    "error: --pair {name:?} is not in {} (pairs: {})",
+                    cfg.source,
+                    cfg.pairs
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                Err(EXIT_USAGE)
+            }
+        },
+        None => {
+            if cfg.pairs.is_empty() {
+                eprintln!(
+                    "error: {} has no [[pairs]] (role = \"consumer\" configs are not replicated)",
+                    cfg.source
+                );
+                return Err(EXIT_USAGE);
+            }
+            Ok(cfg.pairs.iter().collect())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `n/total` on stderr, only when stderr is a terminal.
+struct ProgressLine {
+    on: bool,
+    last: Mutex<usize>,
+}
+
+impl ProgressLine {
+    fn new() -> Self {
+        Self {
+            on: std::io::stderr().is_terminal(),
+            last: Mutex::new(0),
+        }
+    }
+    fn update(&self, label: &str, done: usize, total: usize) {
+        if !self.on || total == 0 {
+            return;
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = done;
+        }
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\r{label}: {done}/{total} changes applied");
+        if done == total {
+            let _ = writeln!(e);
+        }
+        let _ = e.flush();
+    }
+}
+
+/// `datashare-dr plan`.
+pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
+    let s = match setup(&args.config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let pairs = match select(&s.cfg, &args.pair) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    let now = OffsetDateTime::now_utc();
+    let concurrency = s.cfg.arm.max_concurrency.max(1);
+    let mut plans = Vec::new();
+    let mut failed = false;
+    for pair in pairs {
+        let opts = ReplicateOptions {
+            dry_run: true,
+            prune: args.prune,
+            concurrency,
+            now,
+        };
+        let r = rt.block_on(replicate(&s.client, pair, &opts, &|_, _| {}));
+        if let Some(e) = &r.error {
+            eprintln!("error: pair {}: {e}", pair.name);
+            failed = true;
+            continue;
+        }
+        plans.push(PairPlan {
+            pair: r.pair,
+            primary: r.primary,
+            secondary: r.secondary,
+            secondary_exists: !r
+                .plan
+                .changes
+                .iter()
+                .any(|c| matches!(c, super::plan::Change::CreateAccount { .. }))
+                && !r
+                    .plan
+                    .findings
+                    .iter()
+                    .any(|f| f.code == super::plan::FindingCode::SecondaryAccountMissing),
+            plan: r.plan,
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let body = serde_json::to_string_pretty(&PlanOutput { pairs: &plans })
+            .context("encoding the plan as JSON")?;
+        writeln!(out, "{body}")?;
+    } else {
+        write!(out, "{}", render_human(&plans))?;
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `datashare-dr replicate`.
+pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
+    let s = match setup(&args.config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let pairs = match select(&s.cfg, &args.pair) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    let now = OffsetDateTime::now_utc();
+    let concurrency = s.cfg.arm.max_concurrency.max(1);
+    let progress = ProgressLine::new();
+    let mut report = ReplicateReport::default();
+    for pair in pairs {
+        let opts = ReplicateOptions {
+            dry_run: false,
+            prune: args.prune,
+            concurrency,
+            now,
+        };
+        let label = format!("replicating {}", pair.name);
+        let cb = |done: usize, total: usize| progress.update(&label, done, total);
+        report
+            .pairs
+            .push(rt.block_on(replicate(&s.client, pair, &opts, &cb)));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let body = serde_json::to_string_pretty(&report).context("encoding the result as JSON")?;
+        writeln!(out, "{body}")?;
+    } else {
+        write!(out, "{}", report::render_human(&report))?;
+    }
+    Ok(if report.is_complete() || args.allow_partial {
+        0
+    } else {
+        1
+    })
+}
