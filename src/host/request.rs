@@ -134,6 +134,12 @@ impl InvocationRequest {
                 "empty body: expected the invocation envelope {\"Data\": …, \"Metadata\": …}",
             ));
         }
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(PayloadError::invalid(
+                "$",
+                "expected the invocation envelope as a JSON object {\"Data\": …, \"Metadata\": …}",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
         let raw: RawEnvelope = match serde_path_to_error::deserialize(&mut de) {
             Ok(raw) => raw,

@@ -1,5 +1,6 @@
 //! Shared helpers for integration tests (each test crate includes this with `mod support;`).
 #![allow(dead_code, unused_imports)]
 
+pub mod app;
 pub mod azurite;
 pub mod host_emulator;

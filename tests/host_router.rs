@@ -1,0 +1,387 @@
+//! Router-level tests (axum `oneshot`, no socket): the readiness probe, one route per function,
+//! and malformed payloads — each gets a 4xx whose JSON problem names the field, never a 5xx.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use datashare_dr::config::Config;
+use datashare_dr::handlers::FUNCTIONS;
+use datashare_dr::host::{InvocationResponse, TriggerKind};
+use datashare_dr::startup::{AppState, router};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+#[allow(dead_code, unused_imports)]
+mod support;
+use support::app::payload;
+
+fn app() -> axum::Router {
+    router(Arc::new(AppState::new(Config::for_port(0), None)))
+}
+
+async fn post(function: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    let req = Request::post(format!("/{function}"))
+        .header("content-type", "application/json; charset=utf-8")
+        .header(
+            "x-azure-functions-invocationid",
+            "11111111-2222-3333-4444-555555555555",
+        )
+        .body(body.into())
+        .unwrap();
+    let resp = app().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_readiness_probe_answers_at_once() {
+    let resp = app()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_a_404_naming_it() {
+    let (status, body) = post("NoSuchFunction", "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["function"], json!("NoSuchFunction"));
+}
+
+fn valid_payload(name: &str, kind: TriggerKind) -> Value {
+    match (name, kind) {
+        ("FailoverStage", _) => {
+            payload::queue(name, r#"{"runId":"r1","stage":"preflight","attempt":0}"#, 1)
+        }
+        (_, TriggerKind::Queue) => payload::queue(name, "anything", 5),
+        (_, TriggerKind::Timer) => payload::timer(name, false),
+        ("StartFailover", _) => payload::http(
+            name,
+            "POST",
+            "failover",
+            json!({}),
+            Some(r#"{"pair":"sales","mode":"drill","reason":"test"}"#),
+        ),
+        ("FailoverRun", _) => payload::http(
+            name,
+            "GET",
+            "failover/r1",
+            json!({"runId": "r1", "action": null}),
+            None,
+        ),
+        (_, TriggerKind::Http) => payload::http(name, "POST", "x", json!({}), Some("{}")),
+    }
+}
+
+/// Until the domain logic is wired, every function decodes its trigger and answers the tracked
+/// placeholder 503 (queue/timer: as the status; HTTP: in `res`, with 200 to the host).
+#[tokio::test]
+async fn every_function_has_a_route_that_decodes_its_trigger() {
+    for f in FUNCTIONS {
+        let (status, body) = post(f.name, valid_payload(f.name, f.trigger).to_string()).await;
+        match f.trigger {
+            TriggerKind::Http => {
+                assert_eq!(status, StatusCode::OK, "{}", f.name);
+                let r = InvocationResponse::parse(body.to_string().as_bytes(), &["res"]).unwrap();
+                let res = r.http_res().unwrap_or_else(|| panic!("{}: no res", f.name));
+                assert_eq!(res.status(), 503, "{}", f.name);
+                assert!(
+                    res.body_text()
+                        .unwrap()
+                        .contains(&format!("not implemented yet: {}", f.name))
+                );
+            }
+            TriggerKind::Queue | TriggerKind::Timer => {
+                assert_eq!(
+                    status,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{}: {body}",
+                    f.name
+                );
+                assert_eq!(
+                    body["detail"],
+                    json!(format!("not implemented yet: {}", f.name))
+                );
+                assert_eq!(
+                    body["invocationId"],
+                    json!("11111111-2222-3333-4444-555555555555")
+                );
+            }
+        }
+    }
+}
+
+/// (function, raw body, expected status, field the problem must name)
+fn malformed() -> Vec<(&'static str, String, u16, &'static str)> {
+    let stage = |text: &str| payload::queue("FailoverStage", text, 1).to_string();
+    let with_meta = |key: &str, value: Value| {
+        let mut p = payload::queue("FailoverStage", r#"{"runId":"r1","stage":"preflight"}"#, 1);
+        p["Metadata"][key] = value;
+        p.to_string()
+    };
+    let timer = |timer: Value| json!({"Data": {"timer": timer}, "Metadata": {}}).to_string();
+    let http = |req: Value| json!({"Data": {"req": req}, "Metadata": {}}).to_string();
+    let start = |body: &str| {
+        payload::http("StartFailover", "POST", "failover", json!({}), Some(body)).to_string()
+    };
+    vec![
+        ("FailoverStage", String::new(), 400, "$"),
+        ("FailoverStage", "{\"Data\":".into(), 400, "$"),
+        ("FailoverStage", "[1,2]".into(), 400, "$"),
+        ("FailoverStage", r#"{"Metadata":{}}"#.into(), 400, "Data"),
+        ("FailoverStage", r#"{"Data":"x"}"#.into(), 400, "Data"),
+        (
+            "FailoverStage",
+            r#"{"Data":{},"Metadata":{"DequeueCount":"1"}}"#.into(),
+            400,
+            "Data.msg",
+        ),
+        (
+            "FailoverStage",
+            r#"{"Data":{"msg":17},"Metadata":{"DequeueCount":"1"}}"#.into(),
+            400,
+            "Data.msg",
+        ),
+        ("FailoverStage", stage("not json"), 400, "Data.msg"),
+        ("FailoverStage", stage(r#"{"runId":"r1"}"#), 400, "Data.msg"),
+        (
+            "FailoverStage",
+            stage(r#"{"runId":5,"stage":"preflight"}"#),
+            400,
+            "Data.msg.runId",
+        ),
+        (
+            "FailoverStage",
+            stage(r#"{"runId":"r","stage":"s","attempt":-1}"#),
+            400,
+            "Data.msg.attempt",
+        ),
+        (
+            "FailoverStage",
+            stage(r#"{"runId":"r","stage":"s","notBefore":"tomorrow"}"#),
+            400,
+            "Data.msg.notBefore",
+        ),
+        (
+            "FailoverStage",
+            with_meta("DequeueCount", json!("many")),
+            400,
+            "Metadata.DequeueCount",
+        ),
+        (
+            "FailoverStage",
+            with_meta("DequeueCount", json!("0")),
+            400,
+            "Metadata.DequeueCount",
+        ),
+        (
+            "FailoverStage",
+            with_meta("DequeueCount", json!(null)),
+            400,
+            "Metadata.DequeueCount",
+        ),
+        (
+            "FailoverStage",
+            with_meta("InsertionTime", json!("last tuesday")),
+            400,
+            "Metadata.InsertionTime",
+        ),
+        (
+            "FailoverStage",
+            with_meta("Id", json!({"a": 1})),
+            400,
+            "Metadata.Id",
+        ),
+        (
+            "FailoverPoison",
+            r#"{"Data":{"msg":"\"x\""},"Metadata":{}}"#.into(),
+            400,
+            "Metadata.DequeueCount",
+        ),
+        ("ReplicateConfig", timer(json!("tick")), 400, "Data.timer"),
+        (
+            "ReplicateConfig",
+            timer(json!({"IsPastDue": "perhaps"})),
+            400,
+            "Data.timer.IsPastDue",
+        ),
+        (
+            "CheckReadiness",
+            timer(json!({"ScheduleStatus": {"Next": "soon"}})),
+            400,
+            "Data.timer.ScheduleStatus.Next",
+        ),
+        (
+            "CheckReadiness",
+            timer(json!({"ScheduleStatus": 3})),
+            400,
+            "Data.timer.ScheduleStatus",
+        ),
+        (
+            "CheckReadiness",
+            json!({"Data": {}}).to_string(),
+            400,
+            "Data.timer",
+        ),
+        (
+            "ReadinessStatus",
+            http(json!({"Url": "x"})),
+            400,
+            "Data.req.Method",
+        ),
+        (
+            "ReadinessStatus",
+            http(json!({"Method": "GET", "Headers": {"Accept": [1]}})),
+            400,
+            "Data.req.Headers.Accept[0]",
+        ),
+        (
+            "ReadinessStatus",
+            http(json!({"Method": "GET", "Query": [1]})),
+            400,
+            "Data.req.Query",
+        ),
+        (
+            "ReadinessStatus",
+            http(json!({"Method": "GET", "Params": {"pair": {"x": 1}}})),
+            400,
+            "Data.req.Params.pair",
+        ),
+        (
+            "AlertWebhook",
+            http(json!({"Method": "POST", "Body": {"not": "text"}})),
+            400,
+            "Data.req.Body",
+        ),
+        // HTTP body problems reach the caller through `res` (status in res, 200 to the host).
+        ("StartFailover", start("{"), 400, "body"),
+        (
+            "StartFailover",
+            start(r#"{"mode":"drill","reason":"r"}"#),
+            400,
+            "body",
+        ),
+        (
+            "StartFailover",
+            start(r#"{"pair":"p","mode":"sideways","reason":"r"}"#),
+            400,
+            "body.mode",
+        ),
+        (
+            "StartFailover",
+            start(r#"{"pair":"p","mode":"drill","reason":"r","force":"yes"}"#),
+            400,
+            "body.force",
+        ),
+        (
+            "StartFailover",
+            start(r#"{"pair":" ","mode":"drill","reason":"r"}"#),
+            400,
+            "body.pair",
+        ),
+        (
+            "StartFailover",
+            payload::http("StartFailover", "POST", "failover", json!({}), None).to_string(),
+            400,
+            "body",
+        ),
+        (
+            "FailoverRun",
+            payload::http(
+                "FailoverRun",
+                "POST",
+                "failover/r1",
+                json!({"runId": "r1"}),
+                None,
+            )
+            .to_string(),
+            400,
+            "params.action",
+        ),
+        (
+            "FailoverRun",
+            payload::http("FailoverRun", "GET", "failover", json!({}), None).to_string(),
+            400,
+            "params.runId",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_payloads_get_a_4xx_naming_the_field() {
+    let cases = malformed();
+    assert!(cases.len() >= 20);
+    for (function, body, expected, field) in cases {
+        let (status, answer) = post(function, body.clone()).await;
+        let kind = FUNCTIONS
+            .iter()
+            .find(|f| f.name == function)
+            .unwrap()
+            .trigger;
+        // Envelope problems are answered to the host; body problems of HTTP functions go to the
+        // caller inside `res`.
+        let problem = if kind == TriggerKind::Http && status == StatusCode::OK {
+            let r = InvocationResponse::parse(answer.to_string().as_bytes(), &["res"]).unwrap();
+            let res = r.http_res().unwrap().clone();
+            assert_eq!(res.status(), expected, "{function} {body}");
+            serde_json::from_str::<Value>(&res.body_text().unwrap()).unwrap()
+        } else {
+            assert_eq!(status.as_u16(), expected, "{function} {body}: {answer}");
+            answer
+        };
+        assert!(!status.is_server_error(), "{function} {body}");
+        assert_eq!(
+            problem["field"],
+            json!(field),
+            "{function} {body}: {problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(field.trim_start_matches('$')) || field == "$",
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_http_body_is_413_and_an_oversized_envelope_too() {
+    let big = format!(
+        r#"{{"pair":"{}","mode":"drill","reason":"r"}}"#,
+        "p".repeat(300 * 1024)
+    );
+    let (status, answer) = post(
+        "StartFailover",
+        payload::http("StartFailover", "POST", "failover", json!({}), Some(&big)).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let r = InvocationResponse::parse(answer.to_string().as_bytes(), &["res"]).unwrap();
+    assert_eq!(r.http_res().unwrap().status(), 413);
+
+    let huge = payload::queue("FailoverPoison", &"x".repeat(5 * 1024 * 1024), 1).to_string();
+    let (status, answer) = post("FailoverPoison", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer["field"], json!("$"));
+}
+
+#[tokio::test]
+async fn a_queue_message_with_unknown_fields_and_metadata_echoes_is_accepted() {
+    let mut p = payload::queue(
+        "FailoverStage",
+        r#"{"runId":"r1","stage":"notify","future":{"x":1}}"#,
+        2,
+    );
+    p["Metadata"]["runId"] = json!("\"r1\"");
+    p["Metadata"]["stage"] = json!("\"notify\"");
+    p["Metadata"]["SomethingNew"] = json!(42);
+    let (status, body) = post("FailoverStage", p.to_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
