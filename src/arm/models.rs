@@ -1952,6 +1952,26 @@ impl RoleAssignment {
     }
 }
 
+macro_rules! impl_name {
+    ($($t:ty),+) => {$(
+        impl $t {
+            /// `name` from the envelope, if any.
+            pub fn name(&self) -> Option<&str> {
+                self.meta.name.as_deref()
+            }
+        }
+    )+};
+}
+impl_name!(
+    Account,
+    Share,
+    Invitation,
+    ProviderShareSubscription,
+    ConsumerInvitation,
+    ShareSubscription,
+    ConsumerSourceDataSet
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
