@@ -129,7 +129,10 @@ impl PairReader for Fake {
             .filter(|s| selects(s))
             .map(|s| share_lists(&base, s, st_rg, st))
             .collect();
-        AccountRead::Present { account, shares }
+        AccountRead::Present {
+            account: Box::new(account),
+            shares,
+        }
     }
 
     async fn list_synchronizations(

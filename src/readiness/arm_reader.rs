@@ -60,7 +60,10 @@ impl PairReader for ArmReader<'_> {
         match observe::observe_account(self.client, id, selects, &opts).await {
             Ok(ReconcileAccount::Missing) => AccountRead::Missing,
             Ok(ReconcileAccount::Present { account, shares }) => match account {
-                Some(account) => AccountRead::Present { account, shares },
+                Some(account) => AccountRead::Present {
+                    account: Box::new(account),
+                    shares,
+                },
                 None => AccountRead::Unreachable("the account was not read".into()),
             },
             Err(e) => AccountRead::Unreachable(match e.arm() {

@@ -38,7 +38,7 @@ pub enum AccountRead {
     Unreachable(String),
     /// The account and the lists of its selected shares.
     Present {
-        account: Account,
+        account: Box<Account>,
         shares: Vec<ShareLists>,
     },
 }
@@ -115,8 +115,8 @@ pub async fn observe_pair<R: PairReader>(
 
     let store_reads = futures::stream::iter(
         to_check
-            .iter()
-            .map(|(id, _)| async move { (id.clone(), reader.get_store(id).await) }),
+            .keys()
+            .map(|id| async move { (id.clone(), reader.get_store(id).await) }),
     )
     .buffer_unordered(concurrency)
     .collect::<Vec<_>>();

@@ -291,10 +291,10 @@ pub fn stores_to_check(
     }
     if let Some(s) = secondary {
         for ds in s.shares.values().flat_map(|s| s.datasets.values()) {
-            if let (Some(store), Some(kind)) = (&ds.store, ds.store_kind) {
-                if kind != StoreKind::AdlsGen1 {
-                    add(store, kind);
-                }
+            if let (Some(store), Some(kind)) = (&ds.store, ds.store_kind)
+                && kind != StoreKind::AdlsGen1
+            {
+                add(store, kind);
             }
         }
     }

@@ -11,26 +11,26 @@ pub enum ReadinessError {
         pair: String,
         path: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("could not load the readiness report of pair {pair}")]
     LoadReport {
         pair: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("could not update the readiness state of pair {pair}")]
     UpdateState {
         pair: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("could not send the readiness notification of pair {pair} to queue {queue}")]
     SendNotification {
         pair: String,
         queue: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("could not encode the readiness notification of pair {pair}")]
     EncodeNotification {

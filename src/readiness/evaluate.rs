@@ -144,10 +144,8 @@ pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Rep
         ),
         _ => {}
     }
-    if secondary_ok {
-        if let Some(s) = secondary {
-            check_stores(obs, s, &mut f);
-        }
+    if secondary_ok && let Some(s) = secondary {
+        check_stores(obs, s, &mut f);
     }
     check_expiry(obs, policy, now, &mut f);
     let rpo = check_rpo(obs, policy, now, &mut f);
@@ -338,10 +336,10 @@ fn check_drift(
         compare_share(pshare, sshare, f, replicate);
         for (dkey, pds) in &pshare.datasets {
             let expected_store = expected_store(obs, pds);
-            if let (Some(store), None) = (&pds.store, &expected_store) {
-                if pds.store_kind != Some(StoreKind::AdlsGen1) {
-                    unmapped.insert(store.clone());
-                }
+            if let (Some(store), None) = (&pds.store, &expected_store)
+                && pds.store_kind != Some(StoreKind::AdlsGen1)
+            {
+                unmapped.insert(store.clone());
             }
             if pds.store_kind == Some(StoreKind::AdlsGen1) {
                 f.push(
@@ -675,10 +673,10 @@ fn check_consumer_coverage(
                 .map(ConsumerTarget::display)
                 .or_else(|| sub.consumer_name.clone())
                 .unwrap_or_else(|| sub.name.clone());
-            if let Some(t) = &target {
-                if !seen.insert(t.normalised()) {
-                    continue;
-                }
+            if let Some(t) = &target
+                && !seen.insert(t.normalised())
+            {
+                continue;
             }
             let covered = target.as_ref().is_some_and(|t| covered_on(sshare, t, now));
             if covered {

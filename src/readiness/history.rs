@@ -93,7 +93,11 @@ pub fn is_edge(old: Option<Status>, new: Status) -> bool {
 pub async fn store_report(store: &dyn BlobStore, report: &Report) -> Result<(), ReadinessError> {
     let wrap = |path: String| {
         let pair = report.pair.clone();
-        move |source: StoreError| ReadinessError::StoreReport { pair, path, source }
+        move |source: StoreError| ReadinessError::StoreReport {
+            pair,
+            path,
+            source: Box::new(source),
+        }
     };
     let history = history_path(&report.pair, report.checked_at);
     store::put_json(store, &history, report, Precondition::None)
@@ -116,7 +120,7 @@ pub async fn load_latest(
         .map(|o| o.map(|(r, _)| r))
         .map_err(|source| ReadinessError::LoadReport {
             pair: pair.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -146,7 +150,7 @@ pub async fn list_history(
         .map(|v| v.into_iter().map(|e| e.path).collect())
         .map_err(|source| ReadinessError::LoadReport {
             pair: pair.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -159,7 +163,7 @@ pub async fn load_state(
         .map(|o| o.map(|(s, _)| s))
         .map_err(|source| ReadinessError::UpdateState {
             pair: pair.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -186,7 +190,7 @@ pub async fn record_status(
     .await
     .map_err(|source| ReadinessError::UpdateState {
         pair: report.pair.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(is_edge(seen_old, new).then_some(Transition { old: seen_old, new }))
 }
@@ -210,7 +214,7 @@ pub async fn revert_status(
     .map(|_| ())
     .map_err(|source| ReadinessError::UpdateState {
         pair: pair.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -235,7 +239,7 @@ pub async fn record_drill(
     .map(|_| ())
     .map_err(|source| ReadinessError::UpdateState {
         pair: pair.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 

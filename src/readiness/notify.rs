@@ -251,7 +251,7 @@ pub async fn record_and_notify(
         return Err(ReadinessError::SendNotification {
             pair: report.pair.clone(),
             queue: NOTIFICATIONS_QUEUE.to_string(),
-            source,
+            source: Box::new(source),
         });
     }
     tracing::info!(
