@@ -62,6 +62,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 fn the_shipped_example_loads_with_every_policy_resolved() {
     let c = DrConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dr.toml")).unwrap();
     assert_eq!(c.role, Role::Provider);
+    assert!(c.source.ends_with("examples/dr.toml"));
     assert_eq!(c.arm.auth, ArmAuth::ManagedIdentity);
     assert_eq!(c.arm.max_concurrency, 16);
     assert_eq!(c.pairs.len(), 2);

@@ -795,7 +795,10 @@ impl DrConfig {
             }
         };
         match config {
-            Some(c) if ctx.issues.is_empty() => Ok(c),
+            Some(mut c) if ctx.issues.is_empty() => {
+                c.source = source_name.to_owned();
+                Ok(c)
+            }
             _ => {
                 let mut issues = ctx.issues;
                 if issues.is_empty() {
