@@ -804,7 +804,7 @@ pub mod roles {
     /// Storage Blob Data Contributor — what a consumer account's identity needs on a target.
     pub const STORAGE_BLOB_DATA_CONTRIBUTOR: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
     /// Owner — the Data Share docs list it for ADLS Gen1 sources (retired service).
-    pub const OWNER: &str = "8e3af657-a8ff-443c-a75e-2fe8c4bcb635";
+    pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
     /// Contributor — the Data Share roles doc lists it for Azure Data Explorer sources.
     pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
     /// Reader.
