@@ -212,36 +212,50 @@ fn run_cli_inner(args: crate::cli::SimArgs) -> Result<(), SimError> {
                 source,
             })?;
         }
+        let term = term_signal();
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening on {}", handle.base_url);
             let _ = out.flush();
         }
-        wait_for_shutdown().await;
+        wait_for_shutdown(term).await;
         handle.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_shutdown() {
+#[cfg(unix)]
+type TermSignal = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type TermSignal = ();
+
+/// Install the SIGTERM listener (before announcing readiness, so an early SIGTERM is not lost).
+fn term_signal() -> TermSignal {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+    }
+}
+
+async fn wait_for_shutdown(term: TermSignal) {
+    #[cfg(unix)]
+    {
+        match term {
+            Some(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
-            Err(_) => {
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = term;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -600,7 +600,7 @@ fn storage_parts(id: &str) -> (String, String, String) {
 fn dataset_body(kind: &str, p: &Stores, _sub: &str, i: usize, j: usize) -> Value {
     // Containers and folders of every third share live on the archive account (override-mapped).
     let acct = match kind {
-        "Container" | "BlobFolder" if i % 3 == 0 => &p.archive,
+        "Container" | "BlobFolder" if i.is_multiple_of(3) => &p.archive,
         k if k.starts_with("AdlsGen2") => &p.adls,
         _ => &p.blob,
     };
@@ -636,11 +636,13 @@ fn dataset_body(kind: &str, p: &Stores, _sub: &str, i: usize, j: usize) -> Value
             "externalTablesToInclude": [], "externalTablesToExclude": [],
             "materializedViewsToInclude": [], "materializedViewsToExclude": []}}),
     };
-    if !kind.starts_with("Kusto") && !kind.starts_with("Sql") && !kind.starts_with("Synapse") {
-        if let (Some(o), Some(st)) = (props.as_object_mut(), store.as_object()) {
-            for (k, v) in st {
-                o.insert(k.clone(), v.clone());
-            }
+    if !kind.starts_with("Kusto")
+        && !kind.starts_with("Sql")
+        && !kind.starts_with("Synapse")
+        && let (Some(o), Some(st)) = (props.as_object_mut(), store.as_object())
+    {
+        for (k, v) in st {
+            o.insert(k.clone(), v.clone());
         }
     }
     json!({"kind": kind, "properties": props})
@@ -665,12 +667,12 @@ fn mapping_body(kind: &str, ds_id: &str, sink: &str, kusto: &str, share: &str, j
         k if k.starts_with("Kusto") => kind,
         _ => "AdlsGen2File",
     };
-    if !out_kind.starts_with("Kusto") {
-        if let Some(o) = props.as_object_mut() {
-            o.insert("subscriptionId".into(), json!(s));
-            o.insert("resourceGroup".into(), json!(r));
-            o.insert("storageAccountName".into(), json!(a));
-        }
+    if !out_kind.starts_with("Kusto")
+        && let Some(o) = props.as_object_mut()
+    {
+        o.insert("subscriptionId".into(), json!(s));
+        o.insert("resourceGroup".into(), json!(r));
+        o.insert("storageAccountName".into(), json!(a));
     }
     props["dataSetId"] = json!(ds_id);
     json!({"kind": out_kind, "properties": props})

@@ -542,11 +542,9 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
         .push(("x-ms-request-id".into(), request_id.clone()));
     out.headers
         .push(("x-ms-correlation-request-id".into(), corr.clone()));
-    if return_client {
-        if let Some(c) = &client_req {
-            out.headers
-                .push(("x-ms-client-request-id".into(), c.clone()));
-        }
+    if return_client && let Some(c) = &client_req {
+        out.headers
+            .push(("x-ms-client-request-id".into(), c.clone()));
     }
     if let Some(h) = remaining_header {
         out.headers.push(h);
@@ -750,10 +748,10 @@ fn process(
                 ),
             );
             e.retry_after = Some(retry_after_secs);
-            return (
+            (
                 Outcome::err(e, &op_name, "throttled", &who),
                 Some((header_name, "0".into())),
-            );
+            )
         }
         Admit::Ok { remaining } => {
             let rem = Some((header_name, remaining.to_string()));
@@ -765,7 +763,7 @@ fn process(
                         "The request was throttled (injected fault). Please retry after the interval in Retry-After.",
                     );
                     e.retry_after = Some(faults.fault_retry_after_secs);
-                    return (Outcome::err(e, &op_name, "fault_429", &who), rem);
+                    (Outcome::err(e, &op_name, "fault_429", &who), rem)
                 }
                 Some(500) => {
                     let e = ApiError::new(
@@ -773,7 +771,7 @@ fn process(
                         "InternalServerError",
                         "Encountered internal server error (injected fault).",
                     );
-                    return (Outcome::err(e, &op_name, "fault_5xx", &who), rem);
+                    (Outcome::err(e, &op_name, "fault_5xx", &who), rem)
                 }
                 Some(_) => {
                     let e = ApiError::new(
@@ -781,7 +779,7 @@ fn process(
                         "ServiceUnavailable",
                         "The service is temporarily unavailable (injected fault).",
                     );
-                    return (Outcome::err(e, &op_name, "fault_5xx", &who), rem);
+                    (Outcome::err(e, &op_name, "fault_5xx", &who), rem)
                 }
                 None => {
                     let out = serve(
@@ -839,17 +837,17 @@ fn serve(
     let mut st = lock(&sh.state);
     st.advance(instant, now);
     // Regional outage.
-    if let Some(region) = st.region_of(path, body.as_ref()) {
-        if st.down.contains(&region) {
-            let e = ApiError::new(
-                503,
-                "ServiceUnavailable",
-                format!(
-                    "The Data Share service in region '{region}' is unavailable (regional outage). The request could not be served."
-                ),
-            );
-            return Outcome::err(e, op_name, "region_down", who);
-        }
+    if let Some(region) = st.region_of(path, body.as_ref())
+        && st.down.contains(&region)
+    {
+        let e = ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!(
+                "The Data Share service in region '{region}' is unavailable (regional outage). The request could not be served."
+            ),
+        );
+        return Outcome::err(e, op_name, "region_down", who);
     }
     let ctx = Ctx {
         principal,

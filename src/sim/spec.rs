@@ -328,52 +328,45 @@ impl Spec {
         }
         let (name, s) = self.resolve(schema);
         // Polymorphic base: dispatch on the discriminator.
-        if let (Some(base), Some(disc)) = (name, s.get("discriminator").and_then(Value::as_str)) {
-            if s.get("x-ms-discriminator-value").is_none() {
-                let Some(obj) = value.as_object() else {
+        if let (Some(base), Some(disc)) = (name, s.get("discriminator").and_then(Value::as_str))
+            && s.get("x-ms-discriminator-value").is_none()
+        {
+            let Some(obj) = value.as_object() else {
+                out.push(Violation {
+                    path: display(path),
+                    message: "must be a JSON object".into(),
+                });
+                return value.clone();
+            };
+            let dpath = join(path, disc);
+            match obj.get(disc).and_then(Value::as_str) {
+                None => {
                     out.push(Violation {
-                        path: display(path),
-                        message: "must be a JSON object".into(),
+                        path: dpath,
+                        message: format!(
+                            "is required (one of: {})",
+                            self.subtype_values(base).join(", ")
+                        ),
                     });
                     return value.clone();
-                };
-                let dpath = join(path, disc);
-                match obj.get(disc).and_then(Value::as_str) {
+                }
+                Some(k) => match self.subtype(base, k) {
+                    Some((sub, _)) => {
+                        let sub_schema =
+                            serde_json::json!({ "$ref": format!("#/definitions/{sub}") });
+                        return self.validate_at(&sub_schema, value, path, mode, out, depth + 1);
+                    }
                     None => {
                         out.push(Violation {
                             path: dpath,
                             message: format!(
-                                "is required (one of: {})",
+                                "value '{k}' is not one of: {}",
                                 self.subtype_values(base).join(", ")
                             ),
                         });
                         return value.clone();
                     }
-                    Some(k) => match self.subtype(base, k) {
-                        Some((sub, _)) => {
-                            let sub_schema =
-                                serde_json::json!({ "$ref": format!("#/definitions/{sub}") });
-                            return self.validate_at(
-                                &sub_schema,
-                                value,
-                                path,
-                                mode,
-                                out,
-                                depth + 1,
-                            );
-                        }
-                        None => {
-                            out.push(Violation {
-                                path: dpath,
-                                message: format!(
-                                    "value '{k}' is not one of: {}",
-                                    self.subtype_values(base).join(", ")
-                                ),
-                            });
-                            return value.clone();
-                        }
-                    },
-                }
+                },
             }
         }
         let ty = s.get("type").and_then(Value::as_str);

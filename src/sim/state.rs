@@ -409,10 +409,10 @@ impl State {
             set_prop(&mut r.body, "shareSubscriptionStatus", json!(status));
             r.link.clone()
         });
-        if let Some(Some(ck)) = link {
-            if let Some(c) = self.res.get_mut(&ck) {
-                set_prop(&mut c.body, "shareSubscriptionStatus", json!(status));
-            }
+        if let Some(Some(ck)) = link
+            && let Some(c) = self.res.get_mut(&ck)
+        {
+            set_prop(&mut c.body, "shareSubscriptionStatus", json!(status));
         }
     }
 
@@ -457,15 +457,15 @@ impl State {
                 self.invitations.remove(&inv);
             } else if t.ends_with("accounts/shares/providersharesubscriptions") {
                 // Provider side vanished (share deleted): consumer sees SourceDeleted.
-                if let Some(ck) = &r.link {
-                    if let Some(c) = self.res.get_mut(ck) {
-                        set_prop(
-                            &mut c.body,
-                            "shareSubscriptionStatus",
-                            json!("SourceDeleted"),
-                        );
-                        c.link2 = None;
-                    }
+                if let Some(ck) = &r.link
+                    && let Some(c) = self.res.get_mut(ck)
+                {
+                    set_prop(
+                        &mut c.body,
+                        "shareSubscriptionStatus",
+                        json!("SourceDeleted"),
+                    );
+                    c.link2 = None;
                 }
             } else if t.ends_with("accounts/sharesubscriptions") {
                 if let Some(pk) = &r.link2 {
@@ -523,10 +523,12 @@ impl State {
     /// Region governing a request (for outages), if it can be told.
     pub fn region_of(&self, path: &str, body: Option<&Value>) -> Option<String> {
         let s = segs_of(path);
-        if let Some(i) = s.iter().position(|x| x.eq_ignore_ascii_case("locations")) {
-            if i + 1 < s.len() && i >= 1 && s[i - 1].eq_ignore_ascii_case(DS) {
-                return Some(norm_region(s[i + 1]));
-            }
+        if let Some(i) = s.iter().position(|x| x.eq_ignore_ascii_case("locations"))
+            && i + 1 < s.len()
+            && i >= 1
+            && s[i - 1].eq_ignore_ascii_case(DS)
+        {
+            return Some(norm_region(s[i + 1]));
         }
         let scope_end = s
             .iter()
@@ -695,10 +697,10 @@ impl State {
             if body.get("startTime").is_none() {
                 body["startTime"] = json!(ts(op.start));
             }
-            if let Some(e) = op.end {
-                if body.get("endTime").is_none() {
-                    body["endTime"] = json!(ts(e));
-                }
+            if let Some(e) = op.end
+                && body.get("endTime").is_none()
+            {
+                body["endTime"] = json!(ts(e));
             }
             if !op.merge_result {
                 body["id"] = json!(ctx.path);
@@ -1116,7 +1118,7 @@ impl State {
                 let sk = key(&share);
                 let mut recs: Vec<&SyncRec> =
                     self.syncs.iter().filter(|s| s.share_key == sk).collect();
-                recs.sort_by(|a, b| b.start.cmp(&a.start));
+                recs.sort_by_key(|s| std::cmp::Reverse(s.start));
                 let items = recs.into_iter().map(share_sync_json).collect();
                 self.list(ctx, items)
             }
@@ -1126,7 +1128,7 @@ impl State {
                 let k = key(&sub);
                 let mut recs: Vec<&SyncRec> =
                     self.syncs.iter().filter(|s| s.sub_key == k).collect();
-                recs.sort_by(|a, b| b.start.cmp(&a.start));
+                recs.sort_by_key(|s| std::cmp::Reverse(s.start));
                 let items = recs.into_iter().map(sub_sync_json).collect();
                 self.list(ctx, items)
             }
@@ -1504,10 +1506,10 @@ impl State {
             .collect();
         for s in subs {
             for t in self.children_keys(&s, "triggers") {
-                if let Some(r) = self.res.get_mut(&t) {
-                    if prop(&r.body, "triggerStatus") == "SourceSynchronizationSettingDeleted" {
-                        set_prop(&mut r.body, "triggerStatus", json!("Active"));
-                    }
+                if let Some(r) = self.res.get_mut(&t)
+                    && prop(&r.body, "triggerStatus") == "SourceSynchronizationSettingDeleted"
+                {
+                    set_prop(&mut r.body, "triggerStatus", json!("Active"));
                 }
             }
         }
@@ -2116,18 +2118,18 @@ impl State {
                     .target("location"));
                 }
                 let old = self.res.get(&k).cloned();
-                if let Some(o) = &old {
-                    if o.region != region {
-                        return Err(ApiError::new(
-                            400,
-                            "LocationUpdateNotAllowed",
-                            format!(
-                                "The location of '{}' is '{}' and cannot be changed.",
-                                ctx.path, o.region
-                            ),
-                        )
-                        .target("location"));
-                    }
+                if let Some(o) = &old
+                    && o.region != region
+                {
+                    return Err(ApiError::new(
+                        400,
+                        "LocationUpdateNotAllowed",
+                        format!(
+                            "The location of '{}' is '{}' and cannot be changed.",
+                            ctx.path, o.region
+                        ),
+                    )
+                    .target("location"));
                 }
                 let s = segs_of(ctx.path);
                 let name = s.last().copied().unwrap_or("");
