@@ -42,7 +42,7 @@ pub enum ApplyError {
         action: &'static str,
         address: String,
         #[source]
-        source: ArmError,
+        source: Box<ArmError>,
     },
     #[error("building the resource id of {address}")]
     BadId {
@@ -82,7 +82,7 @@ fn arm(action: &'static str, c: &Change) -> impl FnOnce(ArmError) -> ApplyError 
     move |source| ApplyError::Arm {
         action,
         address,
-        source,
+        source: Box::new(source),
     }
 }
 

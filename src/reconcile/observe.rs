@@ -96,6 +96,8 @@ impl Default for ObserveOptions {
 }
 
 /// One Data Share account as ARM listed it.
+// One value per observed account: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountObservation {
     /// The account does not exist (404).

@@ -86,6 +86,7 @@ pub struct ArmCalls {
 
 /// Counts over all pairs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReplicateSummary {
     /// Planned changes (a replace counts as one create and one delete).
     pub create: usize,
