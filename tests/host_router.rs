@@ -12,7 +12,6 @@ use datashare_dr::startup::{AppState, router};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-#[allow(dead_code, unused_imports)]
 mod support;
 use support::app::payload;
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use datashare_dr::config::{Config, ENV_KEYS};
 use serde_json::json;
 
-#[allow(dead_code, unused_imports)]
 mod support;
 use support::app::{payload, spawn_app};
 

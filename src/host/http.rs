@@ -223,13 +223,13 @@ impl HttpRequest {
         let bytes = self
             .body_bytes()?
             .ok_or_else(|| PayloadError::missing("body"))?;
-        if let Some(ct) = self.content_type() {
-            if !(ct == "application/json" || ct == "text/json" || ct.ends_with("+json")) {
-                return Err(PayloadError::invalid(
-                    "body",
-                    format!("expected Content-Type application/json, got `{ct}`"),
-                ));
-            }
+        if let Some(ct) = self.content_type()
+            && !(ct == "application/json" || ct == "text/json" || ct.ends_with("+json"))
+        {
+            return Err(PayloadError::invalid(
+                "body",
+                format!("expected Content-Type application/json, got `{ct}`"),
+            ));
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {

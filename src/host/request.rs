@@ -146,11 +146,9 @@ impl InvocationRequest {
             Err(err) => {
                 let is_syntax = err.inner().is_syntax() || err.inner().is_eof();
                 let mut e = PayloadError::from_serde("", err);
-                if is_syntax {
-                    if let PayloadError::Invalid { path, reason } = &mut e {
-                        *path = "$".into();
-                        *reason = format!("not valid JSON ({reason})");
-                    }
+                if is_syntax && let PayloadError::Invalid { path, reason } = &mut e {
+                    *path = "$".into();
+                    *reason = format!("not valid JSON ({reason})");
                 }
                 return Err(e);
             }

@@ -318,14 +318,12 @@ fn host_element(value: &Value, out: &mut Vec<Vec<u8>>) {
             let t = s.trim();
             let looks_json = (t.starts_with('{') && t.ends_with('}'))
                 || (t.starts_with('[') && t.ends_with(']'));
-            if looks_json {
-                if let Ok(parsed) = serde_json::from_str::<Value>(t) {
-                    match parsed {
-                        Value::Array(items) => items.iter().for_each(|i| host_element(i, out)),
-                        other => out.push(pretty(&other)),
-                    }
-                    return;
+            if looks_json && let Ok(parsed) = serde_json::from_str::<Value>(t) {
+                match parsed {
+                    Value::Array(items) => items.iter().for_each(|i| host_element(i, out)),
+                    other => out.push(pretty(&other)),
                 }
+                return;
             }
             out.push(s.as_bytes().to_vec());
         }
@@ -342,7 +340,7 @@ fn pretty(value: &Value) -> Vec<u8> {
 /// multiple of 4.
 fn sniff_base64(s: &str) -> Option<Vec<u8>> {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.is_empty() || compact.len() % 4 != 0 {
+    if compact.is_empty() || !compact.len().is_multiple_of(4) {
         return None;
     }
     base64::engine::general_purpose::STANDARD

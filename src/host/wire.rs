@@ -29,10 +29,10 @@ pub fn parse_host_datetime(text: &str) -> Option<OffsetDateTime> {
 /// The text of a string value the host JSON-encoded once more (`"\"abc\""` → `abc`). A string
 /// that is not a JSON string literal (the documentation's idealised form) is returned as is.
 pub fn unwrap_string(s: &str) -> String {
-    if s.starts_with('"') {
-        if let Ok(inner) = serde_json::from_str::<String>(s) {
-            return inner;
-        }
+    if s.starts_with('"')
+        && let Ok(inner) = serde_json::from_str::<String>(s)
+    {
+        return inner;
     }
     s.to_owned()
 }
