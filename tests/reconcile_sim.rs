@@ -489,3 +489,34 @@ async fn replicate_converges_under_throttling_and_server_errors_without_duplicat
         assert!(n >= 1);
     }
 }
+
+#[tokio::test]
+async fn a_missing_secondary_account_is_a_finding_or_created_when_configured() {
+    let mut w = world().await;
+    w.client
+        .delete_account(&secondary(&w))
+        .await
+        .expect("delete the secondary account");
+
+    let r = run(&w, false).await;
+    assert!(!r.secondary_exists);
+    assert!(r.results.is_empty(), "{:?}", r.results);
+    assert_eq!(
+        r.plan.findings.iter().map(|f| f.code).collect::<Vec<_>>(),
+        vec![FindingCode::SecondaryAccountMissing]
+    );
+
+    w.cfg.pairs[0].create_secondary = Some(datashare_dr::config::dr::CreateSecondary {
+        location: "northeurope".into(),
+        tags: [("owner".to_string(), "dr".to_string())]
+            .into_iter()
+            .collect(),
+    });
+    let r = run(&w, false).await;
+    assert!(failures(&r).is_empty(), "{:?}", failures(&r));
+    assert!(matches!(r.results[0].change, Change::CreateAccount { .. }));
+    assert!(r.results.len() > 1 + w.estate.shares.len());
+    let acct = w.client.get_account(&secondary(&w)).await.expect("created");
+    assert_eq!(acct.location.as_deref(), Some("northeurope"));
+    assert!(plan_now(&w, false).await.changes.is_empty());
+}

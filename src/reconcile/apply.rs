@@ -20,7 +20,7 @@ use crate::arm::client::ArmClient;
 use crate::arm::error::ArmError;
 use crate::arm::id::{AccountId, IdError, ShareId};
 use crate::arm::models::Account;
-use crate::config::dr::Pair;
+use crate::config::dr::{DrConfig, Pair};
 
 use super::convert::{
     dataset_body, dataset_spec, invitation_body, schedule_body, schedule_spec, share_body,
@@ -28,10 +28,12 @@ use super::convert::{
 };
 use super::diff::plan;
 use super::model::{Name, Target};
-use super::observe::{ObserveError, ObserveOptions, PairObservation, observe_pair};
+use super::observe::{
+    AccountObservation, ObserveError, ObserveOptions, PairObservation, observe_pair,
+};
 use super::pair::{ConfiguredPair, plan_options};
 use super::plan::{Change, Plan};
-use super::report::{ArmCalls, ChangeResult, Outcome, PairReport};
+use super::report::{ArmCalls, ChangeResult, Outcome, PairReport, ReplicateReport};
 use super::schedule::{self, Progress};
 
 /// Errors of applying one change.
@@ -390,6 +392,7 @@ pub async fn replicate(
         primary: pair.primary.to_string(),
         secondary: pair.secondary.to_string(),
         dry_run: opts.dry_run,
+        secondary_exists: false,
         error: None,
         plan: Plan::default(),
         results: Vec::new(),
@@ -400,7 +403,8 @@ pub async fn replicate(
             tracing::warn!(pair = %pair.name, error = %chain(&e), "observation failed");
             report.error = Some(chain(&e));
         }
-        Ok((_, plan)) => {
+        Ok((obs, plan)) => {
+            report.secondary_exists = obs.secondary != AccountObservation::Missing;
             if !opts.dry_run {
                 report.results =
                     apply(client, &pair.secondary, &plan, opts.concurrency, progress).await;
@@ -415,4 +419,48 @@ pub async fn replicate(
         deletes: after.deletes.saturating_sub(before.deletes),
     });
     report
+}
+
+/// `--pair` / `{pair}` names no configured pair.
+#[derive(Debug, thiserror::Error)]
+#[error("pair {name:?} is not configured (pairs: {known})")]
+pub struct UnknownPair {
+    pub name: String,
+    pub known: String,
+}
+
+/// Replicate every pair of `cfg` (or only `only`), one pair after the other — the one domain
+/// call of the `ReplicateConfig` timer and the `ReplicateNow` HTTP function (`dryRun` = plan
+/// only). Serialise the report for the JSON answer.
+pub async fn replicate_config(
+    client: &ArmClient,
+    cfg: &DrConfig,
+    only: Option<&str>,
+    opts: &ReplicateOptions,
+    progress: Progress<'_>,
+) -> Result<ReplicateReport, UnknownPair> {
+    let pairs: Vec<&Pair> = match only {
+        Some(name) => match cfg.pair(name) {
+            Some(p) => vec![p],
+            None => {
+                return Err(UnknownPair {
+                    name: name.to_string(),
+                    known: cfg
+                        .pairs
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        },
+        None => cfg.pairs.iter().collect(),
+    };
+    let mut report = ReplicateReport::default();
+    for pair in pairs {
+        report
+            .pairs
+            .push(replicate(client, pair, opts, progress).await);
+    }
+    Ok(report)
 }

@@ -64,6 +64,8 @@ pub struct PairReport {
     pub secondary: String,
     /// The plan was computed but nothing written.
     pub dry_run: bool,
+    /// Whether the secondary account existed when observed (`false` also when not observed).
+    pub secondary_exists: bool,
     /// Observation failed (e.g. primary unreachable): no plan, nothing applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
