@@ -493,3 +493,35 @@ async fn the_simulator_refuses_a_client_without_a_token_and_the_error_is_not_ret
     assert!(!err.is_transient());
     assert_eq!(c.stats().retries, 0);
 }
+
+#[tokio::test]
+async fn a_burst_beyond_arm_s_read_bucket_is_paced_without_a_single_429() {
+    let (sim, estate) = start().await;
+    sim.reset_counters();
+    let mut s = ArmSettings::new(
+        url::Url::parse(&sim.base_url).expect("url"),
+        AuthMode::StaticToken(Secret::new(estate.admin_token.clone())),
+    );
+    s.max_concurrency = 32;
+    let c = ArmClient::new(s).expect("client");
+    let id = AccountId::parse(&estate.primary.id).expect("id");
+    let started = std::time::Instant::now();
+    let calls = (0..300).map(|_| {
+        let c = c.clone();
+        let id = id.clone();
+        async move { c.get_account(&id).await }
+    });
+    for r in futures::future::join_all(calls).await {
+        r.expect("read");
+    }
+    let elapsed = started.elapsed();
+    // 250 burst, then 25/s: the last 50 reads need about 2 s of refill
+    assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
+    assert_eq!(
+        sim.stats().throttled,
+        0,
+        "the simulator never had to throttle"
+    );
+    assert_eq!(c.stats().throttled, 0);
+    assert_eq!(c.stats().reads, 300);
+}

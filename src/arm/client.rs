@@ -560,7 +560,7 @@ impl ArmClient {
             };
             let err = match outcome {
                 Ok(ans) => {
-                    inner.limiter.observe_headers(&sub, kind, &ans.headers);
+                    inner.limiter.observe_headers(&sub, &ans.headers);
                     record.status = Some(ans.status);
                     record.request_id = ans.header("x-ms-request-id");
                     if let Some(c) = ans.header("x-ms-correlation-request-id") {

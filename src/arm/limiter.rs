@@ -67,6 +67,11 @@ pub struct RateLimits {
     pub reads: BucketSpec,
     pub writes: BucketSpec,
     pub deletes: BucketSpec,
+    /// Fraction of each bucket kept in reserve (0.05 = 5%) as a jitter buffer: requests are
+    /// paced when we send them but counted by ARM when they arrive, and arrival spacing can
+    /// be tighter than sending spacing. The refill rate is not reduced, so sustained
+    /// throughput stays at ARM's rate; only the burst is 5% smaller.
+    pub headroom: f64,
     /// `false` disables client-side limiting (429 handling still applies).
     pub enabled: bool,
 }
@@ -87,6 +92,7 @@ impl Default for RateLimits {
                 capacity: 200.0,
                 refill_per_sec: 10.0,
             },
+            headroom: 0.05,
             enabled: true,
         }
     }
@@ -161,11 +167,12 @@ impl RateLimiter {
                 .blocked_until
                 .map(|u| u.saturating_duration_since(now))
                 .unwrap_or_default();
-            let bucket_wait = if !self.limits.enabled || b.tokens >= 1.0 {
+            let needed = 1.0 + self.limits.headroom.clamp(0.0, 0.5) * spec.capacity;
+            let bucket_wait = if !self.limits.enabled || b.tokens >= needed {
                 Duration::ZERO
             } else {
                 Duration::from_secs_f64(
-                    (1.0 - b.tokens) / spec.refill_per_sec.max(f64::MIN_POSITIVE),
+                    (needed - b.tokens) / spec.refill_per_sec.max(f64::MIN_POSITIVE),
                 )
             };
             let wait = blocked.max(bucket_wait);
@@ -204,14 +211,19 @@ impl RateLimiter {
         self.with_bucket(scope, kind, |b, _, _| b.tokens)
     }
 
-    /// Reads the remaining-quota header for `kind` out of `headers` and applies it.
-    pub fn observe_headers(&self, scope: &str, kind: OpKind, headers: &HeaderMap) {
-        if let Some(n) = headers
-            .get(kind.remaining_header())
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<f64>().ok())
-        {
-            self.observe_remaining(scope, kind, n);
+    /// Reads the remaining-quota headers (`x-ms-ratelimit-remaining-subscription-reads`,
+    /// `-writes`, `-deletes`, whichever are present) and applies each to its bucket, so a
+    /// server that classifies an operation differently from us still slows us down.
+    pub fn observe_headers(&self, scope: &str, headers: &HeaderMap) {
+        for kind in [OpKind::Read, OpKind::Write, OpKind::Delete] {
+            if let Some(n) = headers
+                .get(kind.remaining_header())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .filter(|n| n.is_finite())
+            {
+                self.observe_remaining(scope, kind, n);
+            }
         }
     }
 }
@@ -297,9 +309,32 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    /// ARM's numbers without the jitter buffer, so the figures are exact.
+    fn exact() -> RateLimits {
+        RateLimits {
+            headroom: 0.0,
+            ..RateLimits::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_headroom_keeps_five_percent_of_the_bucket_in_reserve() {
+        let l = RateLimiter::new(RateLimits::default());
+        let immediate = (0..300)
+            .take_while(|_| l.reserve("s", OpKind::Read, None) == Ok(Duration::ZERO))
+            .count();
+        assert_eq!(immediate, 237, "250 minus a 12.5-token reserve");
+        // sustained rate is still 25/s: ten seconds later 250 more tokens have arrived
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let more = (0..300)
+            .take_while(|_| l.reserve("s", OpKind::Read, None) == Ok(Duration::ZERO))
+            .count();
+        assert!(more >= 236, "{more}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_read_bucket_allows_a_burst_of_250_then_paces_at_25_per_second() {
-        let l = RateLimiter::new(RateLimits::default());
+        let l = RateLimiter::new(exact());
         for _ in 0..250 {
             assert_eq!(l.reserve("s", OpKind::Read, None), Ok(Duration::ZERO));
         }
@@ -316,7 +351,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn writes_refill_at_10_per_second() {
-        let l = RateLimiter::new(RateLimits::default());
+        let l = RateLimiter::new(exact());
         for _ in 0..200 {
             l.reserve("s", OpKind::Write, None).unwrap();
         }
@@ -329,13 +364,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lowers_its_level_when_the_server_says_fewer_remain() {
-        let l = RateLimiter::new(RateLimits::default());
+        let l = RateLimiter::new(exact());
         let mut h = HeaderMap::new();
         h.insert(
             "x-ms-ratelimit-remaining-subscription-reads",
             HeaderValue::from_static("2"),
         );
-        l.observe_headers("s", OpKind::Read, &h);
+        l.observe_headers("s", &h);
         assert_eq!(l.reserve("s", OpKind::Read, None), Ok(Duration::ZERO));
         assert_eq!(l.reserve("s", OpKind::Read, None), Ok(Duration::ZERO));
         assert!(l.reserve("s", OpKind::Read, None).unwrap() > Duration::ZERO);
@@ -344,13 +379,13 @@ mod tests {
             "x-ms-ratelimit-remaining-subscription-reads",
             HeaderValue::from_static("240"),
         );
-        l.observe_headers("s", OpKind::Read, &h);
+        l.observe_headers("s", &h);
         assert!(l.level("s", OpKind::Read) < 1.0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_drains_and_blocks_the_bucket_for_retry_after() {
-        let l = RateLimiter::new(RateLimits::default());
+        let l = RateLimiter::new(exact());
         l.observe_throttled("s", OpKind::Write, Duration::from_secs(3));
         let w = l.reserve("s", OpKind::Write, None).unwrap();
         assert!(w >= Duration::from_secs(3), "{w:?}");
