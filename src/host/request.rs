@@ -110,11 +110,24 @@ pub struct Sys {
 
 /// The decoded envelope: `Data` (one entry per input binding) and `Metadata` (trigger binding
 /// data), plus the invocation id from the request header.
-#[derive(Debug, Clone)]
+///
+/// `Debug` prints only the binding and metadata *names*: the values carry what callers send
+/// (the `code` query parameter, `x-functions-key` and `Authorization` headers).
+#[derive(Clone)]
 pub struct InvocationRequest {
     data: Map<String, Value>,
     metadata: Map<String, Value>,
     invocation_id: Option<String>,
+}
+
+impl std::fmt::Debug for InvocationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationRequest")
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("metadata", &self.metadata.keys().collect::<Vec<_>>())
+            .field("invocation_id", &self.invocation_id)
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
