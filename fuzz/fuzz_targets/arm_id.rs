@@ -44,8 +44,17 @@ fuzz_target!(|data: &[u8]| {
     let back: ResourceId = serde_json::from_str(&json)
         .unwrap_or_else(|e| panic!("serde round trip of {printed:?} failed: {e}"));
     assert_eq!(back.as_str(), id.as_str());
-    let _ = (id.subscription_id(), id.resource_group(), id.provider_namespace());
-    let _ = (id.resource_type(), id.name(), id.location(), id.pairs().len());
+    let _ = (
+        id.subscription_id(),
+        id.resource_group(),
+        id.provider_namespace(),
+    );
+    let _ = (
+        id.resource_type(),
+        id.name(),
+        id.location(),
+        id.pairs().len(),
+    );
     let mut cursor = Some(id.clone());
     let mut steps = 0;
     while let Some(c) = cursor {
@@ -55,6 +64,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(steps <= id.pairs().len() + 1, "parent() does not terminate");
     }
     if let Some(scope) = id.subscription_scope() {
-        assert!(id.is_within(&scope), "{id} is not within its own subscription {scope}");
+        assert!(
+            id.is_within(&scope),
+            "{id} is not within its own subscription {scope}"
+        );
     }
 });

@@ -14,8 +14,15 @@ use datashare_dr::host::{
 use libfuzzer_sys::fuzz_target;
 
 fn check(err: &PayloadError) {
-    assert!(!err.path().is_empty(), "an error without a field path: {err}");
-    assert!(matches!(err.status(), 400 | 413), "status {} for {err}", err.status());
+    assert!(
+        !err.path().is_empty(),
+        "an error without a field path: {err}"
+    );
+    assert!(
+        matches!(err.status(), 400 | 413),
+        "status {} for {err}",
+        err.status()
+    );
     assert!(!err.to_string().is_empty());
 }
 
@@ -61,7 +68,9 @@ fuzz_target!(|data: &[u8]| {
             if let Err(e) = http.json_body::<serde_json::Value>() {
                 check(&e);
             }
-            if let Err(e) = http.json_body_or_default::<serde_json::Map<String, serde_json::Value>>() {
+            if let Err(e) =
+                http.json_body_or_default::<serde_json::Map<String, serde_json::Value>>()
+            {
                 check(&e);
             }
         }

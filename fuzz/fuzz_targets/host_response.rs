@@ -90,7 +90,10 @@ fn built_then_parsed(u: &mut Unstructured<'_>) -> ArbResult<()> {
     let bytes = expected.to_json_bytes();
     let back = InvocationResponse::parse(&bytes, &["res"])
         .unwrap_or_else(|e| panic!("our own encoding does not parse back: {e}"));
-    assert_eq!(back, expected, "built response did not survive encode → parse");
+    assert_eq!(
+        back, expected,
+        "built response did not survive encode → parse"
+    );
     Ok(())
 }
 
