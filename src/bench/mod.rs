@@ -84,7 +84,7 @@ pub fn print_table(rows: &[Row]) {
 /// Runs the benchmark(s) named by `args.which` (`all` runs every one). Returns the exit code.
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let which = args.which.as_str();
-    let known = ["all", "cold-start"];
+    let known = ["all", "cold-start", "replicate"];
     if !known.contains(&which) {
         anyhow::bail!(
             "unknown benchmark `{which}` (available: {})",
@@ -94,6 +94,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     if matches!(which, "all" | "cold-start") {
         rows.extend(cold_start::run(args)?);
+    }
+    if matches!(which, "all" | "replicate") {
+        rows.extend(crate::reconcile::bench::run(args.latency_ms, args.quick)?);
     }
     print_table(&rows);
     Ok(0)

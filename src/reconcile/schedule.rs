@@ -1,8 +1,12 @@
-//! Execution order of a plan: phases, dependencies and bounded concurrency.
+//! Execution order of a plan: dependencies and bounded concurrency.
 //!
 //! Job: run the changes of a [`Plan`](super::plan::Plan) through an executor (the ARM calls live
-//! in `apply`), phase by phase — account, shares, data sets, synchronization settings,
-//! invitations — with up to `concurrency` changes in flight inside a phase.
+//! in `apply`) as fast as the real dependencies allow: the account change first; then every
+//! share's own change (create / update / delete); each change under a share (data sets,
+//! synchronization settings, invitations) starts as soon as *its* share's change has finished —
+//! no global barrier between phases, so a slow share does not hold up the others. At most
+//! `concurrency` changes are in flight at any time (a fair semaphore: earlier-queued changes go
+//! first, so shares are created before the bulk of their children is queued).
 //!
 //! Guarantees:
 //! - Nothing under a share starts before that share's own change has finished; if creating the
@@ -15,17 +19,26 @@
 //!
 //! Must not import: `arm`, `config` (the executor is a closure).
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::StreamExt;
-use futures::stream;
+use tokio::sync::Semaphore;
 
 use super::plan::{Change, Phase};
 use super::report::{ChangeResult, Outcome};
 
 /// Called after each finished change with (done, total).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+fn skipped(c: Change, reason: String) -> ChangeResult {
+    ChangeResult {
+        change: c,
+        outcome: Outcome::Skipped,
+        error: Some(reason),
+        correlation_id: None,
+    }
+}
 
 /// Run `changes` (already in plan order) through `exec`.
 pub async fn run<F, Fut>(
@@ -39,71 +52,98 @@ where
     Fut: Future<Output = ChangeResult>,
 {
     let total = changes.len();
-    let mut results: Vec<Option<ChangeResult>> = vec![None; total];
-    let mut done = 0usize;
-    let mut account_failed = false;
-    let mut failed_shares: HashSet<String> = HashSet::new();
-    let concurrency = concurrency.max(1);
-
-    for phase in Phase::ALL {
-        let mut runnable: Vec<(usize, Change)> = Vec::new();
-        for (i, c) in changes.iter().enumerate() {
-            if c.phase() != phase {
-                continue;
-            }
-            let blocked = if account_failed {
-                Some("the secondary account could not be created".to_string())
-            } else if phase > Phase::Share {
-                c.share()
-                    .filter(|s| failed_shares.contains(s.key()))
-                    .map(|s| format!("share {s} could not be created"))
-            } else {
-                None
+    let done = AtomicUsize::new(0);
+    let tick = || progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
+    let permits = Semaphore::new(concurrency.max(1));
+    let exec = &exec;
+    let run_one = |i: usize, c: Change| {
+        let permits = &permits;
+        let tick = &tick;
+        async move {
+            let r = match permits.acquire().await {
+                Ok(_permit) => exec(c).await,
+                Err(_) => skipped(c, "scheduler closed".into()),
             };
+            tick();
+            (i, r)
+        }
+    };
+
+    let mut results: Vec<Option<ChangeResult>> = vec![None; total];
+    let mut account_failed = false;
+    // The account first, alone.
+    for (i, c) in changes.iter().enumerate() {
+        if c.phase() == Phase::Account {
+            let (i, r) = run_one(i, c.clone()).await;
+            account_failed |= r.outcome != Outcome::Ok;
+            results[i] = Some(r);
+        }
+    }
+
+    // Then one pipeline per share: its own change, then its children.
+    let mut groups: BTreeMap<String, (Option<(usize, Change)>, Vec<(usize, Change)>)> =
+        BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.phase() == Phase::Account {
+            continue;
+        }
+        if account_failed {
+            results[i] = Some(skipped(
+                c.clone(),
+                "the secondary account could not be created".into(),
+            ));
+            tick();
+            continue;
+        }
+        let key = c.share().map(|s| s.key().to_string()).unwrap_or_default();
+        let g = groups.entry(key).or_default();
+        if c.phase() == Phase::Share {
+            g.0 = Some((i, c.clone()));
+        } else {
+            g.1.push((i, c.clone()));
+        }
+    }
+    let pipelines = groups.into_values().map(|(head, children)| {
+        let run_one = &run_one;
+        let tick = &tick;
+        async move {
+            let mut out = Vec::with_capacity(children.len() + 1);
+            let mut blocked = None;
+            if let Some((i, c)) = head {
+                let creates = matches!(c, Change::CreateShare { .. });
+                let share = c.share().map(|s| s.to_string()).unwrap_or_default();
+                let (i, r) = run_one(i, c).await;
+                if creates && r.outcome != Outcome::Ok {
+                    blocked = Some(format!("share {share} could not be created"));
+                }
+                out.push((i, r));
+            }
             match blocked {
                 Some(reason) => {
-                    results[i] = Some(ChangeResult {
-                        change: c.clone(),
-                        outcome: Outcome::Skipped,
-                        error: Some(reason),
-                        correlation_id: None,
-                    });
-                    done += 1;
-                    progress(done, total);
-                }
-                None => runnable.push((i, c.clone())),
-            }
-        }
-        let exec = &exec;
-        let mut finished = stream::iter(runnable)
-            .map(|(i, c)| async move { (i, exec(c).await) })
-            .buffer_unordered(concurrency);
-        while let Some((i, r)) = finished.next().await {
-            if r.outcome != Outcome::Ok {
-                match &r.change {
-                    Change::CreateAccount { .. } => account_failed = true,
-                    Change::CreateShare { share, .. } => {
-                        failed_shares.insert(share.key().to_string());
+                    for (i, c) in children {
+                        out.push((i, skipped(c, reason.clone())));
+                        tick();
                     }
-                    _ => {}
+                }
+                None => {
+                    out.extend(
+                        futures::future::join_all(children.into_iter().map(|(i, c)| run_one(i, c)))
+                            .await,
+                    );
                 }
             }
+            out
+        }
+    });
+    for group in futures::future::join_all(pipelines).await {
+        for (i, r) in group {
             results[i] = Some(r);
-            done += 1;
-            progress(done, total);
         }
     }
     results
         .into_iter()
         .zip(changes)
-        .map(|(r, c)| {
-            r.unwrap_or(ChangeResult {
-                change: c,
-                outcome: Outcome::Skipped,
-                error: Some("not scheduled".into()),
-                correlation_id: None,
-            })
-        })
+        .map(|(r, c)| r.unwrap_or_else(|| skipped(c, "not scheduled".into())))
         .collect()
 }
 
@@ -219,15 +259,17 @@ mod tests {
     }
 
     #[test]
-    fn phases_never_overlap_and_concurrency_is_bounded() {
+    fn children_start_only_after_their_share_and_concurrency_is_bounded() {
         let mut changes = Vec::new();
         for i in 0..6 {
             changes.push(share(&format!("s{i}")));
         }
         for i in 0..6 {
             changes.push(setting(&format!("s{i}"), "x"));
+            changes.push(setting(&format!("s{i}"), "y"));
         }
-        let log: Mutex<Vec<(Phase, bool)>> = Mutex::new(Vec::new());
+        // (share key, is the share's own change, started) in time order.
+        let log: Mutex<Vec<(String, bool, bool)>> = Mutex::new(Vec::new());
         let in_flight = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
         let progress_calls = AtomicUsize::new(0);
@@ -239,14 +281,18 @@ mod tests {
                 let in_flight = &in_flight;
                 let peak = &peak;
                 async move {
+                    let key = c.share().map(|s| s.key().to_string()).unwrap_or_default();
+                    let own = c.phase() == Phase::Share;
                     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     if let Ok(mut l) = log.lock() {
-                        l.push((c.phase(), true));
+                        l.push((key.clone(), own, true));
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    // Share s0 is slow: its children must still wait for it.
+                    let ms = if own && key == "s0" { 30 } else { 5 };
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
                     if let Ok(mut l) = log.lock() {
-                        l.push((c.phase(), false));
+                        l.push((key, own, false));
                     }
                     in_flight.fetch_sub(1, Ordering::SeqCst);
                     ok(c)
@@ -259,16 +305,28 @@ mod tests {
         assert!(results.iter().all(|r| r.outcome == Outcome::Ok));
         assert!(peak.load(Ordering::SeqCst) <= 3);
         assert!(peak.load(Ordering::SeqCst) >= 2, "should run concurrently");
-        assert_eq!(progress_calls.load(Ordering::SeqCst), 12);
+        assert_eq!(progress_calls.load(Ordering::SeqCst), 18);
         let l = log.lock().map(|l| l.clone()).unwrap_or_default();
-        let last_share_end = l
+        for i in 0..6 {
+            let key = format!("s{i}");
+            let share_end = l
+                .iter()
+                .position(|(k, own, start)| *k == key && *own && !*start)
+                .unwrap_or(usize::MAX);
+            let first_child = l
+                .iter()
+                .position(|(k, own, start)| *k == key && !*own && *start)
+                .unwrap_or(0);
+            assert!(share_end < first_child, "{key}: {l:?}");
+        }
+        // No global barrier: some child of a fast share started before slow s0 finished.
+        let s0_end = l
             .iter()
-            .rposition(|(p, start)| *p == Phase::Share && !*start)
-            .unwrap_or(usize::MAX);
-        let first_setting_start = l
-            .iter()
-            .position(|(p, start)| *p == Phase::SyncSetting && *start)
+            .position(|(k, own, start)| k == "s0" && *own && !*start)
             .unwrap_or(0);
-        assert!(last_share_end < first_setting_start, "{l:?}");
+        assert!(
+            l[..s0_end].iter().any(|(_, own, start)| !*own && *start),
+            "{l:?}"
+        );
     }
 }
