@@ -17,6 +17,7 @@
 //! The DR topology (TOML named by `DR_CONFIG_PATH`) is loaded by `config::dr`, not here.
 //! Must not import anything of this crate outside `config`.
 
+pub mod arm;
 pub mod dr;
 
 use std::fmt;

@@ -5,15 +5,11 @@
 //!
 //! Must not import: handlers, host.
 
-use std::time::Duration;
-
-use crate::arm::auth::{AuthMode, Secret as ArmSecret};
-use crate::arm::client::{ArmClient, ArmSettings};
+use crate::arm::client::ArmClient;
 use crate::arm::error::ArmError;
 use crate::arm::id::{AccountId, ResourceId, ShareId};
 use crate::arm::models::{RoleAssignment, ShareSynchronization};
 use crate::arm::ops::ListQuery;
-use crate::config::dr::{ArmAuth, DrConfig};
 use crate::reconcile::observe::{self, AccountObservation as ReconcileAccount, ObserveOptions};
 
 use super::check::{AccountRead, PairReader};
@@ -113,38 +109,5 @@ impl PairReader for ArmReader<'_> {
     }
 }
 
-/// Builds the ARM client from the DR config's `[arm]` (already merged with `ARM_ENDPOINT` /
-/// `ARM_AUTH` by the config loader when it does so) and the `AZURE_*` env of the chosen auth.
-pub fn arm_client_from_config(cfg: &DrConfig) -> Result<ArmClient, ArmError> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let auth = match cfg.arm.auth {
-        ArmAuth::ManagedIdentity => AuthMode::ManagedIdentity {
-            client_id: env("AZURE_CLIENT_ID"),
-        },
-        ArmAuth::WorkloadIdentity => AuthMode::WorkloadIdentity {
-            tenant_id: None,
-            client_id: None,
-            token_file: None,
-        },
-        ArmAuth::AzureCli => AuthMode::AzureCli {
-            tenant_id: env("AZURE_TENANT_ID"),
-        },
-        ArmAuth::ClientSecret => AuthMode::ClientSecret {
-            tenant_id: env("AZURE_TENANT_ID").unwrap_or_default(),
-            client_id: env("AZURE_CLIENT_ID").unwrap_or_default(),
-            secret: ArmSecret::new(env("AZURE_CLIENT_SECRET").unwrap_or_default()),
-        },
-        ArmAuth::StaticToken => AuthMode::StaticToken(ArmSecret::new(
-            cfg.arm
-                .token
-                .as_ref()
-                .map(|t| t.expose().to_string())
-                .unwrap_or_default(),
-        )),
-        ArmAuth::None => AuthMode::None,
-    };
-    let mut settings = ArmSettings::new(cfg.arm.endpoint.clone(), auth);
-    settings.max_concurrency = cfg.arm.max_concurrency.max(1);
-    settings.deadline = cfg.arm.deadline.max(Duration::from_secs(1));
-    ArmClient::new(settings)
-}
+/// The shared ARM client builder (moved to `config::arm`; re-exported for existing callers).
+pub use crate::config::arm::arm_client_from_config;

@@ -130,30 +130,6 @@ pub async fn run_check_with<R: PairReader>(
     Ok(exit_code(&reports))
 }
 
-/// Applies the `ARM_ENDPOINT` / `ARM_AUTH` env overrides to the config's `[arm]` (CONTRACTS.md).
-fn apply_arm_env(cfg: &mut DrConfig) -> anyhow::Result<()> {
-    use crate::config::dr::{ArmAuth, check_arm_transport};
-    if let Some(v) = std::env::var("ARM_ENDPOINT")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        cfg.arm.endpoint = url::Url::parse(v.trim())
-            .with_context(|| format!("ARM_ENDPOINT is not a URL: {v:?}"))?;
-    }
-    if let Some(v) = std::env::var("ARM_AUTH")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        cfg.arm.auth = ArmAuth::ALL
-            .iter()
-            .find(|(name, _)| *name == v.trim())
-            .map(|(_, kind)| *kind)
-            .with_context(|| format!("ARM_AUTH has an unknown value {v:?}"))?;
-    }
-    check_arm_transport(&cfg.arm.endpoint, cfg.arm.auth)
-        .map_err(|e| anyhow::anyhow!("ARM_ENDPOINT/ARM_AUTH: {e}"))
-}
-
 /// `datashare-dr check`: loads the DR config, checks the pairs against ARM, prints, and returns
 /// the exit code (0 Ready, 1 Degraded, 2 NotReady; 64 for a bad config or unknown pair).
 ///
@@ -167,17 +143,34 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    if let Err(e) = apply_arm_env(&mut cfg) {
-        eprintln!("error: {e:#}");
-        return Ok(EXIT_USAGE);
+    // Env overrides of `[arm]` (ARM_ENDPOINT, ARM_AUTH) and the AZURE_* identity settings,
+    // through the one shared builder (config::arm).
+    let env = match crate::config::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    match crate::config::arm::effective_arm(&cfg.arm, &env) {
+        Ok(arm) => cfg.arm = arm,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
     }
+    let client = match crate::config::arm::arm_client(&cfg, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let client =
-            super::arm_reader::arm_client_from_config(&cfg).context("building the ARM client")?;
         let reader = super::arm_reader::ArmReader {
             client: &client,
             concurrency: cfg.arm.max_concurrency,

@@ -18,8 +18,7 @@ use time::OffsetDateTime;
 use crate::arm::client::ArmClient;
 use crate::cli::{EXIT_USAGE, PlanArgs, ReplicateArgs};
 use crate::config::Config;
-use crate::config::dr::{self, DrConfig, Pair};
-use crate::readiness::arm_reader::arm_client_from_config;
+use crate::config::dr::{DrConfig, Pair};
 
 use super::apply::{ReplicateOptions, replicate};
 use super::render::{PairPlan, PlanOutput, render_human};
@@ -50,17 +49,14 @@ fn setup(path: &std::path::Path) -> Result<Setup, i32> {
             return Err(EXIT_USAGE);
         }
     };
-    if let Some(u) = env.arm_endpoint {
-        cfg.arm.endpoint = u;
+    match crate::config::arm::effective_arm(&cfg.arm, &env) {
+        Ok(arm) => cfg.arm = arm,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
     }
-    if let Some(a) = env.arm_auth {
-        cfg.arm.auth = a;
-    }
-    if let Err(e) = dr::check_arm_transport(&cfg.arm.endpoint, cfg.arm.auth) {
-        eprintln!("error: [arm].endpoint / ARM_ENDPOINT: {e}");
-        return Err(EXIT_USAGE);
-    }
-    let client = match arm_client_from_config(&cfg) {
+    let client = match crate::config::arm::arm_client(&cfg, &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot build the ARM client: {e}");
