@@ -852,3 +852,28 @@ async fn put_dataset_sends_only_writable_fields() {
         json!({"kind": "Blob", "properties": {"containerName": "c", "filePath": "f", "subscriptionId": "s", "resourceGroup": "rg", "storageAccountName": "st"}})
     );
 }
+
+#[tokio::test]
+async fn transport_errors_are_retried_then_reported_as_transient() {
+    // a port that was just free: nothing listens there
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut s = ArmSettings::new(
+        url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        AuthMode::None,
+    );
+    s.retry = RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_retry_after: Duration::from_secs(1),
+    };
+    let client = ArmClient::new(s).unwrap();
+    let err = client.get_share(&share_id()).await.unwrap_err();
+    assert!(matches!(err, ArmError::Transport { .. }), "{err}");
+    assert!(err.is_transient());
+    assert_eq!(client.stats().reads, 3);
+    assert_eq!(client.stats().retries, 2);
+}

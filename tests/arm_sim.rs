@@ -525,3 +525,41 @@ async fn a_burst_beyond_arm_s_read_bucket_is_paced_without_a_single_429() {
     assert_eq!(c.stats().throttled, 0);
     assert_eq!(c.stats().reads, 300);
 }
+
+#[tokio::test]
+#[ignore = "simulator bug: it answers 400 to the nextLink GET of listSynchronizationDetails \
+            (wants the POST body again); datashare-api.md section 5 says nextLink pages are plain GETs"]
+async fn synchronization_details_follow_next_link_with_a_plain_get() {
+    let (sim, estate) = start().await;
+    assert!(
+        sim.fire_triggers() > 0,
+        "the generated consumers have active triggers"
+    );
+    let c = client(&sim, &estate.admin_token);
+    let share = AccountId::parse(&estate.primary.id)
+        .expect("id")
+        .share(&estate.shares[0])
+        .expect("id");
+    let history = c
+        .list_share_synchronizations(&share, &ListQuery::default())
+        .await
+        .expect("history");
+    assert!(!history.is_empty());
+    let details = c
+        .list_share_synchronization_details(&share, &history[0])
+        .await
+        .expect("details over several pages");
+    assert_eq!(details.len(), estate.datasets_per_share[0]);
+    let consumer = &estate.consumers[0];
+    let cons = client(&sim, &consumer.token);
+    let ssid = ShareSubscriptionId::parse(&consumer.share_subscriptions[0]).expect("id");
+    let runs = cons
+        .list_share_subscription_synchronizations(&ssid, &ListQuery::default())
+        .await
+        .expect("runs");
+    let rows = cons
+        .list_share_subscription_synchronization_details(&ssid, &runs[0].synchronization_id)
+        .await
+        .expect("consumer-side details");
+    assert_eq!(rows.len(), estate.datasets_per_share[0]);
+}

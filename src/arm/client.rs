@@ -720,6 +720,20 @@ impl ArmClient {
         method: Method,
         url: Url,
     ) -> Result<Vec<T>, ArmError> {
+        self.list_with_body(op, resource, method, url, None).await
+    }
+
+    /// Like [`ArmClient::list`], with a JSON body on the first request (the
+    /// `listSynchronizationDetails` actions); `nextLink` pages are plain GETs.
+    pub async fn list_with_body<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        resource: &str,
+        method: Method,
+        url: Url,
+        first_body: Option<&Value>,
+    ) -> Result<Vec<T>, ArmError> {
+        let mut body = first_body;
         let mut out = Vec::new();
         let mut next = Some(url);
         let mut method = method;
@@ -738,7 +752,9 @@ impl ArmClient {
                 });
             }
             seen.push(u.to_string());
-            let ans = self.send(op, resource, method.clone(), u, None).await?;
+            let ans = self
+                .send(op, resource, method.clone(), u, body.take())
+                .await?;
             let page: Page<T> = self.decode(op, resource, &ans)?;
             out.extend(page.value);
             if let Some(link) = page.next_link.filter(|l| !l.trim().is_empty()) {

@@ -1682,6 +1682,52 @@ pub struct ShareSubscriptionSynchronization {
     pub extra: Map<String, Value>,
 }
 
+/// Per-data-set detail of one snapshot run (`…_ListSynchronizationDetails`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SynchronizationDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "arm_time::option"
+    )]
+    pub end_time: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_read: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_written: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_copied: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_read: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_read: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_written: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "arm_time::option"
+    )]
+    pub start_time: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v_core: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// Body of `ShareSubscriptions_Synchronize`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

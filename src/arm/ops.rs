@@ -285,6 +285,21 @@ impl ArmClient {
         .await
     }
 
+    /// `Shares_ListSynchronizationDetails` (POST, paged): per-data-set rows of one
+    /// consumer snapshot run (`run` as returned by `list_share_synchronizations`).
+    pub async fn list_share_synchronization_details(
+        &self,
+        share: &ShareId,
+        run: &ShareSynchronization,
+    ) -> Result<Vec<SynchronizationDetails>, ArmError> {
+        let op = "Shares_ListSynchronizationDetails";
+        let path = format!("{share}/listSynchronizationDetails");
+        let url = self.ds_url(&path)?;
+        let body = self.encode_value(op, share.as_str(), run)?;
+        self.list_with_body(op, share.as_str(), Method::POST, url, Some(&body))
+            .await
+    }
+
     // ---------------------------------------------------------------- data sets
 
     /// `DataSets_ListByShare`.
@@ -696,6 +711,52 @@ impl ArmClient {
             id.as_str(),
             Method::POST,
             url,
+        )
+        .await
+    }
+
+    /// `ShareSubscriptions_ListSynchronizationDetails` (POST, paged).
+    pub async fn list_share_subscription_synchronization_details(
+        &self,
+        id: &ShareSubscriptionId,
+        synchronization_id: &str,
+    ) -> Result<Vec<SynchronizationDetails>, ArmError> {
+        let op = "ShareSubscriptions_ListSynchronizationDetails";
+        let path = format!("{id}/listSynchronizationDetails");
+        let url = self.ds_url(&path)?;
+        let body = serde_json::json!({ "synchronizationId": synchronization_id });
+        self.list_with_body(op, id.as_str(), Method::POST, url, Some(&body))
+            .await
+    }
+
+    /// `ShareSubscriptions_CancelSynchronization` (LRO): waits.
+    pub async fn cancel_synchronization(
+        &self,
+        id: &ShareSubscriptionId,
+        synchronization_id: &str,
+    ) -> Result<(), ArmError> {
+        let op = "ShareSubscriptions_CancelSynchronization";
+        let url = self.ds_url(&format!("{id}/cancelSynchronization"))?;
+        let body = serde_json::json!({ "synchronizationId": synchronization_id });
+        self.run_lro(op, id.as_str(), Method::POST, url, Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    /// `ShareSubscriptions_CancelSynchronization` (LRO), start form.
+    pub async fn start_cancel_synchronization(
+        &self,
+        id: &ShareSubscriptionId,
+        synchronization_id: &str,
+    ) -> Result<LroStart, ArmError> {
+        let op = "ShareSubscriptions_CancelSynchronization";
+        let body = serde_json::json!({ "synchronizationId": synchronization_id });
+        self.start_lro(
+            op,
+            id.as_str(),
+            Method::POST,
+            &format!("{id}/cancelSynchronization"),
+            Some(&body),
         )
         .await
     }
