@@ -49,6 +49,76 @@ pub struct AppState {
     pub config: Config,
     /// The DR topology, loaded at start-up when `DR_CONFIG_PATH` is set (always set for `serve`).
     pub dr: Option<Arc<DrConfig>>,
+    /// The ARM client, built on first use by [`AppState::arm`] (no IO until the first call).
+    arm: tokio::sync::OnceCell<crate::arm::client::ArmClient>,
+    /// The app's blob container and queues, connected on first use by [`AppState::storage`].
+    storage: tokio::sync::OnceCell<AppStorage>,
+    /// Plain HTTP client for outbound webhooks, built on first use.
+    http: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// The app's storage as the handlers use it: the `datashare-dr` blob container and the queue
+/// service (`failover-stages`, `notifications`, …).
+///
+/// Decision (documented in docs/CONTRACTS.md terms): in Azure, and for `serve` in general,
+/// storage is always configured (`Config::require_serve` insists), so this is Azure Storage
+/// (`store::azure`, Azurite locally). An `AppState` built in-process without storage settings
+/// (tests, the offline drill) gets the in-memory twins (`store::memory`) instead, which keep the
+/// same semantics for the life of the process.
+#[derive(Clone)]
+pub struct AppStorage {
+    pub blobs: Arc<dyn crate::store::BlobStore>,
+    pub queue: Arc<dyn crate::store::Queue>,
+    /// `"azure"` or `"memory"`.
+    pub kind: &'static str,
+}
+
+impl std::fmt::Debug for AppStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppStorage")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppStorage {
+    /// In-process stores (no persistence beyond the process).
+    pub fn memory() -> AppStorage {
+        AppStorage {
+            blobs: Arc::new(crate::store::MemoryBlobStore::new()),
+            queue: Arc::new(crate::store::MemoryQueue::new()),
+            kind: "memory",
+        }
+    }
+}
+
+/// The storage settings the `store` layer takes, from the runtime [`Config`]'s parsed form.
+pub fn store_settings(
+    settings: &crate::config::StorageSettings,
+) -> Result<crate::store::StorageSettings, crate::store::StoreError> {
+    use crate::config::StorageSettings as S;
+    match settings {
+        S::Identity(i) => crate::store::StorageSettings::identity(
+            i.blob_service_uri.as_str(),
+            i.queue_service_uri.as_str(),
+            i.client_id.as_deref(),
+        ),
+        S::ConnectionString(c) => {
+            let mut conn = format!(
+                "BlobEndpoint={};QueueEndpoint={};AccountName={}",
+                c.blob_endpoint, c.queue_endpoint, c.account_name
+            );
+            if let Some(key) = &c.account_key {
+                conn.push_str(";AccountKey=");
+                conn.push_str(key.expose());
+            }
+            if let Some(sas) = &c.sas {
+                conn.push_str(";SharedAccessSignature=");
+                conn.push_str(sas.expose());
+            }
+            crate::store::StorageSettings::from_connection_string(&conn)
+        }
+    }
 }
 
 impl AppState {
@@ -56,7 +126,70 @@ impl AppState {
         AppState {
             config,
             dr: dr.map(Arc::new),
+            arm: tokio::sync::OnceCell::new(),
+            storage: tokio::sync::OnceCell::new(),
+            http: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Uses `storage` instead of what the config names (tests inject isolated stores).
+    pub fn with_storage(self, storage: AppStorage) -> AppState {
+        AppState {
+            storage: tokio::sync::OnceCell::new_with(Some(storage)),
+            ..self
+        }
+    }
+
+    /// The shared ARM client (built once from `[arm]`, `ARM_ENDPOINT`/`ARM_AUTH` and the
+    /// `AZURE_*` settings through `config::arm`). A configuration that cannot give a client is
+    /// a permanent error (retrying does not fix it).
+    pub async fn arm(&self) -> Result<&crate::arm::client::ArmClient, HandlerError> {
+        let dr = self.dr()?;
+        self.arm
+            .get_or_try_init(|| async {
+                crate::config::arm::arm_client(dr, &self.config)
+                    .map_err(|e| HandlerError::permanent("build the ARM client", e))
+            })
+            .await
+    }
+
+    /// The app's storage, connected (and the container created) on first use; the in-memory
+    /// twins when no storage is configured (see [`AppStorage`]). Failing to reach storage is
+    /// transient (the next call tries again).
+    pub async fn storage(&self) -> Result<&AppStorage, HandlerError> {
+        self.storage
+            .get_or_try_init(|| async {
+                let Some(settings) = &self.config.storage else {
+                    return Ok(AppStorage::memory());
+                };
+                let settings = store_settings(settings)
+                    .map_err(|e| HandlerError::permanent("read the storage settings", e))?;
+                let (blobs, queue) = crate::store::azure::connect(
+                    &settings,
+                    crate::store::CONTAINER,
+                    crate::store::MessageEncoding::None,
+                )
+                .map_err(|e| HandlerError::permanent("connect to storage", e))?;
+                crate::store::BlobStore::ensure_container(&blobs)
+                    .await
+                    .map_err(|e| HandlerError::transient("create the blob container", e))?;
+                Ok(AppStorage {
+                    blobs: Arc::new(blobs),
+                    queue: Arc::new(queue),
+                    kind: "azure",
+                })
+            })
+            .await
+    }
+
+    /// A plain HTTP client for outbound webhooks (no proxy from env, 10 s timeout).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// The DR topology, or a transient error naming `DR_CONFIG_PATH` when it was not loaded.
