@@ -223,16 +223,21 @@ pub async fn observe_account(
             })?;
         selected.push((sid, s));
     }
-    let results: Vec<Result<Option<ShareLists>, ObserveError>> = futures::stream::iter(
-        selected
-            .into_iter()
-            .map(|(sid, s)| list_share(client, sid, s)),
-    )
-    .buffered(opts.concurrency.max(1))
-    .collect()
-    .await;
+    // Unordered (no head-of-line blocking: a slow share does not hold a slot of the window),
+    // then put back in the order ARM listed the shares.
+    let mut results: Vec<(usize, Result<Option<ShareLists>, ObserveError>)> =
+        futures::stream::iter(
+            selected
+                .into_iter()
+                .enumerate()
+                .map(|(i, (sid, s))| async move { (i, list_share(client, sid, s).await) }),
+        )
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
     let mut shares = Vec::with_capacity(results.len());
-    for r in results {
+    for (_, r) in results {
         if let Some(s) = r? {
             shares.push(s);
         }
