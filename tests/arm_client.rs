@@ -303,7 +303,7 @@ async fn a_deadline_stops_retrying_and_is_reported_as_transient() {
                 .header("Retry-After", "2"),
         ],
     );
-    let client = fake.client_with(|s| s.deadline = Duration::from_millis(800));
+    let client = fake.client().with_deadline(Duration::from_millis(800));
     let t = Instant::now();
     let err = client.get_share(&id).await.unwrap_err();
     assert!(

@@ -185,6 +185,7 @@ pub struct ArmClient {
     inner: Arc<Inner>,
     correlation_id: Option<String>,
     log: Option<CallLog>,
+    deadline: Option<Duration>,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -351,6 +352,7 @@ impl ArmClient {
             }),
             correlation_id: None,
             log: None,
+            deadline: None,
         })
     }
 
@@ -359,6 +361,15 @@ impl ArmClient {
     pub fn with_correlation_id(&self, id: impl Into<String>) -> Self {
         Self {
             correlation_id: Some(id.into()),
+            ..self.clone()
+        }
+    }
+
+    /// A clone whose calls use `deadline` (including retries) instead of the settings' one,
+    /// e.g. to fit inside a Functions invocation's remaining time.
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Self {
+            deadline: Some(deadline),
             ..self.clone()
         }
     }
@@ -450,7 +461,8 @@ impl ArmClient {
     ) -> Result<Answer, ArmError> {
         let inner = &*self.inner;
         let started = Instant::now();
-        let deadline = started + inner.settings.deadline;
+        let call_deadline = self.deadline.unwrap_or(inner.settings.deadline);
+        let deadline = started + call_deadline;
         let kind = OpKind::of(&method);
         let sub = subscription_key(url.path());
         let mut attempts: u32 = 0;
@@ -469,7 +481,7 @@ impl ArmClient {
         let deadline_err = |attempts: u32, last: Option<ArmError>| ArmError::Deadline {
             operation: op.to_owned(),
             resource: resource.to_owned(),
-            deadline: inner.settings.deadline,
+            deadline: call_deadline,
             attempts,
             last: last.map(Box::new),
         };
@@ -606,6 +618,17 @@ impl ArmClient {
         };
         record.attempts = attempts;
         record.elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(
+            operation = op,
+            resource,
+            method = %record.method,
+            status = record.status,
+            attempts,
+            elapsed_ms = record.elapsed_ms,
+            correlation_id = record.correlation_id.as_deref(),
+            request_id = record.request_id.as_deref(),
+            "ARM call"
+        );
         if let Some(log) = &self.log {
             log.push(record);
         }

@@ -1009,3 +1009,31 @@ fn check_segment(op: &str, s: &str) -> Result<(), ArmError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::{ArmSettings, AuthMode};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn operation_futures_are_send_so_handlers_can_spawn_them() {
+        let c = ArmClient::new(ArmSettings::new(
+            url::Url::parse("http://127.0.0.1:9").expect("url"),
+            AuthMode::None,
+        ))
+        .expect("client");
+        let acct = AccountId::new("s", "rg", "a").expect("id");
+        let share = acct.share("x").expect("id");
+        let ds = share.data_set("d").expect("id");
+        let store = ResourceId::parse("/subscriptions/s").expect("id");
+        assert_send(&c.list_shares(&acct));
+        assert_send(&c.list_datasets(&share));
+        assert_send(&c.delete_share(&share));
+        assert_send(&c.start_delete_dataset(&ds));
+        assert_send(&c.list_share_synchronizations(&share, &ListQuery::default()));
+        assert_send(&c.list_role_assignments(&store, "00000000-0000-0000-0000-000000000000"));
+        assert_send(&c.get_resource(&store, "2023-01-01"));
+    }
+}
