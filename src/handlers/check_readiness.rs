@@ -1,20 +1,159 @@
-//! `CheckReadiness` (timer, `%READINESS_SCHEDULE%`): evaluate readiness of every pair, store the report, notify on a status change.
+//! `CheckReadiness` (timer, `%READINESS_SCHEDULE%`): evaluate readiness of every pair, store the
+//! report, notify on a status change.
 //!
-//! Decodes the [`TimerTrigger`]; the domain call is not wired yet, so it answers the tracked
-//! placeholder error [`HandlerError::NotImplemented`] (503).
+//! Per pair: `readiness::check::check_pair` over the shared ARM client (last drill from the
+//! pair's state blob) → `history::store_report` (history, then latest) →
+//! `notify::detect_change` (ETag-guarded state blob; `Some` only on an edge).
+//!
+//! One notification path: the notification leaves through the function's queue output binding
+//! `notify` (→ `notifications`), plus the `NOTIFY_WEBHOOK_URL` POST when configured. The handler
+//! never sends to the queue itself, so exactly one message exists per status change.
+//!
+//! All-or-nothing per invocation: the host drops output bindings of a failed invocation, so when
+//! any pair fails (storage unreachable, …) the status changes recorded for the other pairs are
+//! put back (`history::revert_status`) before the error is returned — the next tick sees those
+//! changes again and notifies then. Webhooks are only called once every pair has succeeded.
+//! A pair whose ARM reads fail is not a failure: that is an observation (a finding).
 
-use crate::host::{InvocationResponse, TimerTrigger};
+use time::OffsetDateTime;
+
+use crate::host::{InvocationResponse, QueueMessage, TimerTrigger};
+use crate::readiness::arm_reader::ArmReader;
+use crate::readiness::check::check_pair;
+use crate::readiness::notify::{self, Notification, NotifyTargets, WebhookUrl};
+use crate::readiness::{ReadinessError, Report, history};
 use crate::startup::AppState;
+use crate::store::BlobStore;
 
-use super::HandlerError;
+use super::{HandlerError, NOTIFY_OUT};
 
 /// Function (folder) name.
 pub const NAME: &str = "CheckReadiness";
+
+/// Maps a readiness storage error to the handler's classification.
+pub fn readiness_error(operation: String, err: ReadinessError) -> HandlerError {
+    if err.is_transient() {
+        HandlerError::transient(operation, err)
+    } else {
+        HandlerError::permanent(operation, err)
+    }
+}
+
+/// Where notifications go besides the queue output: the webhook from `NOTIFY_WEBHOOK_URL`.
+pub fn notify_targets(state: &AppState) -> Result<NotifyTargets, HandlerError> {
+    let webhook = match &state.config.notify_webhook_url {
+        None => None,
+        Some(url) => Some(WebhookUrl::parse(url.expose().as_str()).map_err(|reason| {
+            HandlerError::permanent("read NOTIFY_WEBHOOK_URL", std::io::Error::other(reason))
+        })?),
+    };
+    Ok(NotifyTargets::new(webhook, None))
+}
+
+/// One checked pair: its report and the notification its status change deserves.
+struct Checked {
+    report: Report,
+    note: Option<Notification>,
+}
+
+async fn check_one(
+    state: &AppState,
+    blobs: &dyn BlobStore,
+    targets: &NotifyTargets,
+    reader: &ArmReader<'_>,
+    pair: &crate::config::dr::Pair,
+    now: OffsetDateTime,
+) -> Result<Checked, HandlerError> {
+    let dr = state.dr()?;
+    let last_drill = history::last_drill(blobs, &pair.name)
+        .await
+        .map_err(|e| readiness_error(format!("read the last drill of pair {}", pair.name), e))?;
+    let report = check_pair(reader, dr, pair, now, last_drill).await;
+    history::store_report(blobs, &report)
+        .await
+        .map_err(|e| readiness_error(format!("store the report of pair {}", pair.name), e))?;
+    let note = notify::detect_change(blobs, targets, &report)
+        .await
+        .map_err(|e| readiness_error(format!("record the status of pair {}", pair.name), e))?;
+    Ok(Checked { report, note })
+}
 
 pub async fn handle(
     state: &AppState,
     trigger: TimerTrigger,
 ) -> Result<InvocationResponse, HandlerError> {
-    let _ = (state, trigger);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let dr = state.dr()?;
+    let targets = notify_targets(state)?;
+    let client = state.arm().await?;
+    let storage = state.storage().await?;
+    let blobs = storage.blobs.as_ref();
+    let reader = ArmReader {
+        client,
+        concurrency: dr.arm.max_concurrency.max(1),
+    };
+    let now = OffsetDateTime::now_utc();
+    if trigger.is_past_due {
+        tracing::info!(
+            event = "readiness.past-due",
+            "CheckReadiness runs late (past due)"
+        );
+    }
+
+    // Pairs one after another: the ARM client bounds concurrency within each check, and a
+    // sequential walk keeps one pair's reads from starving another's read bucket.
+    let mut checked = Vec::with_capacity(dr.pairs.len());
+    let mut failure = None;
+    for pair in &dr.pairs {
+        match check_one(state, blobs, &targets, &reader, pair, now).await {
+            Ok(c) => checked.push(c),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        // The host drops our outputs on failure: put back the changes we would have announced.
+        for c in &checked {
+            if let Some(note) = &c.note
+                && let Err(e) =
+                    history::revert_status(blobs, &note.pair, note.new_status, note.old_status)
+                        .await
+            {
+                tracing::error!(pair = %note.pair, error = %e, "could not revert readiness state");
+            }
+        }
+        return Err(err);
+    }
+
+    let mut response = InvocationResponse::new();
+    for c in &checked {
+        response = response.log(format!(
+            "pair {}: {} (score {}, {} critical, {} warning, {} info)",
+            c.report.pair,
+            c.report.status,
+            c.report.score,
+            c.report.counts.critical,
+            c.report.counts.warning,
+            c.report.counts.info
+        ));
+        if let Some(note) = &c.note {
+            response.push_message(NOTIFY_OUT, QueueMessage::json(note)?);
+            tracing::info!(
+                event = "readiness.notified",
+                pair = %note.pair,
+                old = note.old_status.map(|s| s.as_str()).unwrap_or("unknown"),
+                new = note.new_status.as_str(),
+                direction = note.direction,
+                "readiness.notified"
+            );
+        }
+    }
+    for c in &checked {
+        if let Some(note) = &c.note {
+            // Best effort on top of the queue message (bounded retries inside; logged).
+            notify::deliver_webhook(state.http(), &targets, note).await;
+        }
+    }
+    Ok(response)
 }

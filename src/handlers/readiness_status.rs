@@ -1,12 +1,20 @@
-//! `ReadinessStatus` (HTTP `GET api/readiness/{pair?}`): latest readiness report(s) as JSON, or the HTML status page for text/html.
+//! `ReadinessStatus` (HTTP `GET api/readiness/{pair?}`): latest readiness report(s) as JSON, or
+//! the HTML status page for `Accept: text/html`.
 //!
-//! Decodes the [`HttpRequest`]; the domain call is not wired yet, so it answers the tracked
-//! placeholder error [`HandlerError::NotImplemented`] (the caller gets 503).
+//! Loads the latest stored reports (`history::load_latest` / `load_all_latest`) from the app's
+//! storage and answers through the pure `readiness::api::respond`: all pairs
+//! (`{generatedAt, overall, pairs, unchecked}`), one pair's report, or a 404 problem for a pair
+//! that is not configured or was never checked. Storage failures are the host-level error
+//! mapping's business (503 for transient ones).
 
-use crate::host::{HttpRequest, InvocationResponse};
+use time::OffsetDateTime;
+
+use crate::host::{HttpOutput, HttpRequest, InvocationResponse};
+use crate::readiness::{api, history};
 use crate::startup::AppState;
 
 use super::HandlerError;
+use super::check_readiness::readiness_error;
 
 /// Function (folder) name.
 pub const NAME: &str = "ReadinessStatus";
@@ -15,6 +23,34 @@ pub async fn handle(
     state: &AppState,
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
-    let _ = (state, req);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let dr = state.dr()?;
+    let configured: Vec<String> = dr.pairs.iter().map(|p| p.name.clone()).collect();
+    let pair = req.param("pair").filter(|p| !p.is_empty());
+    let storage = state.storage().await?;
+    let blobs = storage.blobs.as_ref();
+    let reports = match pair {
+        // Only configured pairs reach storage (any other name is a 404 from `respond`).
+        Some(name) if configured.iter().any(|c| c == name) => history::load_latest(blobs, name)
+            .await
+            .map_err(|e| readiness_error(format!("load the report of pair {name}"), e))?
+            .into_iter()
+            .collect(),
+        Some(_) => Vec::new(),
+        None => history::load_all_latest(blobs, &configured)
+            .await
+            .map_err(|e| readiness_error("load the readiness reports".to_owned(), e))?,
+    };
+    let answer = api::respond(
+        &configured,
+        &reports,
+        pair,
+        req.headers.get("accept"),
+        OffsetDateTime::now_utc(),
+    );
+    let res = HttpOutput::new(answer.status)
+        .with_body_text(answer.body)
+        .with_header("Content-Type", answer.content_type)
+        .with_header("Cache-Control", "no-store")
+        .with_header("Vary", "Accept");
+    Ok(InvocationResponse::http(res))
 }

@@ -113,11 +113,13 @@ pub async fn observe_pair<R: PairReader>(
         .and_then(|s| s.principal_id.clone())
         .filter(|p| !p.is_empty());
 
-    let store_reads = futures::stream::iter(
-        to_check
-            .keys()
-            .map(|id| async move { (id.clone(), reader.get_store(id).await) }),
-    )
+    // Owned ids: a closure over borrowed keys makes the future's `Send` depend on a
+    // higher-ranked lifetime the compiler cannot prove (then the handler future is not `Send`).
+    let store_ids: Vec<String> = to_check.keys().cloned().collect();
+    let store_reads = futures::stream::iter(store_ids.into_iter().map(|id| async move {
+        let read = reader.get_store(&id).await;
+        (id, read)
+    }))
     .buffer_unordered(concurrency)
     .collect::<Vec<_>>();
 

@@ -63,7 +63,7 @@ pub mod report;
 pub use error::ReadinessError;
 pub use evaluate::{InvitationPolicy, Policy, evaluate, reader_roles, status_and_score};
 pub use history::{
-    PairState, Transition, load_all_latest, load_latest, record_drill, store_report,
+    PairState, Transition, last_drill, load_all_latest, load_latest, record_drill, store_report,
 };
 pub use model::{
     AccountObservation, AccountSnapshot, ConsumerTarget, DatasetObservation, DrillRecord,
