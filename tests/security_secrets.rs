@@ -296,14 +296,13 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             return;
         };
-        if v["message"]
+        let listening = v["message"]
             .as_str()
-            .is_some_and(|m| m.contains("listening"))
+            .is_some_and(|m| m.contains("listening"));
+        if let (true, Some(p)) = (listening, v["port"].as_u64())
+            && let Some(tx) = port_tx.lock().expect("lock").take()
         {
-            if let (Some(p), Some(tx)) = (v["port"].as_u64(), port_tx.lock().expect("lock").take())
-            {
-                let _ = tx.send(u16::try_from(p).unwrap_or(0));
-            }
+            let _ = tx.send(u16::try_from(p).unwrap_or(0));
         }
     });
     let t_err = collect(stderr, err_lines.clone(), |_| {});
