@@ -261,3 +261,95 @@ pub fn render_human(report: &ReplicateReport) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::model::{ShareKind, ShareProps};
+
+    fn change(n: &str) -> Change {
+        Change::CreateShare {
+            share: n.into(),
+            props: ShareProps {
+                description: None,
+                terms: None,
+                kind: ShareKind::CopyBased,
+            },
+        }
+    }
+
+    fn pair(results: Vec<ChangeResult>, error: Option<&str>) -> PairReport {
+        PairReport {
+            pair: "p".into(),
+            primary: "/a".into(),
+            secondary: "/b".into(),
+            dry_run: false,
+            secondary_exists: true,
+            error: error.map(str::to_string),
+            plan: Plan {
+                changes: results.iter().map(|r| r.change.clone()).collect(),
+                findings: vec![],
+            },
+            results,
+            arm_calls: None,
+        }
+    }
+
+    fn result(n: &str, outcome: Outcome) -> ChangeResult {
+        ChangeResult {
+            change: change(n),
+            outcome,
+            error: (outcome != Outcome::Ok).then(|| "HTTP 400 BadRequest".to_string()),
+            correlation_id: Some(format!("corr-{n}")),
+        }
+    }
+
+    #[test]
+    fn a_run_is_complete_only_when_every_change_succeeded_and_every_pair_was_observed() {
+        let ok = ReplicateReport {
+            pairs: vec![pair(vec![result("a", Outcome::Ok)], None)],
+        };
+        assert!(ok.is_complete());
+        for bad in [
+            pair(vec![result("a", Outcome::Failed)], None),
+            pair(vec![result("a", Outcome::Skipped)], None),
+            pair(vec![], Some("primary unreachable")),
+        ] {
+            assert!(!ReplicateReport { pairs: vec![bad] }.is_complete());
+        }
+    }
+
+    #[test]
+    fn json_results_carry_outcome_error_and_correlation_id() {
+        let r = ReplicateReport {
+            pairs: vec![pair(
+                vec![result("a", Outcome::Ok), result("b", Outcome::Failed)],
+                None,
+            )],
+        };
+        let v = serde_json::to_value(&r).unwrap_or_default();
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"create": 2, "update": 0, "delete": 0, "findings": 0,
+                "succeeded": 1, "failed": 1, "skipped": 0, "pairsFailed": 0})
+        );
+        assert_eq!(v["complete"], false);
+        assert_eq!(v["results"][1]["pair"], "p");
+        assert_eq!(v["results"][1]["outcome"], "failed");
+        assert_eq!(v["results"][1]["error"], "HTTP 400 BadRequest");
+        assert_eq!(v["results"][1]["correlationId"], "corr-b");
+        assert_eq!(v["results"][1]["address"], "shares/b");
+        assert_eq!(v["pairs"][0]["secondaryExists"], true);
+        let text = render_human(&r);
+        assert!(
+            text.contains(
+                "+ create share b ... FAILED: HTTP 400 BadRequest (correlation id corr-b)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Replicate: 1 applied, 1 failed, 0 skipped, 0 findings.\n"),
+            "{text}"
+        );
+    }
+}
