@@ -633,3 +633,73 @@ fn settings_types_print_no_secret_in_debug() {
     );
     assert_no_secret("HttpRequest Debug", &format!("{http:?} {http:#?}"));
 }
+
+#[tokio::test]
+async fn a_failing_arm_call_logs_and_returns_no_static_token() {
+    use datashare_dr::arm::auth::{AuthMode, Secret};
+    use datashare_dr::arm::client::{ArmClient, ArmSettings};
+    use datashare_dr::arm::id::AccountId;
+
+    datashare_dr::startup::install_crypto_provider();
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let account = AccountId::new(SUB, "rg-weu", "sales-weu").expect("an account id");
+    let mut errors = Vec::new();
+    let mut servers = Vec::new();
+    for status in [401u16, 403, 500, 429] {
+        let (port, seen) = answering(status, 3).await;
+        servers.push((status, seen));
+        let endpoint = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a url");
+        let mut settings =
+            ArmSettings::new(endpoint, AuthMode::StaticToken(Secret::new(ARM_TOKEN)));
+        settings.retry.max_attempts = 2;
+        settings.retry.base_delay = Duration::from_millis(5);
+        settings.retry.max_delay = Duration::from_millis(20);
+        settings.retry.max_retry_after = Duration::from_millis(20);
+        settings.deadline = Duration::from_secs(5);
+        let client = ArmClient::new(settings).expect("a loopback client");
+        assert_no_secret("ArmClient Debug", &format!("{:?}", client.settings()));
+        let err = client
+            .get_account(&account)
+            .await
+            .expect_err("the fake ARM fails");
+        errors.push(format!(
+            "{status}: {err} | {err:?} | {}",
+            datashare_dr::handlers::error_chain(&err)
+        ));
+    }
+    // a closed port (transport error)
+    let endpoint = url::Url::parse("http://127.0.0.1:9").expect("a url");
+    let mut settings = ArmSettings::new(endpoint, AuthMode::StaticToken(Secret::new(ARM_TOKEN)));
+    settings.retry.max_attempts = 1;
+    settings.deadline = Duration::from_secs(5);
+    let client = ArmClient::new(settings).expect("a loopback client");
+    let err = client
+        .get_account(&account)
+        .await
+        .expect_err("nobody listens");
+    errors.push(format!("closed: {err} | {err:?}"));
+
+    // the calls really carried the token (the test reaches the code path)
+    for (status, seen) in &servers {
+        assert!(
+            seen.lock()
+                .expect("lock")
+                .iter()
+                .any(|r| r.contains(ARM_TOKEN)),
+            "the {status} fake never saw the bearer token"
+        );
+    }
+    for e in &errors {
+        assert_no_secret("an ARM error", e);
+    }
+    let log = captured.text();
+    assert!(log.lines().count() >= 4, "the ARM calls were not logged:\n{log}");
+    assert_no_secret("the captured ARM client log", &log);
+}
