@@ -28,6 +28,9 @@ use tokio::sync::Semaphore;
 use super::plan::{Change, Phase};
 use super::report::{ChangeResult, Outcome};
 
+/// One share's changes: its own (index, change), then the (index, change)s under it.
+type ShareGroup = (Option<(usize, Change)>, Vec<(usize, Change)>);
+
 /// Called after each finished change with (done, total).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
@@ -81,8 +84,7 @@ where
     }
 
     // Then one pipeline per share: its own change, then its children.
-    let mut groups: BTreeMap<String, (Option<(usize, Change)>, Vec<(usize, Change)>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<String, ShareGroup> = BTreeMap::new();
     for (i, c) in changes.iter().enumerate() {
         if c.phase() == Phase::Account {
             continue;
