@@ -527,8 +527,6 @@ async fn a_burst_beyond_arm_s_read_bucket_is_paced_without_a_single_429() {
 }
 
 #[tokio::test]
-#[ignore = "simulator bug: it answers 400 to the nextLink GET of listSynchronizationDetails \
-            (wants the POST body again); datashare-api.md section 5 says nextLink pages are plain GETs"]
 async fn synchronization_details_follow_next_link_with_a_plain_get() {
     let (sim, estate) = start().await;
     assert!(

@@ -863,9 +863,12 @@ fn serve(
     let result = match target {
         Target::DataShare(m) => {
             let mut cleaned = None;
+            // A GET matched to a pageable POST is a nextLink page: a plain GET without the
+            // body (datashare-api.md §5); the first page put the body's key into the link.
+            let next_page = method == "GET" && m.route.method == "POST";
             if let Some((pname, schema, required)) = &m.route.body {
                 match &body {
-                    None if *required => {
+                    None if *required && !next_page => {
                         let e = ApiError::new(
                             400,
                             "InvalidRequestContent",

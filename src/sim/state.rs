@@ -279,6 +279,9 @@ pub struct State {
 }
 
 const DS: &str = "microsoft.datashare";
+/// Query parameter of a `listSynchronizationDetails` nextLink naming the synchronization (the
+/// first page had it in the POST body).
+const SYNC_ID_PARAM: &str = "synchronizationId";
 
 fn key(path: &str) -> String {
     path.trim_end_matches('/').to_ascii_lowercase()
@@ -728,6 +731,12 @@ impl State {
 
     /// One page of `items` (offset-based `$skipToken`) with a `nextLink` when more remain.
     fn list(&self, ctx: &Ctx, items: Vec<Value>) -> Res {
+        self.list_with(ctx, items, &[])
+    }
+
+    /// [`Self::list`] for POST list operations: `carry` puts what the POST body said into the
+    /// `nextLink`, because next pages are plain GETs without a body.
+    fn list_with(&self, ctx: &Ctx, items: Vec<Value>, carry: &[(&str, &str)]) -> Res {
         let skip = match ctx.q("$skipToken") {
             None => 0,
             Some(t) => t.parse::<usize>().map_err(|_| {
@@ -748,9 +757,15 @@ impl State {
             let mut q: Vec<String> = ctx
                 .query
                 .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skipToken"))
+                .filter(|(k, _)| {
+                    !k.eq_ignore_ascii_case("$skipToken")
+                        && !carry.iter().any(|(c, _)| k.eq_ignore_ascii_case(c))
+                })
                 .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
                 .collect();
+            for (k, v) in carry {
+                q.push(format!("{}={}", enc(k), enc(v)));
+            }
             q.push(format!("$skipToken={end}"));
             body["nextLink"] = json!(format!("{}{}?{}", ctx.base_url, ctx.path, q.join("&")));
         }
@@ -1136,9 +1151,11 @@ impl State {
             | "ShareSubscriptions_ListSynchronizationDetails" => {
                 let parent = Self::trim_last(ctx.path);
                 self.require(&key(&parent), "resource", &parent)?;
+                // First page: from the POST body; next pages (plain GETs): from the nextLink.
                 let sid = body
                     .get("synchronizationId")
                     .and_then(Value::as_str)
+                    .or_else(|| ctx.q(SYNC_ID_PARAM))
                     .unwrap_or("")
                     .to_string();
                 let Some(rec) = self
@@ -1169,7 +1186,7 @@ impl State {
                         x
                     })
                     .collect();
-                self.list(ctx, items)
+                self.list_with(ctx, items, &[(SYNC_ID_PARAM, &rec.id)])
             }
             "ConsumerInvitations_ListInvitations" => {
                 let mut items: Vec<(String, Value)> = Vec::new();
@@ -1289,9 +1306,11 @@ impl State {
                     .require(&sk, "share subscription", &sub)?
                     .region
                     .clone();
+                // First page: from the POST body; next pages (plain GETs): from the nextLink.
                 let sid = body
                     .get("synchronizationId")
                     .and_then(Value::as_str)
+                    .or_else(|| ctx.q(SYNC_ID_PARAM))
                     .unwrap_or("")
                     .to_string();
                 let Some(rec) = self
