@@ -700,6 +700,77 @@ async fn a_failing_arm_call_logs_and_returns_no_static_token() {
         assert_no_secret("an ARM error", e);
     }
     let log = captured.text();
-    assert!(log.lines().count() >= 4, "the ARM calls were not logged:\n{log}");
+    assert!(
+        log.lines().count() >= 4,
+        "the ARM calls were not logged:\n{log}"
+    );
     assert_no_secret("the captured ARM client log", &log);
+}
+
+#[tokio::test]
+async fn failing_storage_calls_log_and_return_no_account_key() {
+    use datashare_dr::store::{AzureBlobStore, AzureQueue, BlobStore as _, Queue as _};
+    use datashare_dr::store::{MessageEncoding, StorageSettings};
+
+    datashare_dr::startup::install_crypto_provider();
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut errors = Vec::new();
+    // a malformed connection string next to the key
+    for bad in [
+        format!("AccountName=a;AccountKey={ACCOUNT_KEY};BlobEndpoint=::nope::"),
+        format!("AccountName=a;AccountKey=!{ACCOUNT_KEY_RAW}!"),
+        format!("{ACCOUNT_KEY_RAW};AccountKey={ACCOUNT_KEY}"),
+    ] {
+        if let Err(e) = StorageSettings::from_connection_string(&bad) {
+            errors.push(format!("{e} | {e:?}"));
+        }
+    }
+    let (port, seen) = answering(500, 12).await;
+    for base in [
+        format!("http://127.0.0.1:{port}"),
+        "http://127.0.0.1:9".to_owned(),
+    ] {
+        let conn = format!(
+            "DefaultEndpointsProtocol=http;AccountName=secacct;AccountKey={ACCOUNT_KEY};\
+             BlobEndpoint={base}/secacct;QueueEndpoint={base}/secacct"
+        );
+        let settings = StorageSettings::from_connection_string(&conn).expect("valid settings");
+        assert_no_secret("StorageSettings Debug", &format!("{settings:?}"));
+        let blobs = AzureBlobStore::new(&settings, "runs").expect("a blob store");
+        let queue = AzureQueue::new(&settings, MessageEncoding::None).expect("a queue");
+        let calls = async {
+            let a = blobs
+                .get("run-1.json")
+                .await
+                .err()
+                .map(|e| format!("{e} | {e:?}"));
+            let b = queue
+                .send("failover-stages", "{}", None)
+                .await
+                .err()
+                .map(|e| format!("{e} | {e:?}"));
+            [a, b]
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(60), calls)
+            .await
+            .expect("storage calls end");
+        let failed: Vec<String> = outcome.into_iter().flatten().collect();
+        assert_eq!(failed.len(), 2, "both calls fail against {base}");
+        errors.extend(failed);
+    }
+    assert!(
+        !seen.lock().expect("lock").is_empty(),
+        "the fake storage was not called"
+    );
+    for e in &errors {
+        assert_no_secret("a storage error", e);
+    }
+    assert_no_secret("the captured storage log", &captured.text());
 }
