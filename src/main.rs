@@ -20,10 +20,8 @@ fn main() {
         Command::BenchBaselineListener => bench::cold_start::baseline_listener(),
         Command::Plan(args) => report(datashare_dr::reconcile::cli::run_plan(&args)),
         Command::Replicate(args) => report(datashare_dr::reconcile::cli::run_replicate(&args)),
-        _ => {
-            eprintln!("error: this subcommand is being built");
-            1
-        }
+        Command::Failover(cmd) => report(datashare_dr::failover::cli::run_failover(&cmd)),
+        Command::Drill(args) => report(datashare_dr::failover::cli::run_drill(&args)),
     };
     std::process::exit(code);
 }

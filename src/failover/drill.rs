@@ -1,0 +1,288 @@
+//! `datashare-dr drill`: the offline end-to-end demonstration, with nothing but this binary.
+//!
+//! Starts the built-in simulator in-process with a generated estate, replicates the pair,
+//! checks readiness, records the consumer roster, takes the primary region down, feeds a
+//! Resource Health "Unavailable" alert (the fixture
+//! `tests/fixtures/alerts/common.resourcehealth.unavailable.fired.test-action.json`, re-targeted
+//! at the simulated primary account) through the same decision path as `AlertWebhook`, runs the
+//! failover to completion with the in-process queue and in-memory store, and prints a short
+//! report. Exit 0 when the run succeeded, 1 otherwise.
+//!
+//! Everything runs on loopback; nothing touches Azure. Must not import: handlers, host.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::cli::DrillArgs;
+use crate::config::dr::DrConfig;
+use crate::readiness::arm_reader::{ArmReader, arm_client_from_config};
+use crate::readiness::check::check_pair;
+use crate::reconcile::apply::{ReplicateOptions, replicate};
+use crate::sim::{self, OpStats, PopulateSpec, SimOptions};
+use crate::store::{BlobStore, MemoryBlobStore, NOTIFICATIONS_QUEUE};
+
+use super::exec::{Clock, StageContext, capture_roster};
+use super::run::{RunRecord, RunStatus};
+use super::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
+use super::start::{AlertAnswer, ingest_alert};
+
+/// The Resource Health alert template (Azure's own test-action sample).
+const ALERT_TEMPLATE: &str = include_str!(
+    "../../tests/fixtures/alerts/common.resourcehealth.unavailable.fired.test-action.json"
+);
+
+/// What the drill did, for the readable report and `--json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillReport {
+    pub pair: String,
+    pub estate: String,
+    pub replicated_changes: usize,
+    pub readiness_before: String,
+    pub roster_consumers: usize,
+    pub primary_region_down: String,
+    pub alert_decision: String,
+    pub run: RunRecord,
+    /// ARM calls of the failover run, by operation (from the simulator's counters).
+    pub arm_calls: BTreeMap<String, u64>,
+    pub notifications: usize,
+    pub wall_secs: f64,
+}
+
+/// Re-targets the fixture at `account_id` (an Unavailable, platform-initiated event, now).
+pub fn resource_health_alert(
+    account_id: &str,
+    subscription_id: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<u8>> {
+    let mut v: Value = serde_json::from_str(ALERT_TEMPLATE).context("alert template")?;
+    let stamp = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("format the alert time")?;
+    let name = account_id.rsplit('/').next().unwrap_or(account_id);
+    let alert_id = format!(
+        "/subscriptions/{subscription_id}/providers/Microsoft.AlertsManagement/alerts/{}",
+        uuid::Uuid::new_v4()
+    );
+    let ess = v
+        .pointer_mut("/data/essentials")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("alert template has no data.essentials"))?;
+    ess.insert("alertId".into(), json!(alert_id));
+    ess.insert(
+        "alertRule".into(),
+        json!("datashare-primary-resource-health"),
+    );
+    ess.insert("alertTargetIDs".into(), json!([account_id]));
+    ess.insert("configurationItems".into(), json!([name]));
+    ess.insert("firedDateTime".into(), json!(stamp));
+    let ctx = v
+        .pointer_mut("/data/alertContext")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("alert template has no data.alertContext"))?;
+    ctx.insert("eventTimestamp".into(), json!(stamp));
+    ctx.insert(
+        "eventDataId".into(),
+        json!(uuid::Uuid::new_v4().to_string()),
+    );
+    let props = v
+        .pointer_mut("/data/alertContext/properties")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("alert template has no data.alertContext.properties"))?;
+    props.insert("title".into(), json!("Data Share account unavailable"));
+    props.insert("currentHealthStatus".into(), json!("Unavailable"));
+    props.insert("previousHealthStatus".into(), json!("Available"));
+    props.insert("cause".into(), json!("PlatformInitiated"));
+    serde_json::to_vec(&v).context("encode the alert")
+}
+
+/// `datashare-dr drill`: returns the process exit code.
+pub fn run_drill(args: &DrillArgs) -> anyhow::Result<i32> {
+    let spec = PopulateSpec::parse(&args.populate).map_err(|e| anyhow!("--populate: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let report = rt.block_on(drill(spec, args.latency_ms))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(if report.run.status == RunStatus::Succeeded {
+        0
+    } else {
+        1
+    })
+}
+
+fn op_diff(
+    before: &BTreeMap<String, OpStats>,
+    after: &BTreeMap<String, OpStats>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let n = v.calls - before.get(k).map_or(0, |b| b.calls);
+            (n > 0).then(|| (k.clone(), n))
+        })
+        .collect()
+}
+
+/// The drill itself (also used by tests).
+pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillReport> {
+    crate::startup::install_crypto_provider();
+    let wall = Instant::now();
+    let sim = sim::spawn(SimOptions {
+        latency_ms,
+        lro_delay_ms: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .context("start the simulator")?;
+    let estate = sim.populate(&spec).context("generate the estate")?;
+    let toml = sim::write_config(&estate, &sim.base_url);
+    let cfg = Arc::new(DrConfig::from_toml_str(&toml, "drill.toml").context("generated config")?);
+    let pair = cfg
+        .pairs
+        .first()
+        .ok_or_else(|| anyhow!("the generated config has no pair"))?
+        .clone();
+    let arm = arm_client_from_config(&cfg).context("ARM client for the simulator")?;
+
+    // 1. Replicate primary → secondary.
+    let rep = replicate(
+        &arm,
+        &pair,
+        &ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: cfg.arm.max_concurrency.max(1),
+            now: OffsetDateTime::now_utc(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    if let Some(e) = &rep.error {
+        bail!("replicate failed: {e}");
+    }
+    sim.fire_triggers();
+
+    // 2. Readiness.
+    let reader = ArmReader {
+        client: &arm,
+        concurrency: cfg.arm.max_concurrency.max(1),
+    };
+    let before = check_pair(&reader, &cfg, &pair, OffsetDateTime::now_utc(), None).await;
+
+    // 3. In-memory store + in-process queue; record who the consumers are.
+    let clock = Clock::default();
+    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let queue = InProcessQueue::new(clock.clone());
+    let roster = capture_roster(&arm, store.as_ref(), &pair, clock.now()).await?;
+
+    // 4. Outage.
+    sim.region_down(&pair.primary_region);
+    let ops_before = sim.stats().operations;
+
+    // 5. Alert → decision → run.
+    let body = resource_health_alert(pair.primary.as_str(), &estate.subscription_id, clock.now())?;
+    let answer = ingest_alert(store.as_ref(), &queue, &cfg, &body, clock.now())
+        .await
+        .context("alert webhook path")?;
+    let (decision, run_id) = match &answer {
+        AlertAnswer::Accepted { pairs } => (
+            format!(
+                "start failover ({})",
+                pairs
+                    .iter()
+                    .map(|p| format!("{}: {}", p.pair, p.action))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            pairs
+                .iter()
+                .find_map(|p| p.run_id.clone())
+                .ok_or_else(|| anyhow!("the alert started no run"))?,
+        ),
+        other => bail!("the alert did not start a failover: {other:?}"),
+    };
+
+    // 6. Run to completion.
+    let mut ctx = StageContext::new(
+        cfg.clone(),
+        arm.clone(),
+        store.clone(),
+        Arc::new(queue.clone()),
+    );
+    ctx.clock = clock.clone();
+    ctx.probe_deadline = Duration::from_secs(2);
+    let (run, stopped) = drive(&ctx, &queue, &run_id, RunnerOptions::default()).await?;
+    if stopped != Stopped::Ended {
+        tracing::warn!(?stopped, "the drill's run did not end");
+    }
+    let arm_calls = op_diff(&ops_before, &sim.stats().operations);
+    let notifications = queue.len(NOTIFICATIONS_QUEUE);
+    sim.shutdown().await;
+    Ok(DrillReport {
+        pair: pair.name.clone(),
+        estate: format!(
+            "{} shares × {} data sets, {} consumers",
+            spec.shares, spec.datasets, spec.consumers
+        ),
+        replicated_changes: rep.results.len(),
+        readiness_before: format!("{} (score {})", before.status.as_str(), before.score),
+        roster_consumers: roster,
+        primary_region_down: pair.primary_region.clone(),
+        alert_decision: decision,
+        run,
+        arm_calls,
+        notifications,
+        wall_secs: wall.elapsed().as_secs_f64(),
+    })
+}
+
+/// The short readable report.
+pub fn render(r: &DrillReport) -> String {
+    let mut s = String::new();
+    let run = &r.run;
+    s.push_str(&format!(
+        "datashare-dr drill — pair {} ({})\n\n",
+        r.pair, r.estate
+    ));
+    s.push_str(&format!(
+        "  replicate        {} change(s) applied to the secondary\n",
+        r.replicated_changes
+    ));
+    s.push_str(&format!("  readiness        {}\n", r.readiness_before));
+    s.push_str(&format!(
+        "  roster           {} consumer invitation(s)/subscription(s) recorded\n",
+        r.roster_consumers
+    ));
+    s.push_str(&format!(
+        "  outage           region {} taken down\n",
+        r.primary_region_down
+    ));
+    s.push_str(&format!("  alert            {}\n\n", r.alert_decision));
+    s.push_str(&super::cli::render_run(run));
+    if run.rto_secs.is_none() {
+        s.push_str("RTO: n/a (the run did not complete)\n");
+    }
+    let total: u64 = r.arm_calls.values().sum();
+    s.push_str(&format!("ARM calls during the failover: {total}\n"));
+    for (op, n) in &r.arm_calls {
+        s.push_str(&format!("  {n:>5}  {op}\n"));
+    }
+    s.push_str(&format!(
+        "notifications queued: {}\nwall time: {:.2} s\n",
+        r.notifications, r.wall_secs
+    ));
+    s
+}

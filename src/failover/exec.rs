@@ -1,0 +1,1404 @@
+//! `run_one_stage`: execute one stage of one run, as the `FailoverStage` handler and the
+//! in-process runner both call it.
+//!
+//! Guarantees:
+//! - Level-triggered: each stage observes the accounts before it writes; PUTs are upserts with
+//!   deterministic names (an invitation's name derives from its target), so a re-delivered
+//!   message does no second write.
+//! - A message for a stage the run already passed is acknowledged and dropped
+//!   ([`Outcome::Done`]); the one exception is the stage right before the current one while
+//!   the current stage has never been claimed — then the next message is emitted again
+//!   (covers a crash between recording a stage and enqueueing its successor).
+//! - A stage is claimed with an ETag-guarded update before it runs; a second delivery that
+//!   finds a live claim waits ([`Outcome::Wait`]) instead of running it again. A claim older
+//!   than [`CLAIM_LEASE`] is taken over (the claimant died).
+//! - On an error the claim is released (best effort) and the error returned: the caller maps
+//!   it through [`error_policy`](super::stages::error_policy).
+//! - Waiting is a value (`Wait(d)`): the caller re-enqueues with a visibility delay; nothing
+//!   here sleeps.
+//!
+//! Must not import: handlers, host.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::arm::client::ArmClient;
+use crate::arm::error::ArmError;
+use crate::arm::id::{AccountId, ShareId};
+use crate::config::dr::{self, ConsumerTarget, DrConfig, Pair};
+use crate::readiness::arm_reader::ArmReader;
+use crate::readiness::{self, Status, codes};
+use crate::reconcile::apply::{ReplicateOptions, replicate};
+use crate::reconcile::convert::{invitation_body, schedule_body};
+use crate::reconcile::diff::invitation_name;
+use crate::reconcile::model::{AccountModel, InvitationStatus, SubscriptionStatus, Target};
+use crate::reconcile::observe::{ObserveOptions, observe_account};
+use crate::reconcile::plan::NewInvitation;
+use crate::store::{self, BlobStore, NOTIFICATIONS_QUEUE, Precondition, Queue};
+
+use super::FailoverError;
+use super::run::{
+    Artefact, RosterEntry, RunFinding, RunRecord, RunStatus, StageStatus, release_lock,
+    require_run, save_run, update_run,
+};
+use super::stages::{Mode, Outcome, Role, Stage, next, position};
+
+/// A claim older than this is considered abandoned (its process died) and is taken over.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+/// How long a second delivery waits when another one holds the stage.
+pub const CLAIMED_RETRY: Duration = Duration::from_secs(15);
+
+/// A stage message: `{"runId": "...", "stage": "preflight", "attempt": 0, "notBefore": "RFC3339"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageMessage {
+    pub run_id: String,
+    pub stage: String,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_before: Option<OffsetDateTime>,
+}
+
+impl StageMessage {
+    pub fn new(run_id: &str, stage: Stage, attempt: u32) -> StageMessage {
+        StageMessage {
+            run_id: run_id.to_owned(),
+            stage: stage.as_str().to_owned(),
+            attempt,
+            not_before: None,
+        }
+    }
+}
+
+/// Wall-clock time plus an offset the in-process runner advances instead of sleeping
+/// (virtual time). Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+    /// Moves virtual time forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 2);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// Everything a stage needs. One per process (handlers) or per in-process run.
+#[derive(Clone)]
+pub struct StageContext {
+    pub config: Arc<DrConfig>,
+    pub arm: ArmClient,
+    pub store: Arc<dyn BlobStore>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Clock,
+    /// Re-check interval of `await-approval`.
+    pub approval_poll: Duration,
+    /// Deadline of reads that may hit a region that is down (the primary): an outage should
+    /// turn into a finding quickly, not into minutes of retries.
+    pub probe_deadline: Duration,
+}
+
+impl std::fmt::Debug for StageContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageContext")
+            .field("config", &self.config.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StageContext {
+    pub fn new(
+        config: Arc<DrConfig>,
+        arm: ArmClient,
+        store: Arc<dyn BlobStore>,
+        queue: Arc<dyn Queue>,
+    ) -> StageContext {
+        StageContext {
+            config,
+            arm,
+            store,
+            queue,
+            clock: Clock::default(),
+            approval_poll: Duration::from_secs(30),
+            probe_deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What a stage body reports.
+#[derive(Debug, Default)]
+struct StageResult {
+    kind: ResultKind,
+    summary: String,
+    counts: BTreeMap<String, u64>,
+    correlation_ids: Vec<String>,
+    findings: Vec<RunFinding>,
+    artefacts: Vec<Artefact>,
+    removed_artefacts: Vec<String>,
+    roster: Option<Vec<RosterEntry>>,
+    primary_reachable: Option<bool>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+enum ResultKind {
+    #[default]
+    Done,
+    Skipped,
+    Wait(Duration),
+    Abort(String),
+}
+
+impl StageResult {
+    fn done(summary: impl Into<String>) -> StageResult {
+        StageResult {
+            summary: summary.into(),
+            ..StageResult::default()
+        }
+    }
+    fn count(&mut self, key: &str, n: u64) {
+        *self.counts.entry(key.to_owned()).or_default() += n;
+    }
+    fn finding(&mut self, severity: &str, code: &str, message: impl Into<String>, stage: Stage) {
+        self.findings.push(RunFinding {
+            severity: severity.into(),
+            code: code.into(),
+            message: message.into(),
+            stage: Some(stage),
+        });
+    }
+}
+
+fn stage_err(
+    run: &RunRecord,
+    stage: Stage,
+    reason: impl Into<String>,
+    transient: bool,
+) -> FailoverError {
+    FailoverError::Stage {
+        run_id: run.run_id.clone(),
+        stage: stage.as_str().into(),
+        reason: reason.into(),
+        transient,
+    }
+}
+
+fn arm_err(
+    run: &RunRecord,
+    stage: Stage,
+    operation: &str,
+    resource: &str,
+    e: ArmError,
+) -> FailoverError {
+    FailoverError::Arm {
+        run_id: run.run_id.clone(),
+        stage: stage.as_str().into(),
+        operation: operation.into(),
+        resource: resource.into(),
+        source: Box::new(e),
+    }
+}
+
+/// Runs the stage a message names (see the module docs for the guarantees).
+pub async fn run_one_stage(
+    ctx: &StageContext,
+    msg: &StageMessage,
+) -> Result<Outcome, FailoverError> {
+    let Some(stage) = Stage::parse(&msg.stage) else {
+        return Err(FailoverError::InvalidState {
+            run_id: msg.run_id.clone(),
+            reason: format!("unknown stage {:?}", msg.stage),
+        });
+    };
+    let store = ctx.store.as_ref();
+    let token = uuid::Uuid::new_v4().to_string();
+    // Claim (a few rounds: a concurrent writer changes the ETag).
+    let mut claimed: Option<RunRecord> = None;
+    for _ in 0..5 {
+        let (mut run, etag) = require_run(store, &msg.run_id).await?;
+        if run.status.is_terminal() {
+            tracing::info!(run_id = %run.run_id, stage = %stage, "run already ended; message dropped");
+            return Ok(Outcome::Done);
+        }
+        let Some(current) = run.current_stage else {
+            return Ok(Outcome::Done);
+        };
+        let policy = run.policy();
+        let (Some(at), Some(cur)) = (
+            position(run.mode, policy, stage),
+            position(run.mode, policy, current),
+        ) else {
+            return Err(FailoverError::InvalidState {
+                run_id: run.run_id.clone(),
+                reason: format!("stage {stage} is not part of a {} run", run.mode),
+            });
+        };
+        if at != cur {
+            let current_untouched = run
+                .stage(current)
+                .is_some_and(|s| s.status == StageStatus::Pending && s.attempts == 0);
+            if at + 1 == cur && current_untouched {
+                tracing::info!(run_id = %run.run_id, stage = %stage, next = %current, "stage already recorded; emitting the next message again");
+                return Ok(Outcome::Advance(current));
+            }
+            tracing::info!(run_id = %run.run_id, stage = %stage, current = %current, "message for another stage; dropped");
+            return Ok(Outcome::Done);
+        }
+        let now = ctx.clock.now();
+        if run.cancel_requested {
+            return cancel_now(ctx, &run.run_id, now).await;
+        }
+        let Some(rec) = run.stage_mut(stage) else {
+            return Ok(Outcome::Done);
+        };
+        if rec.status == StageStatus::Running
+            && rec.claim.is_some()
+            && rec.claimed_at.is_some_and(|t| {
+                now - t < time::Duration::try_from(CLAIM_LEASE).unwrap_or_default()
+            })
+        {
+            tracing::info!(run_id = %msg.run_id, stage = %stage, "stage is claimed by another delivery; waiting");
+            return Ok(Outcome::Wait(CLAIMED_RETRY));
+        }
+        rec.status = StageStatus::Running;
+        rec.claim = Some(token.clone());
+        rec.claimed_at = Some(now);
+        rec.attempts += 1;
+        rec.started_at.get_or_insert(now);
+        rec.error = None;
+        run.status = if stage == Stage::AwaitApproval && !run.approval.is_approved() {
+            RunStatus::AwaitingApproval
+        } else {
+            RunStatus::Running
+        };
+        run.updated_at = now;
+        match save_run(store, &run, Some(&etag)).await {
+            Ok(_) => {
+                claimed = Some(run);
+                break;
+            }
+            Err(FailoverError::WriteRun { source, .. })
+                if matches!(*source, store::StoreError::PreconditionFailed { .. }) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(run) = claimed else {
+        return Ok(Outcome::Wait(CLAIMED_RETRY));
+    };
+
+    let result = match execute(ctx, &run, stage).await {
+        Ok(r) => r,
+        Err(e) => {
+            let text = super::error_text(&e);
+            let release = update_run(store, &run.run_id, |r| {
+                if let Some(rec) = r.stage_mut(stage)
+                    && rec.claim.as_deref() == Some(token.as_str())
+                {
+                    rec.status = StageStatus::Pending;
+                    rec.claim = None;
+                    rec.error = Some(text.clone());
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(re) = release {
+                tracing::warn!(run_id = %run.run_id, error = %re, "could not release the stage claim");
+            }
+            return Err(e);
+        }
+    };
+    commit(ctx, &run, stage, &token, result).await
+}
+
+/// Records a stage's result under the claim and decides the outcome.
+async fn commit(
+    ctx: &StageContext,
+    run: &RunRecord,
+    stage: Stage,
+    token: &str,
+    result: StageResult,
+) -> Result<Outcome, FailoverError> {
+    let now = ctx.clock.now();
+    let mut outcome = Outcome::Done;
+    let updated = update_run(ctx.store.as_ref(), &run.run_id, |r| {
+        let Some(rec) = r.stage_mut(stage) else {
+            return Err(FailoverError::InvalidState {
+                run_id: run.run_id.clone(),
+                reason: format!("stage {stage} vanished from the record"),
+            });
+        };
+        if rec.claim.as_deref() != Some(token) {
+            // Someone took the stage over (our lease ran out); their result counts.
+            outcome = Outcome::Done;
+            return Err(FailoverError::InvalidState {
+                run_id: run.run_id.clone(),
+                reason: format!("claim on {stage} was taken over"),
+            });
+        }
+        rec.claim = None;
+        rec.summary = Some(result.summary.clone());
+        for (k, v) in &result.counts {
+            rec.counts.insert(k.clone(), *v);
+        }
+        for c in &result.correlation_ids {
+            if !rec.correlation_ids.contains(c) {
+                rec.correlation_ids.push(c.clone());
+            }
+        }
+        match &result.kind {
+            ResultKind::Done | ResultKind::Skipped => {
+                rec.status = if result.kind == ResultKind::Skipped {
+                    StageStatus::Skipped
+                } else {
+                    StageStatus::Succeeded
+                };
+                rec.outcome = Some(
+                    if result.kind == ResultKind::Skipped {
+                        "skipped"
+                    } else if stage == Stage::Complete {
+                        "done"
+                    } else {
+                        "advance"
+                    }
+                    .into(),
+                );
+                rec.ended_at = Some(now);
+            }
+            ResultKind::Wait(_) => {
+                rec.status = StageStatus::Waiting;
+                rec.outcome = Some("wait".into());
+            }
+            ResultKind::Abort(reason) => {
+                rec.status = StageStatus::Failed;
+                rec.outcome = Some("abort".into());
+                rec.error = Some(reason.clone());
+                rec.ended_at = Some(now);
+            }
+        }
+        for f in &result.findings {
+            if !r.findings.contains(f) {
+                r.findings.push(f.clone());
+            }
+        }
+        for a in &result.artefacts {
+            if !r.drill_artefacts.iter().any(|x| x.id == a.id) {
+                r.drill_artefacts.push(a.clone());
+            }
+        }
+        for id in &result.removed_artefacts {
+            if let Some(a) = r.drill_artefacts.iter_mut().find(|a| &a.id == id) {
+                a.removed = true;
+            }
+        }
+        if let Some(roster) = &result.roster {
+            r.roster = roster.clone();
+        }
+        if result.primary_reachable.is_some() {
+            r.primary_reachable = result.primary_reachable;
+        }
+        r.updated_at = now;
+        outcome = match &result.kind {
+            ResultKind::Wait(d) => {
+                if stage == Stage::AwaitApproval {
+                    r.status = RunStatus::AwaitingApproval;
+                }
+                Outcome::Wait(*d)
+            }
+            ResultKind::Abort(reason) => {
+                r.finish(RunStatus::Failed, now, Some(reason.clone()));
+                Outcome::Abort(reason.clone())
+            }
+            ResultKind::Done | ResultKind::Skipped => match next(r.mode, r.policy(), stage) {
+                None => {
+                    r.finish(RunStatus::Succeeded, now, None);
+                    Outcome::Done
+                }
+                Some(n) if r.cancel_requested => {
+                    r.finish(
+                        RunStatus::Cancelled,
+                        now,
+                        Some(format!("cancelled before {n}")),
+                    );
+                    Outcome::Abort(format!("cancelled before {n}"))
+                }
+                Some(n) => {
+                    r.current_stage = Some(n);
+                    r.status = RunStatus::Running;
+                    Outcome::Advance(n)
+                }
+            },
+        };
+        Ok(())
+    })
+    .await;
+    let run_after = match updated {
+        Ok(r) => r,
+        Err(FailoverError::InvalidState { reason, .. }) if reason.contains("taken over") => {
+            tracing::warn!(run_id = %run.run_id, stage = %stage, "claim lost; result left to the new claimant");
+            return Ok(Outcome::Done);
+        }
+        Err(e) => return Err(e),
+    };
+    if run_after.status.is_terminal() {
+        after_end(ctx, &run_after).await;
+    }
+    Ok(outcome)
+}
+
+/// Side effects of a run's end: release the lock; notify about failures and cancellations.
+async fn after_end(ctx: &StageContext, run: &RunRecord) {
+    if let Err(e) = release_lock(ctx.store.as_ref(), &run.pair, &run.run_id).await {
+        tracing::warn!(run_id = %run.run_id, error = %e, "could not release the pair lock (the next start breaks it)");
+    }
+    if run.status != RunStatus::Succeeded {
+        let _ = notify(ctx, run).await;
+    }
+    tracing::info!(
+        event = "failover.ended",
+        run_id = %run.run_id,
+        pair = %run.pair,
+        mode = %run.mode,
+        status = run.status.as_str(),
+        rto_secs = run.rto_secs,
+        "failover.ended"
+    );
+}
+
+/// Marks a run cancelled now (between stages) and releases its lock.
+async fn cancel_now(
+    ctx: &StageContext,
+    run_id: &str,
+    now: OffsetDateTime,
+) -> Result<Outcome, FailoverError> {
+    let run = update_run(ctx.store.as_ref(), run_id, |r| {
+        if !r.status.is_terminal() {
+            let before = r
+                .current_stage
+                .map_or_else(|| "the end".to_owned(), |s| s.to_string());
+            r.finish(
+                RunStatus::Cancelled,
+                now,
+                Some(format!("cancelled before {before}")),
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    after_end(ctx, &run).await;
+    Ok(Outcome::Abort(
+        run.error.unwrap_or_else(|| "cancelled".into()),
+    ))
+}
+
+/// Marks a run failed with `reason` (permanent stage error, or poisoned message), releases the
+/// lock and notifies. Idempotent: an ended run is left as it is.
+pub async fn fail_run(
+    ctx: &StageContext,
+    run_id: &str,
+    stage: Option<Stage>,
+    reason: &str,
+) -> Result<RunRecord, FailoverError> {
+    let now = ctx.clock.now();
+    let mut changed = false;
+    let run = update_run(ctx.store.as_ref(), run_id, |r| {
+        changed = false;
+        if r.status.is_terminal() {
+            return Ok(());
+        }
+        changed = true;
+        let failed_stage = stage.or(r.current_stage);
+        if let Some(s) = failed_stage
+            && let Some(rec) = r.stage_mut(s)
+        {
+            rec.status = StageStatus::Failed;
+            rec.outcome = Some("failed".into());
+            rec.error = Some(reason.to_owned());
+            rec.claim = None;
+            rec.ended_at = Some(now);
+        }
+        r.finish(RunStatus::Failed, now, Some(reason.to_owned()));
+        Ok(())
+    })
+    .await?;
+    if changed {
+        after_end(ctx, &run).await;
+    }
+    Ok(run)
+}
+
+/// Enqueues the message for `stage` (with a visibility delay for waits).
+pub async fn enqueue_stage(
+    queue: &dyn Queue,
+    run_id: &str,
+    stage: Stage,
+    attempt: u32,
+    delay: Option<Duration>,
+    now: OffsetDateTime,
+) -> Result<(), FailoverError> {
+    let mut msg = StageMessage::new(run_id, stage, attempt);
+    if let Some(d) = delay {
+        msg.not_before = Some(now + time::Duration::try_from(d).unwrap_or_default());
+    }
+    let text = serde_json::to_string(&msg).map_err(|e| FailoverError::InvalidState {
+        run_id: run_id.to_owned(),
+        reason: format!("cannot encode the stage message: {e}"),
+    })?;
+    queue
+        .send(store::STAGE_QUEUE, &text, delay)
+        .await
+        .map(|_| ())
+        .map_err(|source| FailoverError::Enqueue {
+            run_id: run_id.to_owned(),
+            stage: stage.as_str().into(),
+            source: Box::new(source),
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage bodies
+
+async fn execute(
+    ctx: &StageContext,
+    run: &RunRecord,
+    stage: Stage,
+) -> Result<StageResult, FailoverError> {
+    let arm = ctx
+        .arm
+        .with_correlation_id(format!("{}-{}", run.run_id, stage.as_str()));
+    match (run.role, stage) {
+        (_, Stage::AwaitApproval) => Ok(await_approval(ctx, run)),
+        (_, Stage::Notify) => notify_stage(ctx, run).await,
+        (_, Stage::Complete) => complete(ctx, run).await,
+        (Role::Provider, Stage::Preflight) => preflight(ctx, &arm, run).await,
+        (Role::Provider, Stage::FinalSync) => final_sync(ctx, &arm, run).await,
+        (Role::Provider, Stage::InviteConsumers) => invite_consumers(ctx, &arm, run).await,
+        (Role::Provider, Stage::EnableSchedules) => enable_schedules(ctx, &arm, run).await,
+        (_, Stage::Cleanup) => cleanup(&arm, run).await,
+        (Role::Consumer, s) => super::consumer::execute(ctx, &arm, run, s).await.map(|c| {
+            let mut r = StageResult::done(c.summary);
+            r.counts = c.counts;
+            for (sev, code, msg) in c.findings {
+                r.finding(&sev, &code, msg, s);
+            }
+            if let Some(w) = c.wait {
+                r.kind = ResultKind::Wait(w);
+            }
+            if let Some(a) = c.abort {
+                r.kind = ResultKind::Abort(a);
+            }
+            r
+        }),
+        (Role::Provider, s) => Err(stage_err(run, s, "not a provider stage", false)),
+    }
+}
+
+/// The configured pair of a provider run.
+fn pair_of<'c>(ctx: &'c StageContext, run: &RunRecord) -> Result<&'c Pair, FailoverError> {
+    ctx.config
+        .pair(&run.pair)
+        .ok_or_else(|| FailoverError::UnknownPair {
+            pair: run.pair.clone(),
+            known: ctx
+                .config
+                .pairs
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The pair with primary and secondary swapped (failback: replicate secondary → primary),
+/// store rules inverted, every consumer invited now.
+pub fn swapped(pair: &Pair) -> Pair {
+    let mut p = pair.clone();
+    std::mem::swap(&mut p.primary, &mut p.secondary);
+    std::mem::swap(&mut p.primary_region, &mut p.secondary_region);
+    for rules in p.stores.replace.values_mut() {
+        for (from, to) in rules.iter_mut() {
+            std::mem::swap(from, to);
+        }
+    }
+    for o in &mut p.stores.overrides {
+        std::mem::swap(&mut o.primary, &mut o.secondary);
+    }
+    p.invitations = dr::InvitationPolicy::Now;
+    p.consumers.clear();
+    p.create_secondary = None;
+    p
+}
+
+async fn preflight(
+    ctx: &StageContext,
+    arm: &ArmClient,
+    run: &RunRecord,
+) -> Result<StageResult, FailoverError> {
+    let pair = pair_of(ctx, run)?;
+    let now = ctx.clock.now();
+    let mut out = StageResult::default();
+    if run.mode == Mode::Failback {
+        // The primary must be back before anything is replicated to it.
+        let probe = arm.with_deadline(ctx.probe_deadline);
+        return match probe.get_account(&pair.primary).await {
+            Ok(_) => {
+                out.primary_reachable = Some(true);
+                out.summary = format!("primary {} answers again", pair.primary.name());
+                Ok(out)
+            }
+            Err(e) if e.is_transient() => {
+                out.kind = ResultKind::Abort(format!(
+                    "the primary account {} does not answer yet ({}); fail back once it has recovered",
+                    pair.primary.name(),
+                    super::error_text(&e)
+                ));
+                out.summary = "primary still unreachable".into();
+                Ok(out)
+            }
+            Err(e) => Err(arm_err(
+                run,
+                Stage::Preflight,
+                "read",
+                pair.primary.as_str(),
+                e,
+            )),
+        };
+    }
+    let last_drill = readiness::last_drill(ctx.store.as_ref(), &pair.name)
+        .await
+        .unwrap_or(None);
+    let probe = arm.with_deadline(ctx.probe_deadline);
+    let reader = ArmReader {
+        client: &probe,
+        concurrency: ctx.config.arm.max_concurrency.max(1),
+    };
+    let report = readiness::check::check_pair(&reader, &ctx.config, pair, now, last_drill).await;
+    let primary_up =
+        !report.has(codes::PRIMARY_UNREACHABLE) && !report.has(codes::PRIMARY_ACCOUNT_MISSING);
+    out.primary_reachable = Some(primary_up);
+    out.count("critical", report.counts.critical as u64);
+    out.count("warning", report.counts.warning as u64);
+    out.count("score", u64::from(report.score));
+    for f in report
+        .findings
+        .iter()
+        .filter(|f| !matches!(f.severity, readiness::Severity::Info))
+    {
+        out.finding(
+            f.severity.as_str(),
+            &f.code,
+            f.message.clone(),
+            Stage::Preflight,
+        );
+    }
+    // Consumers to invite: observed now when the primary answers, else the last roster.
+    if run.mode == Mode::Failover {
+        if primary_up {
+            match observe_model(&probe, pair, &pair.primary).await {
+                Ok(Some(model)) => {
+                    let roster = roster_of(&model);
+                    if let Err(e) = save_roster(ctx.store.as_ref(), &pair.name, &roster, now).await
+                    {
+                        tracing::warn!(pair = %pair.name, error = %e, "could not store the consumer roster");
+                    }
+                    out.count("consumers", roster.len() as u64);
+                    out.roster = Some(roster);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    out.primary_reachable = Some(false);
+                    tracing::info!(pair = %pair.name, error = %super::error_text(&e), "primary not readable; using the stored roster");
+                }
+            }
+        }
+        if out.roster.is_none() {
+            match load_roster(ctx.store.as_ref(), &pair.name).await {
+                Ok(Some(r)) => {
+                    out.count("consumers", r.entries.len() as u64);
+                    out.finding(
+                        "Info",
+                        "roster-from-store",
+                        format!(
+                            "the primary does not answer: consumers to invite come from the roster recorded at {}",
+                            r.recorded_at
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default()
+                        ),
+                        Stage::Preflight,
+                    );
+                    out.roster = Some(r.entries);
+                }
+                Ok(None) => out.finding(
+                    "Warning",
+                    "roster-unknown",
+                    "the primary does not answer and no consumer roster was recorded: only consumers already invited on the secondary keep access",
+                    Stage::Preflight,
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    out.summary = format!(
+        "readiness {} (score {}): {} critical, {} warning; primary {}",
+        report.status.as_str(),
+        report.score,
+        report.counts.critical,
+        report.counts.warning,
+        if primary_up {
+            "reachable"
+        } else {
+            "unreachable"
+        }
+    );
+    if report.status == Status::NotReady {
+        if run.force {
+            out.finding(
+                "Warning",
+                "forced",
+                "preflight said NotReady; the run continues because it was forced",
+                Stage::Preflight,
+            );
+        } else {
+            out.kind = ResultKind::Abort(format!(
+                "preflight: the secondary is NotReady ({}); start with force to override",
+                report
+                    .findings
+                    .iter()
+                    .filter(|f| matches!(f.severity, readiness::Severity::Critical))
+                    .map(|f| f.code.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
+    if run.approval.is_approved() {
+        StageResult::done(format!(
+            "approved by {}",
+            run.approval.by.as_deref().unwrap_or("policy")
+        ))
+    } else {
+        StageResult {
+            kind: ResultKind::Wait(ctx.approval_poll),
+            summary: "waiting for approval".into(),
+            ..StageResult::default()
+        }
+    }
+}
+
+async fn final_sync(
+    ctx: &StageContext,
+    arm: &ArmClient,
+    run: &RunRecord,
+) -> Result<StageResult, FailoverError> {
+    let pair = pair_of(ctx, run)?;
+    let mut out = StageResult::default();
+    if run.mode != Mode::Failback && run.primary_reachable == Some(false) {
+        out.kind = ResultKind::Skipped;
+        out.summary = "skipped: the primary does not answer".into();
+        out.finding(
+            "Warning",
+            "final-sync-skipped",
+            format!(
+                "the primary {} did not answer: changes made since the last replicate pass are not on the secondary",
+                pair.primary.name()
+            ),
+            Stage::FinalSync,
+        );
+        return Ok(out);
+    }
+    let target = if run.mode == Mode::Failback {
+        swapped(pair)
+    } else {
+        pair.clone()
+    };
+    let report = replicate(
+        &arm.with_deadline(ctx.probe_deadline.max(Duration::from_secs(30))),
+        &target,
+        &ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: ctx.config.arm.max_concurrency.max(1),
+            now: ctx.clock.now(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    if let Some(err) = &report.error {
+        if run.mode == Mode::Failback {
+            return Err(stage_err(
+                run,
+                Stage::FinalSync,
+                format!("replicate back: {err}"),
+                true,
+            ));
+        }
+        out.kind = ResultKind::Skipped;
+        out.summary = "skipped: the primary could not be observed".into();
+        out.finding(
+            "Warning",
+            "final-sync-skipped",
+            format!("the final replicate pass could not observe the pair: {err}"),
+            Stage::FinalSync,
+        );
+        return Ok(out);
+    }
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for r in &report.results {
+        match r.outcome {
+            crate::reconcile::report::Outcome::Ok => ok += 1,
+            crate::reconcile::report::Outcome::Failed => {
+                failed += 1;
+                out.finding(
+                    "Warning",
+                    "final-sync-change-failed",
+                    format!(
+                        "{}: {}",
+                        r.change.address(),
+                        r.error.as_deref().unwrap_or("failed")
+                    ),
+                    Stage::FinalSync,
+                );
+            }
+            crate::reconcile::report::Outcome::Skipped => {}
+        }
+        if let Some(c) = &r.correlation_id {
+            out.correlation_ids.push(c.clone());
+        }
+    }
+    for f in &report.plan.findings {
+        out.finding(
+            "Info",
+            "replicate-finding",
+            f.message.clone(),
+            Stage::FinalSync,
+        );
+    }
+    out.count("changes", report.plan.changes.len() as u64);
+    out.count("applied", ok);
+    out.count("failed", failed);
+    if let Some(calls) = report.arm_calls {
+        out.count("armReads", calls.reads);
+        out.count("armWrites", calls.writes);
+    }
+    out.summary = format!(
+        "{} {} change(s) applied, {} failed",
+        if run.mode == Mode::Failback {
+            "replicated back to the primary:"
+        } else {
+            "replicated to the secondary:"
+        },
+        ok,
+        failed
+    );
+    Ok(out)
+}
+
+/// Observes an account's selected shares as the reconcile model (`None` when it is missing).
+async fn observe_model(
+    arm: &ArmClient,
+    pair: &Pair,
+    account: &AccountId,
+) -> Result<Option<AccountModel>, crate::reconcile::observe::ObserveError> {
+    let selects = |n: &str| pair.selects(n);
+    let obs = observe_account(
+        arm,
+        account,
+        &selects,
+        &ObserveOptions {
+            concurrency: 8,
+            read_account: false,
+        },
+    )
+    .await?;
+    Ok(obs.model().0)
+}
+
+fn live(expiration: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    expiration.is_none_or(|e| e > now)
+}
+
+/// Active consumers (subscriptions) and pending invitations of every share of `model`.
+fn roster_of(model: &AccountModel) -> Vec<RosterEntry> {
+    let now = OffsetDateTime::now_utc();
+    let mut out = BTreeSet::new();
+    for (name, share) in &model.shares {
+        for c in &share.consumers {
+            if c.status == SubscriptionStatus::Active
+                && live(c.expiration, now)
+                && let Some(t) = &c.target
+            {
+                out.insert(RosterEntry {
+                    share: name.to_string(),
+                    target: t.to_string(),
+                    expiration: c.expiration,
+                });
+            }
+        }
+        for i in &share.invitations {
+            if i.status == InvitationStatus::Pending && live(i.expiration, now) {
+                out.insert(RosterEntry {
+                    share: name.to_string(),
+                    target: i.target.to_string(),
+                    expiration: i.expiration,
+                });
+            }
+        }
+    }
+    // One entry per (share, target).
+    let mut seen = BTreeSet::new();
+    out.into_iter()
+        .filter(|e| seen.insert((e.share.clone(), e.target.to_ascii_lowercase())))
+        .collect()
+}
+
+/// `rosters/{pair}.json`: the consumers last observed on the primary, so a failover with the
+/// primary down still knows whom to invite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Roster {
+    pub pair: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+    pub entries: Vec<RosterEntry>,
+}
+
+pub fn roster_path(pair: &str) -> String {
+    format!("rosters/{pair}.json")
+}
+
+pub async fn save_roster(
+    store: &dyn BlobStore,
+    pair: &str,
+    entries: &[RosterEntry],
+    now: OffsetDateTime,
+) -> Result<(), FailoverError> {
+    let roster = Roster {
+        pair: pair.to_owned(),
+        recorded_at: now,
+        entries: entries.to_vec(),
+    };
+    store::put_json(store, &roster_path(pair), &roster, Precondition::None)
+        .await
+        .map(|_| ())
+        .map_err(|source| FailoverError::RecordAlert {
+            key: roster_path(pair),
+            source: Box::new(source),
+        })
+}
+
+pub async fn load_roster(
+    store: &dyn BlobStore,
+    pair: &str,
+) -> Result<Option<Roster>, FailoverError> {
+    store::get_json::<Roster>(store, &roster_path(pair))
+        .await
+        .map(|o| o.map(|(r, _)| r))
+        .map_err(|source| FailoverError::RecordAlert {
+            key: roster_path(pair),
+            source: Box::new(source),
+        })
+}
+
+/// Records the primary's consumers now (the drill and `replicate` callers use it so a later
+/// failover with the primary down knows whom to invite).
+pub async fn capture_roster(
+    arm: &ArmClient,
+    store: &dyn BlobStore,
+    pair: &Pair,
+    now: OffsetDateTime,
+) -> Result<usize, FailoverError> {
+    let model = observe_model(arm, pair, &pair.primary)
+        .await
+        .map_err(|e| FailoverError::Stage {
+            run_id: String::new(),
+            stage: "roster".into(),
+            reason: super::error_text(&e),
+            transient: true,
+        })?
+        .unwrap_or_default();
+    let roster = roster_of(&model);
+    save_roster(store, &pair.name, &roster, now).await?;
+    Ok(roster.len())
+}
+
+fn target_text(t: &ConsumerTarget) -> String {
+    match t {
+        ConsumerTarget::Email(e) => e.clone(),
+        ConsumerTarget::Aad {
+            tenant_id,
+            object_id,
+        } => format!("tenant:{tenant_id}/object:{object_id}"),
+    }
+}
+
+async fn invite_consumers(
+    ctx: &StageContext,
+    arm: &ArmClient,
+    run: &RunRecord,
+) -> Result<StageResult, FailoverError> {
+    let pair = pair_of(ctx, run)?;
+    let now = ctx.clock.now();
+    let mut out = StageResult::default();
+    // Where invitations go, and who is wanted on which share.
+    let (account, wanted): (AccountId, Vec<RosterEntry>) = match run.mode {
+        Mode::Failover => (pair.secondary.clone(), run.roster.clone()),
+        Mode::Drill => {
+            let model = observe_model(arm, pair, &pair.secondary)
+                .await
+                .map_err(|e| stage_err(run, Stage::InviteConsumers, super::error_text(&e), true))?
+                .unwrap_or_default();
+            let mut w = Vec::new();
+            for share in model.shares.keys() {
+                for r in &pair.drill_recipients {
+                    w.push(RosterEntry {
+                        share: share.to_string(),
+                        target: target_text(r),
+                        expiration: Some(now + time::Duration::days(1)),
+                    });
+                }
+            }
+            if pair.drill_recipients.is_empty() {
+                out.finding(
+                    "Warning",
+                    "drill-no-recipients",
+                    "the pair has no drill_recipients: the drill sent no invitation",
+                    Stage::InviteConsumers,
+                );
+            }
+            (pair.secondary.clone(), w)
+        }
+        Mode::Failback => {
+            let model = observe_model(arm, pair, &pair.secondary)
+                .await
+                .map_err(|e| stage_err(run, Stage::InviteConsumers, super::error_text(&e), true))?
+                .unwrap_or_default();
+            (pair.primary.clone(), roster_of(&model))
+        }
+    };
+    let target_model = observe_model(arm, pair, &account)
+        .await
+        .map_err(|e| stage_err(run, Stage::InviteConsumers, super::error_text(&e), true))?
+        .unwrap_or_default();
+    let (mut invited, mut covered, mut missing_share) = (0u64, 0u64, 0u64);
+    for entry in &wanted {
+        let Some(target) = Target::parse(&entry.target) else {
+            out.finding(
+                "Warning",
+                "consumer-unresolved",
+                format!(
+                    "consumer {:?} of share {} is neither an email nor tenant:/object:",
+                    entry.target, entry.share
+                ),
+                Stage::InviteConsumers,
+            );
+            continue;
+        };
+        let Some(share) = target_model
+            .shares
+            .iter()
+            .find(|(n, _)| n.as_str().eq_ignore_ascii_case(&entry.share))
+            .map(|(_, s)| s)
+        else {
+            missing_share += 1;
+            out.finding(
+                "Critical",
+                "share-missing",
+                format!(
+                    "share {} has no copy on {}: {} cannot be invited",
+                    entry.share,
+                    account.name(),
+                    entry.target
+                ),
+                Stage::InviteConsumers,
+            );
+            continue;
+        };
+        let is_covered = share.invitations.iter().any(|i| {
+            i.target == target
+                && match i.status {
+                    InvitationStatus::Accepted => true,
+                    InvitationStatus::Pending => live(i.expiration, now),
+                    _ => false,
+                }
+        }) || share.consumers.iter().any(|c| {
+            c.target.as_ref() == Some(&target)
+                && c.status == SubscriptionStatus::Active
+                && live(c.expiration, now)
+        });
+        if is_covered {
+            covered += 1;
+            continue;
+        }
+        let expiration = entry.expiration.filter(|e| *e > now);
+        let name = invitation_name(&target, expiration);
+        let share_id = account
+            .share(&entry.share)
+            .map_err(|e| stage_err(run, Stage::InviteConsumers, e.to_string(), false))?;
+        let inv_id = share_id
+            .invitation(name.as_str())
+            .map_err(|e| stage_err(run, Stage::InviteConsumers, e.to_string(), false))?;
+        let body = invitation_body(&NewInvitation {
+            target: target.clone(),
+            expiration,
+            reason: format!("{} run {}", run.mode, run.run_id),
+        });
+        arm.put_invitation(&inv_id, &body).await.map_err(|e| {
+            arm_err(
+                run,
+                Stage::InviteConsumers,
+                "create invitation",
+                inv_id.as_str(),
+                e,
+            )
+        })?;
+        invited += 1;
+        if run.mode == Mode::Drill {
+            out.artefacts.push(Artefact {
+                kind: "invitation".into(),
+                id: inv_id.to_string(),
+                removed: false,
+            });
+        }
+    }
+    out.count("invited", invited);
+    out.count("alreadyCovered", covered);
+    if missing_share > 0 {
+        out.count("missingShares", missing_share);
+    }
+    out.summary = format!(
+        "{invited} invitation(s) sent on {}, {covered} consumer(s) already invited or subscribed",
+        account.name()
+    );
+    Ok(out)
+}
+
+async fn enable_schedules(
+    ctx: &StageContext,
+    arm: &ArmClient,
+    run: &RunRecord,
+) -> Result<StageResult, FailoverError> {
+    let pair = pair_of(ctx, run)?;
+    let mut out = StageResult::default();
+    let (source, target) = match run.mode {
+        Mode::Failback => (&pair.secondary, &pair.primary),
+        _ => (&pair.primary, &pair.secondary),
+    };
+    let source_up = run.mode == Mode::Failback || run.primary_reachable != Some(false);
+    let source_model = if source_up {
+        observe_model(&arm.with_deadline(ctx.probe_deadline), pair, source)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let target_model = observe_model(arm, pair, target)
+        .await
+        .map_err(|e| stage_err(run, Stage::EnableSchedules, super::error_text(&e), true))?
+        .unwrap_or_default();
+    let (mut present, mut created, mut unknown) = (0u64, 0u64, 0u64);
+    for (name, share) in &target_model.shares {
+        let wanted = source_model
+            .as_ref()
+            .and_then(|m| m.shares.get(name))
+            .map(|s| s.sync_settings.clone());
+        match wanted {
+            Some(want) => {
+                for (setting, spec) in &want {
+                    if share.sync_settings.get(setting) == Some(spec) {
+                        present += 1;
+                        continue;
+                    }
+                    if share.sync_settings.values().any(|s| s == spec) {
+                        present += 1;
+                        continue;
+                    }
+                    let id = target
+                        .share(name.as_str())
+                        .and_then(|s: ShareId| s.synchronization_setting(setting.as_str()))
+                        .map_err(|e| {
+                            stage_err(run, Stage::EnableSchedules, e.to_string(), false)
+                        })?;
+                    arm.put_synchronization_setting(&id, &schedule_body(spec))
+                        .await
+                        .map_err(|e| {
+                            arm_err(
+                                run,
+                                Stage::EnableSchedules,
+                                "create synchronization setting",
+                                id.as_str(),
+                                e,
+                            )
+                        })?;
+                    created += 1;
+                }
+            }
+            None if !share.sync_settings.is_empty() => present += share.sync_settings.len() as u64,
+            None => {
+                unknown += 1;
+                if source_up {
+                    // The source has no schedule for it either: nothing to enable.
+                } else {
+                    out.finding(
+                        "Warning",
+                        "schedule-unknown",
+                        format!(
+                            "share {name} has no snapshot schedule on {} and the primary's is unknown (it does not answer)",
+                            target.name()
+                        ),
+                        Stage::EnableSchedules,
+                    );
+                }
+            }
+        }
+    }
+    out.count("present", present);
+    out.count("created", created);
+    out.count("withoutSchedule", unknown);
+    out.summary = format!(
+        "{} share(s) on {}: {present} schedule(s) in place, {created} created",
+        target_model.shares.len(),
+        target.name()
+    );
+    Ok(out)
+}
+
+/// The summary sent to the `notifications` queue.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNotification {
+    /// Always `failover.run`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub run_id: String,
+    pub pair: String,
+    pub mode: Mode,
+    pub status: RunStatus,
+    pub summary: String,
+    pub findings: Vec<RunFinding>,
+}
+
+async fn notify(ctx: &StageContext, run: &RunRecord) -> Result<(), FailoverError> {
+    let done: Vec<String> = run.done_stages().iter().map(|s| s.to_string()).collect();
+    let note = RunNotification {
+        kind: "failover.run",
+        run_id: run.run_id.clone(),
+        pair: run.pair.clone(),
+        mode: run.mode,
+        status: run.status,
+        summary: format!(
+            "{} of pair {}: {}; stages done: {}",
+            run.mode,
+            run.pair,
+            run.status.as_str(),
+            if done.is_empty() {
+                "none".into()
+            } else {
+                done.join(", ")
+            }
+        ),
+        findings: run.findings.clone(),
+    };
+    let text = serde_json::to_string(&note).map_err(|e| FailoverError::InvalidState {
+        run_id: run.run_id.clone(),
+        reason: format!("cannot encode the notification: {e}"),
+    })?;
+    ctx.queue
+        .send(NOTIFICATIONS_QUEUE, &text, None)
+        .await
+        .map(|_| ())
+        .map_err(|source| FailoverError::Enqueue {
+            run_id: run.run_id.clone(),
+            stage: "notify".into(),
+            source: Box::new(source),
+        })
+}
+
+async fn notify_stage(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, FailoverError> {
+    notify(ctx, run).await?;
+    let mut out = StageResult::done(format!("summary queued on {NOTIFICATIONS_QUEUE}"));
+    out.count("notifications", 1);
+    Ok(out)
+}
+
+async fn cleanup(arm: &ArmClient, run: &RunRecord) -> Result<StageResult, FailoverError> {
+    let mut out = StageResult::default();
+    let mut removed = 0u64;
+    for a in run.drill_artefacts.iter().filter(|a| !a.removed) {
+        if a.kind == "invitation" {
+            let id = crate::arm::id::InvitationId::parse(&a.id)
+                .map_err(|e| stage_err(run, Stage::Cleanup, e.to_string(), false))?;
+            match arm.delete_invitation(&id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(arm_err(run, Stage::Cleanup, "delete invitation", &a.id, e)),
+            }
+            removed += 1;
+            out.removed_artefacts.push(a.id.clone());
+        }
+    }
+    out.count("removed", removed);
+    out.summary = format!("{removed} drill artefact(s) removed");
+    Ok(out)
+}
+
+async fn complete(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, FailoverError> {
+    let now = ctx.clock.now();
+    let rto = (now - run.trigger.at).as_seconds_f64().max(0.0);
+    let mut out = StageResult::done(format!("run complete; RTO {rto:.1} s"));
+    match run.mode {
+        Mode::Drill => {
+            readiness::record_drill(
+                ctx.store.as_ref(),
+                &run.pair,
+                readiness::DrillRecord {
+                    completed_at: now,
+                    run_id: Some(run.run_id.clone()),
+                    rto_secs: Some(rto),
+                },
+            )
+            .await
+            .map_err(|e| stage_err(run, Stage::Complete, e.to_string(), e.is_transient()))?;
+            out.summary = format!("drill recorded for readiness (last drill); RTO {rto:.1} s");
+        }
+        Mode::Failback => {
+            if let Ok(pair) = pair_of(ctx, run) {
+                out.finding(
+                    "Info",
+                    "direction-restored",
+                    format!(
+                        "normal direction restored: {} (primary) → {} (secondary)",
+                        pair.primary.name(),
+                        pair.secondary.name()
+                    ),
+                    Stage::Complete,
+                );
+            }
+        }
+        Mode::Failover => {}
+    }
+    Ok(out)
+}

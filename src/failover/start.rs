@@ -1,0 +1,567 @@
+//! Starting, approving and cancelling runs — the domain calls behind `StartFailover`,
+//! `AlertWebhook`, `FailoverRun` and the CLI.
+//!
+//! Guarantees:
+//! - A start writes the lock, then the run record, then the `preflight` message; if the
+//!   message cannot be sent the run is marked failed and the lock released, and the caller
+//!   gets a transient error (HTTP 503) so it may retry.
+//! - Alerts are deduplicated twice: by every dedup key of the decision (alert id, event id,
+//!   `(pair, incident tracking id)`) through create-if-absent blobs `alerts/{digest}.json`, and
+//!   by the pair's lock: of any number of concurrent identical alerts exactly one starts a run;
+//!   the others are answered with that run's id.
+//! - Resolved / Available alerts are recorded on the active run; they never start a failback.
+//! - Nothing here does a stage's work: starting answers within the time of a few blob writes.
+//!
+//! Must not import: handlers, host.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::dr::{DrConfig, FailoverPolicy, Role as ConfigRole};
+use crate::store::{self, BlobStore, Precondition, Queue, StoreError};
+
+use super::alert::{self, Alert, AlertParseError, Approval as AlertApproval, Decision, DedupKey};
+use super::exec::enqueue_stage;
+use super::run::{
+    ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run, new_run_id,
+    release_lock, require_run, update_run,
+};
+use super::stages::{Mode, Policy, Role, Stage, plan};
+use super::{FailoverError, error_text};
+
+/// A runbook start (`StartFailover`, CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRequest {
+    pub pair: String,
+    pub mode: Mode,
+    pub force: bool,
+    pub reason: String,
+    /// Who asked (CLI user, `function key`, …).
+    pub caller: String,
+}
+
+/// One stage of a dry-run plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStage {
+    pub stage: Stage,
+    pub description: String,
+}
+
+/// The answer of a dry run: the stages a run would go through; nothing written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StagePlan {
+    pub pair: String,
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub stages: Vec<PlannedStage>,
+}
+
+/// The role of the deployment.
+pub fn role_of(cfg: &DrConfig) -> Role {
+    match cfg.role {
+        ConfigRole::Provider => Role::Provider,
+        ConfigRole::Consumer => Role::Consumer,
+    }
+}
+
+/// The configured pair (provider) or subscription (consumer) name, or an error listing them.
+pub fn check_pair(cfg: &DrConfig, pair: &str) -> Result<(), FailoverError> {
+    let known = match role_of(cfg) {
+        Role::Provider => cfg.pair(pair).is_some(),
+        Role::Consumer => cfg.subscription(pair).is_some(),
+    };
+    if known {
+        return Ok(());
+    }
+    let names: Vec<&str> = cfg
+        .pairs
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(cfg.subscriptions.iter().map(|s| s.name.as_str()))
+        .collect();
+    Err(FailoverError::UnknownPair {
+        pair: pair.to_owned(),
+        known: if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        },
+    })
+}
+
+/// The stage plan of a runbook start (no side effects).
+pub fn dry_run_plan(cfg: &DrConfig, pair: &str, mode: Mode) -> Result<StagePlan, FailoverError> {
+    check_pair(cfg, pair)?;
+    let policy = runbook_policy(cfg, mode)?;
+    Ok(StagePlan {
+        pair: pair.to_owned(),
+        mode,
+        dry_run: true,
+        stages: plan(mode, policy)
+            .into_iter()
+            .map(|s| PlannedStage {
+                stage: s,
+                description: s.describe(mode).to_owned(),
+            })
+            .collect(),
+    })
+}
+
+/// Runbook starts are made by a person, who is the approval.
+fn runbook_policy(cfg: &DrConfig, mode: Mode) -> Result<Policy, FailoverError> {
+    let role = role_of(cfg);
+    if role == Role::Consumer && mode == Mode::Failback {
+        return Err(FailoverError::InvalidState {
+            run_id: String::new(),
+            reason:
+                "failback is a provider-side run; a consumer re-subscribes with its own runbook"
+                    .into(),
+        });
+    }
+    Ok(Policy {
+        role,
+        approval_required: false,
+    })
+}
+
+/// Starts a run from a runbook: lock + record + `preflight` message.
+pub async fn start_run(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    cfg: &DrConfig,
+    req: &StartRequest,
+    now: OffsetDateTime,
+) -> Result<RunRecord, StartError> {
+    check_pair(cfg, &req.pair)?;
+    let policy = runbook_policy(cfg, req.mode)?;
+    let mut run = RunRecord::new(
+        new_run_id(now),
+        req.pair.clone(),
+        req.mode,
+        policy,
+        req.force,
+        Trigger {
+            kind: "runbook".into(),
+            caller: Some(req.caller.clone()),
+            reason: req.reason.clone(),
+            at: now,
+            ..Trigger::default()
+        },
+        now,
+    );
+    run.approval.by = Some(req.caller.clone());
+    run.approval.at = Some(now);
+    launch(store, queue, &run, now).await?;
+    Ok(run)
+}
+
+/// Creates the run (lock first) and enqueues its first stage; undoes the start if the
+/// message cannot be sent.
+async fn launch(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    run: &RunRecord,
+    now: OffsetDateTime,
+) -> Result<(), StartError> {
+    create_run(store, run, now).await?;
+    if let Err(e) = enqueue_stage(queue, &run.run_id, Stage::Preflight, 0, None, now).await {
+        let reason = format!("could not enqueue preflight: {}", error_text(&e));
+        let _ = update_run(store, &run.run_id, |r| {
+            r.finish(RunStatus::Failed, now, Some(reason.clone()));
+            Ok(())
+        })
+        .await;
+        let _ = release_lock(store, &run.pair, &run.run_id).await;
+        return Err(StartError::Failed(e));
+    }
+    tracing::info!(
+        event = "failover.started",
+        run_id = %run.run_id,
+        pair = %run.pair,
+        mode = %run.mode,
+        trigger = %run.trigger.kind,
+        "failover.started"
+    );
+    Ok(())
+}
+
+/// Approves a run waiting in `await-approval` and enqueues that stage at once (the waiting
+/// message is then stale and dropped). 409-worthy [`FailoverError::InvalidState`] if the run
+/// does not wait for approval.
+pub async fn approve(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    run_id: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let run = update_run(store, run_id, |r| {
+        if r.status.is_terminal() {
+            return Err(FailoverError::InvalidState {
+                run_id: r.run_id.clone(),
+                reason: format!("the run has ended ({})", r.status.as_str()),
+            });
+        }
+        if !r.approval.required {
+            return Err(FailoverError::InvalidState {
+                run_id: r.run_id.clone(),
+                reason: "the run does not need approval".into(),
+            });
+        }
+        if r.approval.state == "approved" {
+            return Ok(()); // idempotent
+        }
+        r.approval.state = "approved".into();
+        r.approval.by = Some(by.to_owned());
+        r.approval.at = Some(now);
+        r.updated_at = now;
+        Ok(())
+    })
+    .await?;
+    if run.current_stage == Some(Stage::AwaitApproval) {
+        enqueue_stage(queue, run_id, Stage::AwaitApproval, 0, None, now).await?;
+    }
+    Ok(run)
+}
+
+/// Cancels a run before its next stage. A run between stages (or waiting) ends at once; a
+/// running stage finishes and the run stops after it. Ended runs are refused.
+pub async fn cancel(
+    store: &dyn BlobStore,
+    run_id: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let run = update_run(store, run_id, |r| {
+        if r.status.is_terminal() {
+            return Err(FailoverError::InvalidState {
+                run_id: r.run_id.clone(),
+                reason: format!("the run has ended ({})", r.status.as_str()),
+            });
+        }
+        r.cancel_requested = true;
+        r.updated_at = now;
+        let running = r
+            .stages
+            .iter()
+            .any(|s| s.status == super::run::StageStatus::Running);
+        if !running {
+            let before = r
+                .current_stage
+                .map_or_else(|| "the end".to_owned(), |s| s.to_string());
+            r.finish(
+                RunStatus::Cancelled,
+                now,
+                Some(format!("cancelled by {by} before {before}")),
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    if run.status.is_terminal() {
+        release_lock(store, &run.pair, &run.run_id).await?;
+    }
+    Ok(run)
+}
+
+/// Reads a run (for status answers).
+pub async fn status(store: &dyn BlobStore, run_id: &str) -> Result<RunRecord, FailoverError> {
+    require_run(store, run_id).await.map(|(r, _)| r)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+/// `alerts/{digest}.json`: one per dedup key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    pub key: String,
+    pub alert_id: String,
+    pub pair: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// `started`, `joined` (an active run existed), `resolved`.
+    pub action: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+pub fn alert_path(key: &DedupKey) -> String {
+    format!("alerts/{}.json", key.digest())
+}
+
+/// What happened to one pair of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairAnswer {
+    pub pair: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// `started`, `duplicate`, `joined-active-run`, `recorded`, `no-active-run`.
+    pub action: String,
+}
+
+/// The webhook's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "decision")]
+pub enum AlertAnswer {
+    /// Outside the allow-list (403, logged).
+    Refused { reason: String },
+    /// Nothing to do (200).
+    Ignored { code: String, reason: String },
+    /// Runs started or joined (202).
+    Accepted { pairs: Vec<PairAnswer> },
+    /// A recovery recorded (200).
+    Recorded { pairs: Vec<PairAnswer> },
+}
+
+/// Why an alert could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The body is not an alert we can read (400).
+    #[error("cannot read the alert")]
+    Parse(#[from] AlertParseError),
+    /// Storage failed (503 so the action group retries).
+    #[error(transparent)]
+    Failover(#[from] FailoverError),
+}
+
+/// Parses, decides, deduplicates and starts (or records) — the `AlertWebhook` domain call.
+pub async fn ingest_alert(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    cfg: &DrConfig,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<AlertAnswer, AlertError> {
+    let alert = alert::parse_alert(body)?;
+    let decision = alert::decide_at(&alert, cfg, now);
+    tracing::info!(
+        event = "alert.received",
+        alert_id = %alert.alert_id,
+        decision = %decision.summary(),
+        "alert.received"
+    );
+    match decision {
+        Decision::Refuse { reason } => {
+            tracing::warn!(alert_id = %alert.alert_id, %reason, "alert refused: source not allowed");
+            Ok(AlertAnswer::Refused { reason })
+        }
+        Decision::Ignore(i) => Ok(AlertAnswer::Ignored {
+            code: i.code.as_str().to_owned(),
+            reason: i.reason,
+        }),
+        Decision::StartRun(starts) => {
+            let mut pairs = Vec::new();
+            for s in starts {
+                pairs.push(start_from_alert(store, queue, cfg, &alert, &s, now).await?);
+            }
+            Ok(AlertAnswer::Accepted { pairs })
+        }
+        Decision::RecordResolved(rs) => {
+            let mut pairs = Vec::new();
+            for r in rs {
+                pairs.push(record_resolved(store, &alert, &r, now).await?);
+            }
+            Ok(AlertAnswer::Recorded { pairs })
+        }
+    }
+}
+
+async fn existing_dedup(
+    store: &dyn BlobStore,
+    keys: &[DedupKey],
+) -> Result<Option<AlertRecord>, FailoverError> {
+    for k in keys {
+        let found = store::get_json::<AlertRecord>(store, &alert_path(k))
+            .await
+            .map_err(|source| FailoverError::RecordAlert {
+                key: k.as_key(),
+                source: Box::new(source),
+            })?;
+        if let Some((rec, _)) = found {
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
+}
+
+async fn write_dedup(
+    store: &dyn BlobStore,
+    keys: &[DedupKey],
+    alert: &Alert,
+    pair: &str,
+    run_id: Option<&str>,
+    action: &str,
+    now: OffsetDateTime,
+) -> Result<(), FailoverError> {
+    for k in keys {
+        let rec = AlertRecord {
+            key: k.as_key(),
+            alert_id: alert.alert_id.clone(),
+            pair: pair.to_owned(),
+            run_id: run_id.map(str::to_owned),
+            action: action.to_owned(),
+            received_at: now,
+        };
+        match store::put_json(store, &alert_path(k), &rec, Precondition::IfNoneMatchAny).await {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(source) => {
+                return Err(FailoverError::RecordAlert {
+                    key: k.as_key(),
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn start_from_alert(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    cfg: &DrConfig,
+    alert: &Alert,
+    s: &alert::StartRun,
+    now: OffsetDateTime,
+) -> Result<PairAnswer, FailoverError> {
+    if let Some(rec) = existing_dedup(store, &s.dedup_keys).await?
+        && rec.run_id.is_some()
+    {
+        return Ok(PairAnswer {
+            pair: s.pair.clone(),
+            run_id: rec.run_id,
+            action: "duplicate".into(),
+        });
+    }
+    let role = role_of(cfg);
+    let approval_required = match s.approval {
+        AlertApproval::AwaitApproval => true,
+        AlertApproval::Auto => false,
+    };
+    let policy = Policy {
+        role,
+        approval_required,
+    };
+    let run = RunRecord::new(
+        new_run_id(now),
+        s.pair.clone(),
+        Mode::Failover,
+        policy,
+        false,
+        Trigger {
+            kind: "alert".into(),
+            alert_id: Some(alert.alert_id.clone()),
+            rule: alert.rule.clone(),
+            dedup_keys: s.dedup_keys.iter().map(DedupKey::as_key).collect(),
+            tracking_id: s.tracking_id.clone(),
+            caller: None,
+            reason: s.reason.clone(),
+            // RTO starts at the first signal: the event time, else when it fired, else now.
+            at: alert
+                .event_time
+                .or(alert.fired_at)
+                .filter(|t| *t <= now)
+                .unwrap_or(now),
+        },
+        now,
+    );
+    match launch(store, queue, &run, now).await {
+        Ok(()) => {
+            if let Err(e) = write_dedup(
+                store,
+                &s.dedup_keys,
+                alert,
+                &s.pair,
+                Some(&run.run_id),
+                "started",
+                now,
+            )
+            .await
+            {
+                // The run is started and holds the lock: a retry joins it. Log only.
+                tracing::warn!(run_id = %run.run_id, error = %error_text(&e), "could not record alert dedup keys");
+            }
+            Ok(PairAnswer {
+                pair: s.pair.clone(),
+                run_id: Some(run.run_id),
+                action: "started".into(),
+            })
+        }
+        Err(StartError::Active { run_id, .. }) => {
+            write_dedup(
+                store,
+                &s.dedup_keys,
+                alert,
+                &s.pair,
+                Some(&run_id),
+                "joined",
+                now,
+            )
+            .await?;
+            Ok(PairAnswer {
+                pair: s.pair.clone(),
+                run_id: Some(run_id),
+                action: "joined-active-run".into(),
+            })
+        }
+        Err(StartError::Failed(e)) => Err(e),
+    }
+}
+
+async fn record_resolved(
+    store: &dyn BlobStore,
+    alert: &Alert,
+    r: &alert::RecordResolved,
+    now: OffsetDateTime,
+) -> Result<PairAnswer, FailoverError> {
+    let Some(run) = active_run(store, &r.pair).await? else {
+        write_dedup(store, &r.dedup_keys, alert, &r.pair, None, "resolved", now).await?;
+        return Ok(PairAnswer {
+            pair: r.pair.clone(),
+            run_id: None,
+            action: "no-active-run".into(),
+        });
+    };
+    let entry = ResolvedAlert {
+        alert_id: alert.alert_id.clone(),
+        reason: r.reason.clone(),
+        at: now,
+    };
+    update_run(store, &run.run_id, |rec| {
+        if !rec
+            .resolved_alerts
+            .iter()
+            .any(|a| a.alert_id == entry.alert_id)
+        {
+            rec.resolved_alerts.push(entry.clone());
+        }
+        Ok(())
+    })
+    .await?;
+    write_dedup(
+        store,
+        &r.dedup_keys,
+        alert,
+        &r.pair,
+        Some(&run.run_id),
+        "resolved",
+        now,
+    )
+    .await?;
+    Ok(PairAnswer {
+        pair: r.pair.clone(),
+        run_id: Some(run.run_id),
+        action: "recorded".into(),
+    })
+}
+
+/// Whether the pair's policy asks for approval of alert-started runs (for reports).
+pub fn approval_policy(cfg: &DrConfig, pair: &str) -> Option<FailoverPolicy> {
+    cfg.pair(pair)
+        .map(|p| p.failover)
+        .or_else(|| cfg.subscription(pair).map(|s| s.failover))
+}
