@@ -234,3 +234,62 @@ fn the_notification_webhook_must_be_https_or_loopback() {
         assert_eq!(parse(good), Ok(true), "{good}");
     }
 }
+
+#[test]
+fn env_overrides_cannot_send_a_static_token_or_plain_http_off_the_machine() {
+    use datashare_dr::config::arm::arm_client;
+    use datashare_dr::config::{KEY_ARM_AUTH, KEY_ARM_ENDPOINT};
+
+    let env = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .expect("the settings parse")
+    };
+    let loopback_static = dr_config("http://127.0.0.1:8080", "static-token").expect("loads");
+    let remote_mi = dr_config("https://management.azure.com", "managed-identity").expect("loads");
+    let refused = [
+        // the static token of a simulator config pointed at real ARM
+        (
+            &loopback_static,
+            env(&[(KEY_ARM_ENDPOINT, "https://management.azure.com")]),
+        ),
+        (
+            &loopback_static,
+            env(&[(KEY_ARM_ENDPOINT, "http://10.0.0.5:8080")]),
+        ),
+        // plain http to a remote host, with a real credential
+        (
+            &remote_mi,
+            env(&[(KEY_ARM_ENDPOINT, "http://management.azure.com")]),
+        ),
+        // no auth, or a static token, against the remote endpoint of the config
+        (&remote_mi, env(&[(KEY_ARM_AUTH, "none")])),
+        (&remote_mi, env(&[(KEY_ARM_AUTH, "static-token")])),
+    ];
+    for (dr, config) in refused {
+        let err = arm_client(dr, &config)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {:?} with {:?}", dr.arm, config));
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("ARM_"), "the override is not named: {shown}");
+        assert!(
+            !shown.contains(TOKEN),
+            "the refusal echoes the token: {shown}"
+        );
+    }
+    let accepted = [
+        (&loopback_static, env(&[])),
+        (
+            &loopback_static,
+            env(&[(KEY_ARM_ENDPOINT, "http://localhost:9000")]),
+        ),
+        (&remote_mi, env(&[])),
+    ];
+    for (dr, config) in accepted {
+        let result = arm_client(dr, &config).map(|_| ());
+        assert!(result.is_ok(), "{:?} with {:?}: {result:?}", dr.arm, config);
+    }
+}
