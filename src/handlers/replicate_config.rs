@@ -1,20 +1,523 @@
-//! `ReplicateConfig` (timer, `%REPLICATE_SCHEDULE%`): reconcile every pair (observe primary + secondary, diff, plan, apply).
+//! `ReplicateConfig` (timer, `%REPLICATE_SCHEDULE%`): reconcile every pair of the DR config —
+//! observe primary and secondary, plan, apply (pruning per the pair's `prune` policy).
 //!
-//! Decodes the [`TimerTrigger`]; the domain call is not wired yet, so it answers the tracked
-//! placeholder error [`HandlerError::NotImplemented`] (503).
+//! Also home of the one replicate pass both replicate functions share ([`run_pass`]):
+//! pairs one after the other (the ARM client bounds concurrency inside a pair, and a sequential
+//! walk keeps one pair from starving another's write bucket), one structured event per pair
+//! (`event = "replicate.pair"` with created/updated/deleted/failed/skipped/findings counts and the
+//! ARM calls it cost), and the classification of what went wrong.
+//!
+//! Failure policy of the timer:
+//! - a pair whose observation failed with a transient ARM error (429/5xx/transport after the
+//!   client's own retries, a regional outage) → [`HandlerError::Transient`] once every pair has
+//!   been tried: the invocation answers 500, so the host's retry policy for this function
+//!   (`retry` in its function.json) runs it again. Safe: the reconcile is level-triggered and
+//!   idempotent (PUTs are upserts, invitations are never duplicated), so pairs already in sync
+//!   cost only list reads;
+//! - anything else (a change ARM refused, a primary account that does not exist) is a partial
+//!   result: the invocation succeeds, the failures are in the events, in `Logs` and in the
+//!   `ReturnValue` (`status: "partial"` or `"failed"`), and the next tick tries again.
+//!
+//! The ARM client is the process-wide one from [`AppState::arm`] (built once, lazily).
+//! Must not import: axum, `serde_json::Value` (handlers speak typed triggers only).
 
-use crate::host::{InvocationResponse, TimerTrigger};
+use std::time::Instant;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::arm::client::ArmClient;
+use crate::arm::error::ArmError;
+use crate::config::dr::Pair;
+use crate::host::{InvocationResponse, OutputValue, QueueMessage, TimerTrigger};
+use crate::reconcile::apply::{apply, plan_pair};
+use crate::reconcile::observe::{AccountObservation, ObserveError};
+use crate::reconcile::plan::{Action, Plan};
+use crate::reconcile::report::{ArmCalls, Outcome, PairReport, ReplicateReport, ReplicateSummary};
 use crate::startup::AppState;
 
-use super::HandlerError;
+use super::{HandlerError, error_chain};
 
 /// Function (folder) name.
 pub const NAME: &str = "ReplicateConfig";
+
+/// At most this many failed changes are listed one per line in `Logs` (all are in the events).
+const MAX_FAILURE_LINES: usize = 20;
+
+/// How a replicate pass ended (the `status` field of both functions' answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassStatus {
+    /// Every pair was observed and every planned change applied (or planned, for a dry run).
+    Succeeded,
+    /// Some pair could not be observed, or some change failed or was skipped.
+    Partial,
+    /// No pair could be observed, or every attempted change failed.
+    Failed,
+}
+
+impl PassStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassStatus::Succeeded => "succeeded",
+            PassStatus::Partial => "partial",
+            PassStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What one pass over the selected pairs did.
+#[derive(Debug)]
+pub struct Pass {
+    /// Per pair: the plan, the results, the observation error (as text), ARM calls.
+    pub report: ReplicateReport,
+    /// Pairs whose observation failed with an error that retrying may fix.
+    pub transient: Vec<(String, ObserveError)>,
+}
+
+impl Pass {
+    pub fn status(&self) -> PassStatus {
+        status_of(&self.report)
+    }
+}
+
+/// [`PassStatus`] of a report.
+pub fn status_of(report: &ReplicateReport) -> PassStatus {
+    if report.is_complete() {
+        return PassStatus::Succeeded;
+    }
+    let s = report.summary();
+    let observed = report.pairs.iter().any(|p| p.error.is_none());
+    let attempted = s.succeeded + s.failed;
+    if !observed || (attempted > 0 && s.succeeded == 0) {
+        PassStatus::Failed
+    } else {
+        PassStatus::Partial
+    }
+}
+
+/// Counts of one pair's outcome, for its event and log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub findings: usize,
+    /// Planned changes (a replace counts once).
+    pub planned: usize,
+}
+
+impl PairCounts {
+    pub fn of(report: &PairReport) -> PairCounts {
+        let mut c = PairCounts {
+            findings: report.plan.findings.len(),
+            planned: report.plan.changes.len(),
+            ..PairCounts::default()
+        };
+        for r in &report.results {
+            match r.outcome {
+                Outcome::Ok => match r.change.action() {
+                    Action::Create => c.created += 1,
+                    Action::Update => c.updated += 1,
+                    Action::Delete => c.deleted += 1,
+                    Action::Replace => {
+                        c.created += 1;
+                        c.deleted += 1;
+                    }
+                },
+                Outcome::Failed => c.failed += 1,
+                Outcome::Skipped => c.skipped += 1,
+            }
+        }
+        c
+    }
+}
+
+/// True when retrying may fix the observation error (the ARM client already retried).
+fn observe_is_transient(e: &ObserveError) -> bool {
+    e.arm().is_some_and(ArmError::is_transient)
+}
+
+/// One replicate pass: for each of `pairs`, observe → plan → apply (unless `dry_run`), one
+/// `replicate.pair` event per pair. Never fails: errors are in the [`Pass`].
+pub async fn run_pass(
+    client: &ArmClient,
+    pairs: &[&Pair],
+    dry_run: bool,
+    prune: bool,
+    concurrency: usize,
+    trigger: &'static str,
+) -> Pass {
+    let now = OffsetDateTime::now_utc();
+    let concurrency = concurrency.max(1);
+    let mut pass = Pass {
+        report: ReplicateReport::default(),
+        transient: Vec::new(),
+    };
+    for pair in pairs {
+        let started = Instant::now();
+        let before = client.stats();
+        let mut report = PairReport {
+            pair: pair.name.clone(),
+            primary: pair.primary.to_string(),
+            secondary: pair.secondary.to_string(),
+            dry_run,
+            secondary_exists: false,
+            error: None,
+            plan: Plan::default(),
+            results: Vec::new(),
+            arm_calls: None,
+        };
+        match plan_pair(client, pair, prune, now, concurrency).await {
+            Err(e) => {
+                report.error = Some(error_chain(&e));
+                if observe_is_transient(&e) {
+                    pass.transient.push((pair.name.clone(), e));
+                }
+            }
+            Ok((obs, plan)) => {
+                report.secondary_exists = obs.secondary != AccountObservation::Missing;
+                if !dry_run {
+                    report.results =
+                        apply(client, &pair.secondary, &plan, concurrency, &|_, _| {}).await;
+                }
+                report.plan = plan;
+            }
+        }
+        let after = client.stats();
+        let calls = ArmCalls {
+            reads: after.reads.saturating_sub(before.reads),
+            writes: after.writes.saturating_sub(before.writes),
+            deletes: after.deletes.saturating_sub(before.deletes),
+        };
+        report.arm_calls = Some(calls);
+        log_pair(&report, trigger, started);
+        pass.report.pairs.push(report);
+    }
+    pass
+}
+
+/// The one structured event per pair (Application Insights reads it from stdout).
+fn log_pair(report: &PairReport, trigger: &'static str, started: Instant) {
+    let c = PairCounts::of(report);
+    let calls = report.arm_calls.unwrap_or_default();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let single = ReplicateReport {
+        pairs: vec![report.clone()],
+    };
+    let status = status_of(&single).as_str();
+    match &report.error {
+        Some(error) => tracing::warn!(
+            event = "replicate.pair",
+            trigger,
+            pair = %report.pair,
+            status,
+            dry_run = report.dry_run,
+            error = %error,
+            arm_reads = calls.reads,
+            elapsed_ms,
+            "pair {} could not be observed",
+            report.pair
+        ),
+        None => {
+            for r in report
+                .results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed)
+            {
+                tracing::warn!(
+                    event = "replicate.change-failed",
+                    trigger,
+                    pair = %report.pair,
+                    change = %r.change.address(),
+                    error = r.error.as_deref().unwrap_or(""),
+                    correlation_id = r.correlation_id.as_deref().unwrap_or(""),
+                    "change failed"
+                );
+            }
+            tracing::info!(
+                event = "replicate.pair",
+                trigger,
+                pair = %report.pair,
+                status,
+                dry_run = report.dry_run,
+                planned = c.planned,
+                created = c.created,
+                updated = c.updated,
+                deleted = c.deleted,
+                failed = c.failed,
+                skipped = c.skipped,
+                findings = c.findings,
+                secondary_exists = report.secondary_exists,
+                arm_reads = calls.reads,
+                arm_writes = calls.writes,
+                arm_deletes = calls.deletes,
+                elapsed_ms,
+                "pair {} replicated",
+                report.pair
+            );
+        }
+    }
+}
+
+/// One failed or skipped change in the timer's return value.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedChange<'a> {
+    pair: &'a str,
+    change: String,
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+}
+
+/// The timer's `ReturnValue`: compact (no per-change list of what succeeded).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TimerResult<'a> {
+    status: PassStatus,
+    summary: ReplicateSummary,
+    pairs: &'a [PairReport],
+    failures: Vec<FailedChange<'a>>,
+}
+
+fn timer_result(report: &ReplicateReport) -> TimerResult<'_> {
+    let failures = report
+        .pairs
+        .iter()
+        .flat_map(|p| {
+            p.results
+                .iter()
+                .filter(|r| r.outcome != Outcome::Ok)
+                .map(|r| FailedChange {
+                    pair: &p.pair,
+                    change: r.change.address(),
+                    outcome: r.outcome,
+                    error: r.error.as_deref(),
+                    correlation_id: r.correlation_id.as_deref(),
+                })
+        })
+        .collect();
+    TimerResult {
+        status: status_of(report),
+        summary: report.summary(),
+        pairs: &report.pairs,
+        failures,
+    }
+}
+
+/// `Logs` lines: one per pair, then the failed changes (bounded).
+fn log_lines(report: &ReplicateReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in &report.pairs {
+        match &p.error {
+            Some(e) => lines.push(format!("pair {}: not observed: {e}", p.pair)),
+            None => {
+                let c = PairCounts::of(p);
+                lines.push(format!(
+                    "pair {}: {} created, {} updated, {} deleted, {} failed, {} skipped, {} findings",
+                    p.pair, c.created, c.updated, c.deleted, c.failed, c.skipped, c.findings
+                ));
+            }
+        }
+    }
+    let failed: Vec<String> = report
+        .pairs
+        .iter()
+        .flat_map(|p| {
+            p.results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed)
+                .map(|r| {
+                    format!(
+                        "pair {}: FAILED {}: {}",
+                        p.pair,
+                        r.change.address(),
+                        r.error.as_deref().unwrap_or("unknown error")
+                    )
+                })
+        })
+        .collect();
+    let more = failed.len().saturating_sub(MAX_FAILURE_LINES);
+    lines.extend(failed.into_iter().take(MAX_FAILURE_LINES));
+    if more > 0 {
+        lines.push(format!("… and {more} more failed changes (see the events)"));
+    }
+    lines
+}
 
 pub async fn handle(
     state: &AppState,
     trigger: TimerTrigger,
 ) -> Result<InvocationResponse, HandlerError> {
-    let _ = (state, trigger);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let dr = state.dr()?;
+    if trigger.is_past_due {
+        tracing::info!(
+            event = "replicate.past-due",
+            "ReplicateConfig runs late (past due)"
+        );
+    }
+    let pairs: Vec<&Pair> = dr.pairs.iter().collect();
+    if pairs.is_empty() {
+        return Ok(InvocationResponse::new().log(format!(
+            "{NAME}: {} has no [[pairs]] (a consumer-role config); nothing to replicate",
+            dr.source
+        )));
+    }
+    let client = state.arm().await?;
+    let pass = run_pass(client, &pairs, false, false, dr.arm.max_concurrency, NAME).await;
+
+    if let Some((first, error)) = pass.transient.into_iter().next() {
+        let pairs_failed: Vec<&str> = pass
+            .report
+            .pairs
+            .iter()
+            .filter(|p| p.error.is_some())
+            .map(|p| p.pair.as_str())
+            .collect();
+        return Err(HandlerError::transient(
+            format!(
+                "replicate pair {first} (pairs not observed: {})",
+                pairs_failed.join(", ")
+            ),
+            error,
+        ));
+    }
+
+    let result = timer_result(&pass.report);
+    let mut response = InvocationResponse::new();
+    for line in log_lines(&pass.report) {
+        response = response.log(line);
+    }
+    Ok(response.with_return_value(OutputValue::Value(QueueMessage::json(&result)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::model::Name;
+    use crate::reconcile::plan::Change;
+    use crate::reconcile::report::ChangeResult;
+
+    fn change() -> Change {
+        Change::DeleteShare {
+            share: Name::from("s1"),
+        }
+    }
+
+    fn pair(name: &str, error: Option<&str>, outcomes: &[Outcome]) -> PairReport {
+        let results: Vec<ChangeResult> = outcomes
+            .iter()
+            .map(|o| ChangeResult {
+                change: change(),
+                outcome: *o,
+                error: (*o != Outcome::Ok).then(|| "boom".to_owned()),
+                correlation_id: None,
+            })
+            .collect();
+        PairReport {
+            pair: name.to_owned(),
+            primary: "p".into(),
+            secondary: "s".into(),
+            dry_run: false,
+            secondary_exists: true,
+            error: error.map(str::to_owned),
+            plan: Plan {
+                changes: results.iter().map(|r| r.change.clone()).collect(),
+                findings: Vec::new(),
+            },
+            results,
+            arm_calls: None,
+        }
+    }
+
+    fn report(pairs: Vec<PairReport>) -> ReplicateReport {
+        ReplicateReport { pairs }
+    }
+
+    #[test]
+    fn a_pass_where_everything_applied_succeeded() {
+        let r = report(vec![pair("a", None, &[Outcome::Ok, Outcome::Ok])]);
+        assert_eq!(status_of(&r), PassStatus::Succeeded);
+        assert_eq!(
+            status_of(&report(vec![pair("a", None, &[])])),
+            PassStatus::Succeeded
+        );
+    }
+
+    #[test]
+    fn a_failed_change_among_applied_ones_is_partial() {
+        let r = report(vec![pair(
+            "a",
+            None,
+            &[Outcome::Ok, Outcome::Failed, Outcome::Skipped],
+        )]);
+        assert_eq!(status_of(&r), PassStatus::Partial);
+    }
+
+    #[test]
+    fn one_unobserved_pair_next_to_a_good_one_is_partial() {
+        let r = report(vec![
+            pair("a", None, &[Outcome::Ok]),
+            pair("b", Some("primary down"), &[]),
+        ]);
+        assert_eq!(status_of(&r), PassStatus::Partial);
+    }
+
+    #[test]
+    fn no_observed_pair_or_only_failed_changes_is_failed() {
+        assert_eq!(
+            status_of(&report(vec![pair("a", Some("down"), &[])])),
+            PassStatus::Failed
+        );
+        assert_eq!(
+            status_of(&report(vec![pair("a", None, &[Outcome::Failed])])),
+            PassStatus::Failed
+        );
+    }
+
+    #[test]
+    fn counts_split_applied_changes_by_action_and_outcome() {
+        let p = pair("a", None, &[Outcome::Ok, Outcome::Failed, Outcome::Skipped]);
+        let c = PairCounts::of(&p);
+        assert_eq!(
+            c,
+            PairCounts {
+                created: 0,
+                updated: 0,
+                deleted: 1,
+                failed: 1,
+                skipped: 1,
+                findings: 0,
+                planned: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn the_log_lines_name_every_pair_and_bound_the_failed_changes() {
+        let many = vec![Outcome::Failed; MAX_FAILURE_LINES + 5];
+        let r = report(vec![pair("a", None, &many), pair("b", Some("gone"), &[])]);
+        let lines = log_lines(&r);
+        assert!(lines[0].starts_with("pair a: 0 created"), "{lines:?}");
+        assert_eq!(lines[1], "pair b: not observed: gone");
+        assert_eq!(lines.len(), 2 + MAX_FAILURE_LINES + 1);
+        assert!(lines.last().is_some_and(|l| l.contains("5 more")));
+    }
+
+    #[test]
+    fn the_timer_result_lists_only_changes_that_did_not_apply() {
+        let r = report(vec![pair("a", None, &[Outcome::Ok, Outcome::Failed])]);
+        let v = serde_json::to_value(timer_result(&r)).expect("serialises");
+        assert_eq!(v["status"], "partial");
+        assert_eq!(v["summary"]["failed"], 1);
+        assert_eq!(v["failures"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["failures"][0]["outcome"], "failed");
+        assert_eq!(v["failures"][0]["pair"], "a");
+        assert_eq!(v["pairs"][0]["pair"], "a");
+    }
 }

@@ -1,20 +1,330 @@
-//! `ReplicateNow` (HTTP `POST api/replicate`): run one replicate pass on demand.
+//! `ReplicateNow` (HTTP `POST api/replicate`, body `{pair?, dryRun?, prune?}`): one replicate
+//! pass on demand — the same pass as the `ReplicateConfig` timer ([`run_pass`]).
 //!
-//! Decodes the [`HttpRequest`]; the domain call is not wired yet, so it answers the tracked
-//! placeholder error [`HandlerError::NotImplemented`] (the caller gets 503).
+//! Request: every key optional, no other key accepted (a misspelt `dry_run` must not turn a
+//! dry run into an apply): `pair` (one configured pair; omitted = every pair), `dryRun` (plan
+//! only, write nothing), `prune` (also delete extra secondary items, like the CLI's `--prune`;
+//! a pair with `prune = "delete"` prunes anyway). An empty or absent body means `{}`; `null`
+//! values mean "omitted".
+//!
+//! Answers (documented in docs/openapi.yaml):
+//! - 200 with the plan for `dryRun` — the `datashare-dr plan --json` document
+//!   (`summary: {create, update, delete, findings}`, `changes`, `findings`, `pairs`) — or with
+//!   the apply result — the `datashare-dr replicate --json` document (`summary` with outcome
+//!   counts, `complete`, `results`, `changes`, `findings`, `pairs`). Both gain `dryRun`,
+//!   `status` (`succeeded` | `partial` | `failed`, see [`PassStatus`]) and, when a pair could
+//!   not be observed, `errors: [{pair, error}]`. A partly failed pass is still 200: the body
+//!   says what was done and what was not;
+//! - 400 naming the field (`body.dryRun`, `body.pair`, an unknown `body.<key>`), 413 too large;
+//! - 404 for a `pair` that is not configured;
+//! - 503 when no selected pair could be observed and the cause is transient (ARM throttling,
+//!   5xx, a regional outage): nothing was done, retrying may help.
 
-use crate::host::{HttpRequest, InvocationResponse};
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::config::dr::Pair;
+use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
+use crate::reconcile::render::{PairPlan, PlanOutput};
+use crate::reconcile::report::ReplicateReport;
 use crate::startup::AppState;
 
 use super::HandlerError;
+use super::replicate_config::{PassStatus, run_pass, status_of};
 
 /// Function (folder) name.
 pub const NAME: &str = "ReplicateNow";
+
+/// The request body (JSON keys exactly `pair`, `dryRun`, `prune`; all optional).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicateRequest {
+    #[serde(default)]
+    pub pair: Option<String>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    #[serde(default)]
+    pub prune: Option<bool>,
+    /// Any other key (refused with 400 naming it).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, IgnoredAny>,
+}
+
+impl ReplicateRequest {
+    pub fn dry_run(&self) -> bool {
+        self.dry_run.unwrap_or(false)
+    }
+    pub fn prune(&self) -> bool {
+        self.prune.unwrap_or(false)
+    }
+}
+
+/// Decodes and checks the body: known keys only, a non-empty `pair` when given.
+pub fn decode(req: &HttpRequest) -> Result<ReplicateRequest, HandlerError> {
+    let body: ReplicateRequest = req.json_body_or_default()?;
+    if let Some(key) = body.unknown.keys().next() {
+        return Err(PayloadError::invalid(
+            format!("body.{key}"),
+            "unknown key (the body accepts only `pair`, `dryRun` and `prune`)",
+        )
+        .into());
+    }
+    if let Some(pair) = &body.pair
+        && pair.trim().is_empty()
+    {
+        return Err(PayloadError::invalid(
+            "body.pair",
+            "must not be empty (omit it to replicate every pair)",
+        )
+        .into());
+    }
+    Ok(body)
+}
+
+/// A pair that could not be observed.
+#[derive(Debug, Serialize)]
+struct PairError<'a> {
+    pair: &'a str,
+    error: &'a str,
+}
+
+/// The answer: the CLI's JSON document plus `dryRun`, `status` and `errors`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a, T: Serialize> {
+    dry_run: bool,
+    status: PassStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<PairError<'a>>,
+    #[serde(flatten)]
+    document: T,
+}
+
+fn errors_of(report: &ReplicateReport) -> Vec<PairError<'_>> {
+    report
+        .pairs
+        .iter()
+        .filter_map(|p| {
+            p.error.as_deref().map(|error| PairError {
+                pair: &p.pair,
+                error,
+            })
+        })
+        .collect()
+}
+
+/// The `plan --json` pairs of a dry run (observed pairs only; the others are in `errors`).
+fn plans_of(report: &ReplicateReport) -> Vec<PairPlan> {
+    report
+        .pairs
+        .iter()
+        .filter(|p| p.error.is_none())
+        .map(|p| PairPlan {
+            pair: p.pair.clone(),
+            primary: p.primary.clone(),
+            secondary: p.secondary.clone(),
+            secondary_exists: p.secondary_exists,
+            plan: p.plan.clone(),
+        })
+        .collect()
+}
+
+/// Renders the 200 body for `report`.
+pub fn render(report: &ReplicateReport, dry_run: bool) -> Result<HttpOutput, HandlerError> {
+    let status = status_of(report);
+    let errors = errors_of(report);
+    let res = if dry_run {
+        let plans = plans_of(report);
+        HttpOutput::json(
+            200,
+            &Answer {
+                dry_run,
+                status,
+                errors,
+                document: PlanOutput { pairs: &plans },
+            },
+        )?
+    } else {
+        HttpOutput::json(
+            200,
+            &Answer {
+                dry_run,
+                status,
+                errors,
+                document: report,
+            },
+        )?
+    };
+    Ok(res.with_header("Cache-Control", "no-store"))
+}
 
 pub async fn handle(
     state: &AppState,
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
-    let _ = (state, req);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let body = decode(&req)?;
+    let dr = state.dr()?;
+    let pairs: Vec<&Pair> = match body.pair.as_deref() {
+        Some(name) => match dr.pair(name) {
+            Some(p) => vec![p],
+            None => {
+                let known: Vec<&str> = dr.pairs.iter().map(|p| p.name.as_str()).collect();
+                return Err(HandlerError::NotFound {
+                    what: format!(
+                        "pair `{name}` (configured pairs: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                });
+            }
+        },
+        None => dr.pairs.iter().collect(),
+    };
+    let client = state.arm().await?;
+    let pass = run_pass(
+        client,
+        &pairs,
+        body.dry_run(),
+        body.prune(),
+        dr.arm.max_concurrency,
+        NAME,
+    )
+    .await;
+    let nothing_observed = pass.report.pairs.iter().all(|p| p.error.is_some());
+    if nothing_observed && let Some((pair, error)) = pass.transient.into_iter().next() {
+        return Err(HandlerError::transient(
+            format!("observe pair {pair}"),
+            error,
+        ));
+    }
+    Ok(InvocationResponse::http(render(
+        &pass.report,
+        body.dry_run(),
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::report::PairReport;
+
+    fn req(body: &str) -> HttpRequest {
+        HttpRequest::new("POST", "http://localhost/api/replicate").with_body(body.to_owned())
+    }
+
+    fn bad(body: &str) -> (u16, String, String) {
+        match decode(&req(body)) {
+            Err(HandlerError::BadRequest { source }) => (
+                source.status(),
+                source.path().to_owned(),
+                source.to_string(),
+            ),
+            other => panic!("expected a bad request for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_or_absent_body_means_every_pair_applied_without_pruning() {
+        for body in ["", "  ", "{}"] {
+            let r = decode(&req(body)).expect("decodes");
+            assert_eq!(r.pair, None);
+            assert!(!r.dry_run() && !r.prune());
+        }
+        let none = HttpRequest::new("POST", "http://localhost/api/replicate");
+        assert_eq!(decode(&none).expect("decodes"), ReplicateRequest::default());
+    }
+
+    #[test]
+    fn the_three_keys_decode_and_null_means_omitted() {
+        let r = decode(&req(r#"{"pair":"p1","dryRun":true,"prune":true}"#)).expect("decodes");
+        assert_eq!(r.pair.as_deref(), Some("p1"));
+        assert!(r.dry_run() && r.prune());
+        let r = decode(&req(r#"{"pair":null,"dryRun":null}"#)).expect("decodes");
+        assert_eq!(r.pair, None);
+        assert!(!r.dry_run());
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_naming_the_field() {
+        let (status, path, text) = bad(r#"{"dryRun":"yes"}"#);
+        assert_eq!((status, path.as_str()), (400, "body.dryRun"), "{text}");
+        let (_, path, _) = bad(r#"{"prune":1}"#);
+        assert_eq!(path, "body.prune");
+        let (_, path, _) = bad(r#"{"pair":42}"#);
+        assert_eq!(path, "body.pair");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_rather_than_ignored() {
+        let (status, path, text) = bad(r#"{"dry_run":true}"#);
+        assert_eq!((status, path.as_str()), (400, "body.dry_run"));
+        assert!(text.contains("dryRun"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_pair_bad_json_and_a_non_object_are_refused() {
+        assert_eq!(bad(r#"{"pair":"  "}"#).1, "body.pair");
+        assert_eq!(bad("{").1, "body");
+        assert_eq!(bad("[]").1, "body");
+    }
+
+    fn pair_report(name: &str, error: Option<&str>) -> PairReport {
+        PairReport {
+            pair: name.to_owned(),
+            primary: "/subscriptions/s/resourceGroups/r/providers/Microsoft.DataShare/accounts/p"
+                .into(),
+            secondary: "/subscriptions/s/resourceGroups/r/providers/Microsoft.DataShare/accounts/q"
+                .into(),
+            dry_run: true,
+            secondary_exists: true,
+            error: error.map(str::to_owned),
+            plan: Default::default(),
+            results: Vec::new(),
+            arm_calls: None,
+        }
+    }
+
+    fn json_of(res: &HttpOutput) -> serde_json::Value {
+        serde_json::from_str(&res.body_text().expect("a body")).expect("JSON")
+    }
+
+    #[test]
+    fn a_dry_run_answers_the_plan_document_with_status() {
+        let report = ReplicateReport {
+            pairs: vec![pair_report("a", None)],
+        };
+        let res = render(&report, true).expect("renders");
+        assert_eq!(res.status(), 200);
+        let v = json_of(&res);
+        assert_eq!(v["dryRun"], true);
+        assert_eq!(v["status"], "succeeded");
+        for key in ["create", "update", "delete", "findings"] {
+            assert_eq!(v["summary"][key], 0, "{key}: {v}");
+        }
+        assert_eq!(v["changes"], serde_json::json!([]));
+        assert_eq!(v["pairs"][0]["pair"], "a");
+        assert!(v.get("errors").is_none());
+    }
+
+    #[test]
+    fn an_unobserved_pair_is_listed_in_errors_and_marks_the_pass_partial() {
+        let report = ReplicateReport {
+            pairs: vec![
+                pair_report("a", None),
+                pair_report("b", Some("primary down")),
+            ],
+        };
+        let v = json_of(&render(&report, false).expect("renders"));
+        assert_eq!(v["dryRun"], false);
+        assert_eq!(v["status"], "partial");
+        assert_eq!(v["complete"], false);
+        assert_eq!(v["errors"][0]["pair"], "b");
+        assert_eq!(v["errors"][0]["error"], "primary down");
+        assert_eq!(v["summary"]["pairsFailed"], 1);
+    }
 }
