@@ -10,8 +10,8 @@
 //!   the function (tests/host_router.rs covers one queue function and the per-request HTTP body
 //!   limit of StartFailover).
 //!
-//! Alert sources outside the allow-list are refused by `failover::alert::decide`
-//! (tests/alerts_decide.rs, "same alert from a subscription not on the allow-list is refused").
+//! Alert sources outside the allow-list: tests/security_alerts.rs (through the AlertWebhook
+//! route) and tests/alerts_decide.rs (the decision table).
 
 use std::path::PathBuf;
 use std::sync::Arc;
