@@ -245,13 +245,19 @@ pub enum Stopped {
     TimedOut,
 }
 
-/// Processes one received stage message the way the `FailoverStage` function does; returns the
-/// outcome (or `None` when the message was given up on).
+/// Processes one received stage message the way the `FailoverStage` function does: run the
+/// stage, enqueue what the outcome asks for, and apply the error policy. Returns the outcome, or
+/// `None` when the run was marked failed. `Err` means "retry" (the host answers 500).
+///
+/// With `poison_inline` (the in-process runner, which has no poison queue) a message out of
+/// retries fails the run here; without it (the queue function) the error is returned so the
+/// host moves the message to the poison queue and `FailoverPoison` records the failure.
 pub async fn process_message(
     ctx: &StageContext,
     msg: &StageMessage,
     dequeue_count: u32,
-    opts: &RunnerOptions,
+    max_dequeue_count: u32,
+    poison_inline: bool,
 ) -> Result<Option<Outcome>, FailoverError> {
     let now = ctx.clock.now();
     match run_one_stage(ctx, msg).await {
@@ -261,8 +267,9 @@ pub async fn process_message(
         }
         Err(e) => {
             let text = error_text(&e);
-            match error_policy(e.is_transient(), dequeue_count, opts.max_dequeue_count) {
+            match error_policy(e.is_transient(), dequeue_count, max_dequeue_count) {
                 ErrorDecision::Retry => Err(e),
+                ErrorDecision::GiveUp if !poison_inline => Err(e),
                 ErrorDecision::GiveUp => {
                     fail_run(
                         ctx,
@@ -358,7 +365,7 @@ pub async fn drive(
                 continue;
             }
         };
-        match process_message(ctx, &msg, m.dequeue_count, &opts).await {
+        match process_message(ctx, &msg, m.dequeue_count, opts.max_dequeue_count, true).await {
             Ok(_) => {
                 let _ = queue
                     .delete(store::STAGE_QUEUE, &m.id, &m.pop_receipt)

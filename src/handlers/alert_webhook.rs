@@ -1,12 +1,20 @@
-//! `AlertWebhook` (HTTP `POST api/alerts`): Azure Monitor common-alert-schema webhook; decides and enqueues, never works inline.
+//! `AlertWebhook` (HTTP `POST api/alerts`): Azure Monitor common-alert-schema webhook; decides
+//! and enqueues, never works inline.
 //!
-//! Decodes the [`HttpRequest`]; the domain call is not wired yet, so it answers the tracked
-//! placeholder error [`HandlerError::NotImplemented`] (the caller gets 503).
+//! One domain call, `failover::start::ingest_alert` (parse → decide → dedup → start or record),
+//! then the answer: 202 with the run ids for a start (also for a duplicate: the action group's
+//! retry must not see an error), 200 for an ignored alert with the reason, 200 for a recorded
+//! recovery, 403 for a source outside `[alerts].allowed_sources` (logged), 400 for a body that
+//! is not an alert, and 503 when storage fails — action groups retry 408/429/503/504, not 500.
 
-use crate::host::{HttpRequest, InvocationResponse};
+use serde_json::json;
+
+use crate::failover::start::{AlertAnswer, AlertError, ingest_alert};
+use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
 use crate::startup::AppState;
 
 use super::HandlerError;
+use super::failover_stage::failover_error;
 
 /// Function (folder) name.
 pub const NAME: &str = "AlertWebhook";
@@ -15,6 +23,47 @@ pub async fn handle(
     state: &AppState,
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
-    let _ = (state, req);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let body = req.body_bytes()?.unwrap_or_default();
+    if body.is_empty() {
+        return Err(PayloadError::missing("body").into());
+    }
+    let dr = state.dr()?;
+    let storage = state.storage().await?;
+    let now = time::OffsetDateTime::now_utc();
+    let answer = match ingest_alert(
+        storage.blobs.as_ref(),
+        storage.queue.as_ref(),
+        dr,
+        &body,
+        now,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(AlertError::Parse(e)) => {
+            let field = if e.field().is_empty() {
+                "body".to_owned()
+            } else {
+                format!("body.{}", e.field())
+            };
+            return Err(PayloadError::invalid(field, e.to_string()).into());
+        }
+        Err(AlertError::Failover(e)) => {
+            // Storage trouble: 503 so the action group retries (never 500).
+            return Err(match failover_error("handle the alert", e) {
+                HandlerError::Permanent { operation, source } => {
+                    HandlerError::Transient { operation, source }
+                }
+                other => other,
+            });
+        }
+    };
+    let (status, value) = match &answer {
+        AlertAnswer::Refused { reason } => (403, json!({"error": reason, "decision": "refused"})),
+        AlertAnswer::Ignored { .. } | AlertAnswer::Recorded { .. } => {
+            (200, serde_json::to_value(&answer).unwrap_or_default())
+        }
+        AlertAnswer::Accepted { .. } => (202, serde_json::to_value(&answer).unwrap_or_default()),
+    };
+    Ok(InvocationResponse::http(HttpOutput::json(status, &value)?))
 }

@@ -1,14 +1,18 @@
 //! `FailoverRun` (HTTP `GET api/failover/{runId}` status; `POST api/failover/{runId}/approve`
 //! and `.../cancel`).
 //!
-//! Decodes and validates the route (400/404 naming what is wrong); the run store is not wired
-//! yet, so a valid request answers the tracked placeholder error
-//! [`HandlerError::NotImplemented`] (503).
+//! Decodes and validates the route (400/404 naming what is wrong), then one domain call:
+//! `failover::start::{status, approve, cancel}`. Answers the run record (200); 404 for an
+//! unknown run; 409 when the action does not fit the run's state (approving a run that does
+//! not wait, cancelling an ended run). Cancel answers the run with the stages already done.
 
-use crate::host::{HttpRequest, InvocationResponse, PayloadError};
+use crate::failover::start;
+use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
 use crate::startup::AppState;
 
 use super::HandlerError;
+use super::failover_stage::failover_error;
+use super::start_failover::caller_of;
 
 /// Function (folder) name.
 pub const NAME: &str = "FailoverRun";
@@ -62,6 +66,17 @@ pub async fn handle(
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
     let action = decode(&req)?;
-    let _ = (state, action);
-    Err(HandlerError::NotImplemented { function: NAME })
+    let storage = state.storage().await?;
+    let blobs = storage.blobs.as_ref();
+    let now = time::OffsetDateTime::now_utc();
+    let who = caller_of(&req);
+    let run = match &action {
+        RunAction::Status { run_id } => start::status(blobs, run_id).await,
+        RunAction::Approve { run_id } => {
+            start::approve(blobs, storage.queue.as_ref(), run_id, &who, now).await
+        }
+        RunAction::Cancel { run_id } => start::cancel(blobs, run_id, &who, now).await,
+    }
+    .map_err(|e| failover_error("answer the run request", e))?;
+    Ok(InvocationResponse::http(HttpOutput::json(200, &run)?))
 }

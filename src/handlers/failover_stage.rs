@@ -1,35 +1,66 @@
 //! `FailoverStage` (queue `failover-stages`): run one stage of a failover / drill / failback
-//! run and enqueue the next (output `stages`), notifications on `notify`.
+//! run and enqueue the next.
 //!
-//! Decodes the typed [`StageMessage`] (docs/CONTRACTS.md) and records run id and stage on the
-//! invocation span; the stage runner is not wired yet, so it answers the tracked placeholder
-//! error [`HandlerError::NotImplemented`] (503 → the host retries, then poisons).
+//! Decode the typed [`StageMessage`] → `failover::runner::process_message` (claim, run, record,
+//! enqueue the next stage — directly on the queue, because a wait needs a visibility delay an
+//! output binding cannot set) → answer. Classification (STYLE #8, one error policy in
+//! `failover::stages::error_policy`): a transient error answers 500 so the host retries, and
+//! after `maxDequeueCount` moves the message to `failover-stages-poison`; a permanent error
+//! marks the run failed (and notifies) and answers 200.
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use std::sync::Arc;
 
+use crate::failover::runner::process_message;
+use crate::failover::{FailoverError, Outcome, StageContext, error_text};
 use crate::host::{InvocationResponse, QueueTrigger};
 use crate::startup::AppState;
 
 use super::HandlerError;
 
+pub use crate::failover::StageMessage;
+
 /// Function (folder) name.
 pub const NAME: &str = "FailoverStage";
 
-/// A stage message: `{"runId": "...", "stage": "preflight", "attempt": 0, "notBefore": "RFC3339"?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StageMessage {
-    pub run_id: String,
-    pub stage: String,
-    #[serde(default)]
-    pub attempt: u32,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub not_before: Option<OffsetDateTime>,
+/// host.json `extensions.queues.maxDequeueCount` (a test holds the two equal).
+pub const MAX_DEQUEUE_COUNT: u32 = 5;
+
+/// The failover domain's context from the app state (shared ARM client and storage).
+pub async fn stage_context(state: &AppState) -> Result<StageContext, HandlerError> {
+    let dr = match &state.dr {
+        Some(d) => Arc::clone(d),
+        None => {
+            state.dr()?; // the error naming DR_CONFIG_PATH
+            return Err(HandlerError::NotFound {
+                what: "DR config".into(),
+            });
+        }
+    };
+    let arm = state.arm().await?.clone();
+    let storage = state.storage().await?;
+    Ok(StageContext::new(
+        dr,
+        arm,
+        storage.blobs.clone(),
+        Arc::clone(&storage.queue),
+    ))
+}
+
+/// Maps a failover error to the handler's classification.
+pub fn failover_error(operation: &str, err: FailoverError) -> HandlerError {
+    match err {
+        FailoverError::RunNotFound { run_id } => HandlerError::NotFound {
+            what: format!("run {run_id}"),
+        },
+        FailoverError::UnknownPair { pair, known } => HandlerError::NotFound {
+            what: format!("pair {pair:?} (configured: {known})"),
+        },
+        FailoverError::InvalidState { .. } => HandlerError::Conflict {
+            detail: error_text(&err),
+        },
+        e if e.is_transient() => HandlerError::transient(operation.to_owned(), e),
+        e => HandlerError::permanent(operation.to_owned(), e),
+    }
 }
 
 pub async fn handle(
@@ -39,6 +70,41 @@ pub async fn handle(
     let span = tracing::Span::current();
     span.record("run_id", trigger.body.run_id.as_str());
     span.record("stage", trigger.body.stage.as_str());
-    let _ = state;
-    Err(HandlerError::NotImplemented { function: NAME })
+    let ctx = stage_context(state).await?;
+    let msg = &trigger.body;
+    match process_message(&ctx, msg, trigger.dequeue_count, MAX_DEQUEUE_COUNT, false).await {
+        Ok(Some(outcome)) => {
+            let line = match &outcome {
+                Outcome::Advance(n) => format!("{}: done; next {n}", msg.stage),
+                Outcome::Wait(d) => format!("{}: waiting {} s", msg.stage, d.as_secs()),
+                Outcome::Done => format!("{}: done", msg.stage),
+                Outcome::Abort(r) => format!("{}: run stopped: {r}", msg.stage),
+            };
+            Ok(InvocationResponse::new().log(line))
+        }
+        Ok(None) => Ok(InvocationResponse::new().log(format!(
+            "{}: failed permanently; run {} marked failed",
+            msg.stage, msg.run_id
+        ))),
+        Err(e) => Err(HandlerError::transient(
+            format!("stage {} of run {}", msg.stage, msg.run_id),
+            e,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_limit_equals_host_json() {
+        let host: serde_json::Value =
+            serde_json::from_str(include_str!("../../host.json")).unwrap_or_default();
+        assert_eq!(
+            host.pointer("/extensions/queues/maxDequeueCount")
+                .and_then(serde_json::Value::as_u64),
+            Some(u64::from(MAX_DEQUEUE_COUNT))
+        );
+    }
 }

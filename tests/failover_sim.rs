@@ -1,0 +1,471 @@
+//! Failover runs against the simulator with the in-memory run store and the in-process queue:
+//! the same `run_one_stage` the `FailoverStage` function runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datashare_dr::arm::client::ArmClient;
+use datashare_dr::config::dr::DrConfig;
+use datashare_dr::failover::drill::resource_health_alert;
+use datashare_dr::failover::exec::{StageMessage, capture_roster};
+use datashare_dr::failover::run::{RunStatus, StageStatus};
+use datashare_dr::failover::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
+use datashare_dr::failover::start::{
+    AlertAnswer, StartRequest, approve, cancel, ingest_alert, start_run,
+};
+use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
+use datashare_dr::readiness::arm_reader::arm_client_from_config;
+use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
+use datashare_dr::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::store::{BlobStore, MemoryBlobStore, Queue, STAGE_QUEUE};
+use time::OffsetDateTime;
+
+struct World {
+    sim: SimHandle,
+    estate: Estate,
+    cfg: Arc<DrConfig>,
+    arm: ArmClient,
+    store: Arc<dyn BlobStore>,
+    queue: InProcessQueue,
+    ctx: StageContext,
+}
+
+async fn world_with(edit: impl Fn(String) -> String) -> World {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = sim::spawn(SimOptions {
+        lro_delay_ms: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let estate = sim
+        .populate(&PopulateSpec {
+            shares: 3,
+            datasets: 2,
+            consumers: 2,
+            seed: 11,
+        })
+        .expect("populate");
+    let toml = edit(sim::write_config(&estate, &sim.base_url));
+    let cfg = Arc::new(DrConfig::from_toml_str(&toml, "sim.toml").expect("config"));
+    let arm = arm_client_from_config(&cfg).expect("client");
+    let rep = replicate(
+        &arm,
+        &cfg.pairs[0],
+        &ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: 8,
+            now: OffsetDateTime::now_utc(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    assert!(rep.error.is_none(), "{:?}", rep.error);
+    sim.fire_triggers();
+    let clock = Clock::default();
+    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let queue = InProcessQueue::new(clock.clone());
+    let mut ctx = StageContext::new(
+        cfg.clone(),
+        arm.clone(),
+        store.clone(),
+        Arc::new(queue.clone()),
+    );
+    ctx.clock = clock;
+    ctx.probe_deadline = Duration::from_secs(2);
+    World {
+        sim,
+        estate,
+        cfg,
+        arm,
+        store,
+        queue,
+        ctx,
+    }
+}
+
+async fn world() -> World {
+    world_with(|t| t).await
+}
+
+fn ops(w: &World, op: &str) -> u64 {
+    w.sim.stats().operations.get(op).map_or(0, |o| o.calls)
+}
+
+async fn invitations_on(w: &World, account: &datashare_dr::arm::id::AccountId) -> Vec<String> {
+    let mut out = Vec::new();
+    for share in w.arm.list_shares(account).await.expect("shares") {
+        let name = share.meta.name.clone().unwrap_or_default();
+        let id = account.share(&name).expect("share id");
+        for inv in w.arm.list_invitations(&id).await.expect("invitations") {
+            let t = inv
+                .properties
+                .target_email
+                .clone()
+                .unwrap_or_else(|| inv.properties.target_object_id.clone().unwrap_or_default());
+            out.push(format!("{name}:{}", t.to_ascii_lowercase()));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn alert_run(w: &World) -> String {
+    let body = resource_health_alert(
+        w.cfg.pairs[0].primary.as_str(),
+        &w.estate.subscription_id,
+        OffsetDateTime::now_utc(),
+    )
+    .expect("alert");
+    match ingest_alert(w.store.as_ref(), &w.queue, &w.cfg, &body, w.ctx.clock.now())
+        .await
+        .expect("ingest")
+    {
+        AlertAnswer::Accepted { pairs } => pairs[0].run_id.clone().expect("run id"),
+        other => panic!("expected a started run, got {other:?}"),
+    }
+}
+
+async fn finish(w: &World, run_id: &str) -> RunRecord {
+    let (run, stopped) = drive(&w.ctx, &w.queue, run_id, RunnerOptions::default())
+        .await
+        .expect("drive");
+    assert_eq!(stopped, Stopped::Ended, "{run:#?}");
+    run
+}
+
+#[tokio::test]
+async fn an_alert_with_the_primary_down_becomes_one_completed_run_with_final_sync_skipped() {
+    let w = world().await;
+    let roster = capture_roster(
+        &w.arm,
+        w.store.as_ref(),
+        &w.cfg.pairs[0],
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("roster");
+    assert!(roster > 0);
+    w.sim.region_down(&w.cfg.pairs[0].primary_region);
+    let run_id = alert_run(&w).await;
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let fs = run.stage(Stage::FinalSync).expect("final-sync");
+    assert_eq!(fs.status, StageStatus::Skipped);
+    assert!(run.findings.iter().any(|f| f.code == "final-sync-skipped"));
+    assert!(run.rto_secs.is_some());
+    // Every consumer of the roster is invited or subscribed on the secondary now.
+    let inv = run.stage(Stage::InviteConsumers).expect("invite");
+    assert_eq!(
+        inv.counts.get("invited").copied().unwrap_or(0)
+            + inv.counts.get("alreadyCovered").copied().unwrap_or(0),
+        roster as u64
+    );
+    let runs = w.store.list("runs/").await.expect("list");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        w.store.list("locks/").await.expect("locks").is_empty(),
+        "lock released"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_identical_alerts_start_exactly_one_run() {
+    let w = world().await;
+    let body = resource_health_alert(
+        w.cfg.pairs[0].primary.as_str(),
+        &w.estate.subscription_id,
+        OffsetDateTime::now_utc(),
+    )
+    .expect("alert");
+    let now = OffsetDateTime::now_utc();
+    let answers = futures::future::join_all(
+        (0..100).map(|_| ingest_alert(w.store.as_ref(), &w.queue, &w.cfg, &body, now)),
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut started = 0;
+    for a in answers {
+        match a.expect("answer") {
+            AlertAnswer::Accepted { pairs } => {
+                if pairs[0].action == "started" {
+                    started += 1;
+                }
+                ids.insert(pairs[0].run_id.clone().expect("id"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(w.store.list("runs/").await.expect("list").len(), 1);
+    assert_eq!(w.queue.len(STAGE_QUEUE), 1, "one preflight message");
+}
+
+#[tokio::test]
+async fn a_stage_message_delivered_twice_sends_no_second_invitation() {
+    let w = world().await;
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failover,
+        force: false,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    // Walk up to invite-consumers by hand.
+    let mut stage = Stage::Preflight;
+    while stage != Stage::InviteConsumers {
+        match run_one_stage(&w.ctx, &StageMessage::new(&run.run_id, stage, 0))
+            .await
+            .expect("stage")
+        {
+            Outcome::Advance(n) => stage = n,
+            other => panic!("{stage}: {other:?}"),
+        }
+    }
+    let msg = StageMessage::new(&run.run_id, Stage::InviteConsumers, 0);
+    let before = ops(&w, "Invitations_Create");
+    let first = run_one_stage(&w.ctx, &msg).await.expect("first");
+    assert_eq!(first, Outcome::Advance(Stage::EnableSchedules));
+    let after_first = ops(&w, "Invitations_Create");
+    // The same message again: the stage was passed, so it is dropped without ARM writes.
+    let second = run_one_stage(&w.ctx, &msg).await.expect("second");
+    assert!(
+        matches!(
+            second,
+            Outcome::Done | Outcome::Advance(Stage::EnableSchedules)
+        ),
+        "{second:?}"
+    );
+    assert_eq!(ops(&w, "Invitations_Create"), after_first);
+    // And a second full run of the stage body (a fresh run) finds everyone covered.
+    assert!(after_first >= before);
+    let invs = invitations_on(&w, &w.cfg.pairs[0].secondary).await;
+    let mut dedup = invs.clone();
+    dedup.dedup();
+    assert_eq!(invs, dedup, "no target invited twice on a share");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_stage_run_it_once() {
+    let w = world().await;
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failover,
+        force: false,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let msg = StageMessage::new(&run.run_id, Stage::Preflight, 0);
+    let (a, b) = tokio::join!(run_one_stage(&w.ctx, &msg), run_one_stage(&w.ctx, &msg));
+    let outcomes = [a.expect("a"), b.expect("b")];
+    let advanced = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Advance(_)))
+        .count();
+    assert_eq!(advanced, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Wait(_) | Outcome::Done))
+    );
+}
+
+#[tokio::test]
+async fn a_drill_invites_only_drill_recipients_and_cleans_up() {
+    let w = world().await;
+    let real_before = invitations_on(&w, &w.cfg.pairs[0].secondary).await;
+    let primary_before = invitations_on(&w, &w.cfg.pairs[0].primary).await;
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Drill,
+        force: false,
+        reason: "rehearsal".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert!(!run.drill_artefacts.is_empty());
+    assert!(run.drill_artefacts.iter().all(|a| a.removed));
+    let invited = run
+        .stage(Stage::InviteConsumers)
+        .and_then(|s| s.counts.get("invited").copied())
+        .unwrap_or(0);
+    assert_eq!(
+        invited as usize,
+        w.cfg.pairs[0].drill_recipients.len() * w.estate.shares.len()
+    );
+    // Real consumers and the primary untouched; drill invitations gone.
+    assert_eq!(
+        invitations_on(&w, &w.cfg.pairs[0].secondary).await,
+        real_before
+    );
+    assert_eq!(
+        invitations_on(&w, &w.cfg.pairs[0].primary).await,
+        primary_before
+    );
+    // The readiness "last drill" is recorded.
+    let last = datashare_dr::readiness::last_drill(w.store.as_ref(), &w.cfg.pairs[0].name)
+        .await
+        .expect("state");
+    assert_eq!(last.and_then(|d| d.run_id), Some(run.run_id.clone()));
+}
+
+#[tokio::test]
+async fn an_alert_under_the_approve_policy_waits_until_approved() {
+    let w = world_with(|t| t.replace("failover = \"auto\"", "failover = \"approve\"")).await;
+    let base = ops(&w, "Invitations_Create");
+    let run_id = alert_run(&w).await;
+    let opts = RunnerOptions {
+        max_virtual: Duration::from_secs(120),
+        ..RunnerOptions::default()
+    };
+    let (run, stopped) = drive(&w.ctx, &w.queue, &run_id, opts).await.expect("drive");
+    assert_eq!(stopped, Stopped::Waiting);
+    assert_eq!(run.status, RunStatus::AwaitingApproval);
+    assert_eq!(ops(&w, "Invitations_Create"), base);
+    approve(
+        w.store.as_ref(),
+        &w.queue,
+        &run_id,
+        "alice",
+        w.ctx.clock.now(),
+    )
+    .await
+    .expect("approve");
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.approval.by.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn cancel_stops_a_waiting_run_and_lists_what_was_done() {
+    let w = world_with(|t| t.replace("failover = \"auto\"", "failover = \"approve\"")).await;
+    let base = ops(&w, "Invitations_Create");
+    let run_id = alert_run(&w).await;
+    let opts = RunnerOptions {
+        max_virtual: Duration::from_secs(60),
+        ..RunnerOptions::default()
+    };
+    drive(&w.ctx, &w.queue, &run_id, opts).await.expect("drive");
+    let run = cancel(w.store.as_ref(), &run_id, "bob", w.ctx.clock.now())
+        .await
+        .expect("cancel");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.done_stages(), vec![Stage::Preflight]);
+    assert!(w.store.list("locks/").await.expect("locks").is_empty());
+    // The waiting message is dropped; nothing else runs.
+    let (after, _) = drive(&w.ctx, &w.queue, &run_id, RunnerOptions::default())
+        .await
+        .expect("drive");
+    assert_eq!(after.status, RunStatus::Cancelled);
+    assert_eq!(ops(&w, "Invitations_Create"), base);
+}
+
+#[tokio::test]
+async fn a_stage_failing_every_time_ends_with_the_run_failed() {
+    let w = world().await;
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failover,
+        force: true,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    // The secondary region is down: readiness is NotReady (forced), then every write fails.
+    w.sim.region_down(&w.cfg.pairs[0].secondary_region);
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exhausted its retries"),
+        "{:?}",
+        run.error
+    );
+    assert!(w.store.list("locks/").await.expect("locks").is_empty());
+}
+
+#[tokio::test]
+async fn failback_replicates_back_and_restores_the_normal_direction() {
+    let w = world().await;
+    // A share created on the secondary while it was active comes back to the primary.
+    let sec_share = w.cfg.pairs[0]
+        .secondary
+        .share("made-during-outage")
+        .expect("id");
+    w.arm
+        .put_share(
+            &sec_share,
+            &datashare_dr::arm::models::Share::new(
+                Some("created on the secondary".into()),
+                None,
+                datashare_dr::arm::models::ShareKind::CopyBased,
+            ),
+        )
+        .await
+        .expect("share");
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failback,
+        force: false,
+        reason: "primary recovered".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert!(run.findings.iter().any(|f| f.code == "direction-restored"));
+    let back = w
+        .arm
+        .get_share(
+            &w.cfg.pairs[0]
+                .primary
+                .share("made-during-outage")
+                .expect("id"),
+        )
+        .await;
+    assert!(back.is_ok(), "the share is back on the primary");
+}
+
+#[tokio::test]
+async fn a_failback_while_the_primary_is_down_is_refused_by_preflight() {
+    let w = world().await;
+    w.sim.region_down(&w.cfg.pairs[0].primary_region);
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failback,
+        force: false,
+        reason: "too early".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not answer yet")
+    );
+    assert_eq!(w.queue.len(STAGE_QUEUE), 0);
+    let _ = w.queue.ensure_queue(STAGE_QUEUE).await;
+}
