@@ -72,10 +72,34 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
     let account = AccountId::parse(&estate.primary.id).context("primary account id")?;
 
     // Set-up (not measured): collect ids to read, from lists.
-    let setup = table::sim_client(sim, &estate, |s| s.rate_limits.enabled = false)?;
+    let setup = table::setup_client(sim, &estate)?;
+    let latency_ms = table::begin_setup(sim);
+    let per_share = collect_ids(&setup, &account, &estate.shares).await;
+    table::end_setup(sim, latency_ms);
+    let per_share = per_share?;
     let mut ids: Vec<Read> = Vec::new();
-    let mut per_share: Vec<Vec<Read>> = Vec::new();
-    for name in &estate.shares {
+    // Round-robin: share 0 item 0, share 1 item 0, …, share 0 item 1, … (mixes the kinds).
+    let longest = per_share.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for v in &per_share {
+            if let Some(r) = v.get(i) {
+                ids.push(r.clone());
+            }
+        }
+    }
+    anyhow::ensure!(!ids.is_empty(), "the generated estate has nothing to read");
+    let plan: Vec<Read> = ids.iter().cycle().take(n).cloned().collect();
+    measure(sim, &estate, &plan).await
+}
+
+/// The single-item ids of each share: the share, its data sets, its invitations.
+async fn collect_ids(
+    setup: &ArmClient,
+    account: &AccountId,
+    shares: &[String],
+) -> anyhow::Result<Vec<Vec<Read>>> {
+    let mut per_share = Vec::new();
+    for name in shares {
         let share = account.share(name).context("share id")?;
         let mut v = vec![Read::Share(share.clone())];
         for ds in setup
@@ -98,21 +122,19 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
         }
         per_share.push(v);
     }
-    // Round-robin: share 0 item 0, share 1 item 0, …, share 0 item 1, … (mixes the kinds).
-    let longest = per_share.iter().map(Vec::len).max().unwrap_or(0);
-    for i in 0..longest {
-        for v in &per_share {
-            if let Some(r) = v.get(i) {
-                ids.push(r.clone());
-            }
-        }
-    }
-    anyhow::ensure!(!ids.is_empty(), "the generated estate has nothing to read");
-    let plan: Vec<Read> = ids.iter().cycle().take(n).cloned().collect();
+    Ok(per_share)
+}
 
+/// Issues `plan` at once through a fresh default client and builds the rows.
+async fn measure(
+    sim: &SimHandle,
+    estate: &crate::sim::Estate,
+    plan: &[Read],
+) -> anyhow::Result<Vec<Row>> {
+    let n = plan.len();
     // Measurement: fresh buckets on both sides, the client's defaults.
     sim.reset_counters();
-    let client = table::sim_client(sim, &estate, |_| {})?;
+    let client = table::sim_client(sim, estate, |_| {})?;
     let concurrency = client.settings().max_concurrency;
     let t0 = Instant::now();
     let results: Vec<Result<(), crate::arm::ArmError>> = futures::stream::iter(plan.iter())

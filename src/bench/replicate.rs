@@ -142,20 +142,20 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
     let now = OffsetDateTime::now_utc();
 
     // The exact minimum, from a list-only observation (not measured).
-    let setup = table::sim_client(sim, &estate, |s| s.rate_limits.enabled = false)?;
+    let setup = table::setup_client(sim, &estate)?;
     let selects = |n: &str| pair.selects(n);
     let opts = ObserveOptions {
         concurrency,
         read_account: false,
     };
-    let primary = observe_account(&setup, &pair.primary, &selects, &opts)
-        .await
-        .context("observing the primary")?;
+    let latency_ms = table::begin_setup(sim);
+    let primary = observe_account(&setup, &pair.primary, &selects, &opts).await;
+    let secondary = observe_account(&setup, &pair.secondary, &selects, &opts).await;
+    table::end_setup(sim, latency_ms);
+    let primary = primary.context("observing the primary")?;
+    let secondary = secondary.context("observing the secondary")?;
     let (primary_model, _) = primary.model();
     let primary_model = primary_model.context("the primary account does not exist")?;
-    let secondary = observe_account(&setup, &pair.secondary, &selects, &opts)
-        .await
-        .context("observing the secondary")?;
     let secondary_missing = secondary == AccountObservation::Missing;
     if let (Some(s), _) = secondary.model() {
         anyhow::ensure!(
