@@ -36,7 +36,9 @@ use crate::readiness::{self, Status, codes};
 use crate::reconcile::apply::{ReplicateOptions, replicate};
 use crate::reconcile::convert::{invitation_body, schedule_body};
 use crate::reconcile::diff::invitation_name;
-use crate::reconcile::model::{AccountModel, InvitationStatus, SubscriptionStatus, Target};
+use crate::reconcile::model::{
+    AccountModel, InvitationStatus, ShareKind, SubscriptionStatus, Target,
+};
 use crate::reconcile::observe::{ObserveOptions, observe_account};
 use crate::reconcile::plan::NewInvitation;
 use crate::store::{self, BlobStore, NOTIFICATIONS_QUEUE, Precondition, Queue};
@@ -1257,6 +1259,8 @@ async fn enable_schedules(
                 }
             }
             None if !share.sync_settings.is_empty() => present += share.sync_settings.len() as u64,
+            // In-place shares have no snapshots, so there is no schedule to enable.
+            None if share.props.kind == ShareKind::InPlace => {}
             None => {
                 unknown += 1;
                 if source_up {
