@@ -74,11 +74,19 @@ fn acct(rg: &str, name: &str) -> String {
     )
 }
 
+/// A closed loopback port (connection refused at once).
+const CLOSED: &str = "http://127.0.0.1:9";
+
 /// A valid DR config with a `static-token` ARM endpoint on a closed loopback port.
 fn dr_toml(arm_extra: &str) -> String {
+    dr_toml_at(CLOSED, arm_extra)
+}
+
+/// A valid DR config with a `static-token` ARM endpoint at `base`.
+fn dr_toml_at(base: &str, arm_extra: &str) -> String {
     format!(
         r#"[arm]
-endpoint = "http://127.0.0.1:9"
+endpoint = "{base}"
 auth = "static-token"
 token = "{ARM_TOKEN}"
 {arm_extra}
@@ -98,26 +106,26 @@ secondary_region = "northeurope"
     )
 }
 
-fn storage_connection_string() -> String {
+fn storage_connection_string(base: &str) -> String {
     format!(
         "DefaultEndpointsProtocol=http;AccountName=secacct;AccountKey={ACCOUNT_KEY};\
-         BlobEndpoint=http://127.0.0.1:9/secacct;QueueEndpoint=http://127.0.0.1:9/secacct"
+         BlobEndpoint={base}/secacct;QueueEndpoint={base}/secacct"
     )
 }
 
-fn webhook_url() -> String {
-    format!("http://127.0.0.1:9/{WEBHOOK_PATH}/invoke?api-version=1&sig={WEBHOOK_SIG}")
+fn webhook_url(base: &str) -> String {
+    format!("{base}/{WEBHOOK_PATH}/invoke?api-version=1&sig={WEBHOOK_SIG}")
 }
 
-/// The environment `serve` gets: every secret set, everything else minimal.
-fn serve_env(dir: &std::path::Path) -> Vec<(String, String)> {
+/// The environment `serve` gets: every secret set, ARM, storage and the webhook at `base`.
+fn serve_env(dir: &std::path::Path, base: &str) -> Vec<(String, String)> {
     let config = dir.join("dr.toml");
-    std::fs::write(&config, dr_toml("")).expect("write dr.toml");
+    std::fs::write(&config, dr_toml_at(base, "")).expect("write dr.toml");
     [
         ("FUNCTIONS_CUSTOMHANDLER_PORT", "0".to_owned()),
         ("DR_CONFIG_PATH", config.display().to_string()),
-        ("AzureWebJobsStorage", storage_connection_string()),
-        ("NOTIFY_WEBHOOK_URL", webhook_url()),
+        ("AzureWebJobsStorage", storage_connection_string(base)),
+        ("NOTIFY_WEBHOOK_URL", webhook_url(base)),
         ("AZURE_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
         ("RUST_LOG", "trace".to_owned()),
     ]
@@ -160,6 +168,73 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A loopback server answering every request with 403 and a JSON error (bounded: 2000
+/// connections, 300 s), keeping the request heads it saw.
+struct Fake {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+fn refusing_fake() -> Fake {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut served = 0;
+        while served < 2000 && Instant::now() < deadline {
+            let mut stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            };
+            served += 1;
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // read the head and as much body as Content-Length says
+            loop {
+                let Ok(n) = stream.read(&mut chunk) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            seen2
+                .lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(&buf).into_owned());
+            let body =
+                r#"{"error":{"code":"AuthorizationFailed","message":"refused by the test fake"}}"#;
+            let resp = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes());
+        }
+    });
+    Fake { port, seen }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +358,10 @@ fn invocations() -> Vec<(String, String)> {
 #[tokio::test]
 async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invocations() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let env = serve_env(dir.path());
+    // ARM, storage and the webhook all answer 403 at once (not retried), so every handler that
+    // reaches them fails fast with the secrets in play
+    let fake = refusing_fake();
+    let env = serve_env(dir.path(), &format!("http://127.0.0.1:{}", fake.port));
     let mut child = serve_command(&env).spawn().expect("serve starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
@@ -363,11 +441,15 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
     let err = err_lines.lock().expect("lock").clone();
     if std::env::var_os("H10_SHOW").is_some() {
         eprintln!(
-            "{} invocations, {} stdout lines, {} stderr lines",
+            "{} invocations, {} stdout lines, {} stderr lines, {} requests to the fake",
             all.len(),
             out.len(),
-            err.len()
+            err.len(),
+            fake.seen.lock().expect("lock").len()
         );
+        for r in fake.seen.lock().expect("lock").iter() {
+            eprintln!("FAKE {}", r.lines().next().unwrap_or_default());
+        }
         for l in out.iter().take(400) {
             eprintln!("OUT {l}");
         }
@@ -405,6 +487,34 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
         refused_4xx >= FUNCTIONS.len(),
         "too few 4xx answers: {statuses:?}"
     );
+    // the secrets were in play: storage and ARM were called (storage with an account SAS
+    // signed by the AccountKey, ARM with the static token)
+    let requests = fake.seen.lock().expect("lock").clone();
+    assert!(!requests.is_empty(), "no handler reached storage or ARM");
+    let sas_signatures: Vec<String> = requests
+        .iter()
+        .filter_map(|r| r.lines().next())
+        .flat_map(|l| l.split(['?', '&', ' ']))
+        .filter_map(|kv| kv.strip_prefix("sig="))
+        .map(str::to_owned)
+        .collect();
+    for r in requests
+        .iter()
+        .filter(|r| r.contains("/providers/Microsoft.DataShare/"))
+    {
+        assert!(
+            r.contains(ARM_TOKEN),
+            "an ARM call without the static token:\n{r}"
+        );
+    }
+    for line in out.iter().chain(&err) {
+        for sig in &sas_signatures {
+            assert!(
+                !line.contains(sig.as_str()),
+                "a log line leaks a storage SAS signature:\n{line}"
+            );
+        }
+    }
     for line in &out {
         assert!(
             serde_json::from_str::<Value>(line).is_ok(),
@@ -421,7 +531,7 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
 #[test]
 fn serve_refuses_bad_settings_without_echoing_secrets() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let base = serve_env(dir.path());
+    let base = serve_env(dir.path(), CLOSED);
     let with = |key: &str, value: String| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> =
             base.iter().filter(|(k, _)| k != key).cloned().collect();
@@ -606,7 +716,7 @@ async fn a_failing_readiness_webhook_logs_and_returns_no_part_of_its_url() {
 #[test]
 fn settings_types_print_no_secret_in_debug() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let env = serve_env(dir.path());
+    let env = serve_env(dir.path(), CLOSED);
     let config = Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .expect("the settings parse");
     let dr = DrConfig::from_toml_str(&dr_toml(""), "dr.toml").expect("the DR config loads");
@@ -732,7 +842,7 @@ async fn failing_storage_calls_log_and_return_no_account_key() {
             errors.push(format!("{e} | {e:?}"));
         }
     }
-    let (port, seen) = answering(500, 12).await;
+    let (port, seen) = answering(403, 12).await;
     for base in [
         format!("http://127.0.0.1:{port}"),
         "http://127.0.0.1:9".to_owned(),
@@ -765,12 +875,24 @@ async fn failing_storage_calls_log_and_return_no_account_key() {
         assert_eq!(failed.len(), 2, "both calls fail against {base}");
         errors.extend(failed);
     }
-    assert!(
-        !seen.lock().expect("lock").is_empty(),
-        "the fake storage was not called"
-    );
+    let requests = seen.lock().expect("lock").clone();
+    assert!(!requests.is_empty(), "the fake storage was not called");
+    let log = captured.text();
     for e in &errors {
         assert_no_secret("a storage error", e);
     }
-    assert_no_secret("the captured storage log", &captured.text());
+    assert_no_secret("the captured storage log", &log);
+    // nor the account SAS signed with the key
+    let sigs = requests
+        .iter()
+        .filter_map(|r| r.lines().next())
+        .flat_map(|l| l.split(['?', '&', ' ']))
+        .filter_map(|kv| kv.strip_prefix("sig="));
+    for sig in sigs {
+        assert!(!log.contains(sig), "the storage log leaks a SAS signature");
+        assert!(
+            errors.iter().all(|e| !e.contains(sig)),
+            "a storage error leaks a SAS signature"
+        );
+    }
 }
