@@ -201,10 +201,7 @@ fn refusing_fake() -> Fake {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
             // read the head and as much body as Content-Length says
-            loop {
-                let Ok(n) = stream.read(&mut chunk) else {
-                    break;
-                };
+            while let Ok(n) = stream.read(&mut chunk) {
                 if n == 0 {
                     break;
                 }
