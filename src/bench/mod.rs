@@ -8,6 +8,7 @@
 
 pub mod arm_reads;
 pub mod cold_start;
+pub mod readiness;
 pub mod replicate;
 pub mod table;
 
@@ -89,12 +90,17 @@ pub fn print_table(rows: &[Row]) {
 /// target, 1 otherwise.
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let which = args.which.as_str();
+    if which == readiness::PROBE {
+        // Hidden: the child process of `bench readiness` (one check, prints its own peak RSS).
+        return readiness::probe_main();
+    }
     let known = [
         "all",
         "table",
         "cold-start",
         "arm-reads",
         "replicate",
+        "readiness",
         "reconcile-replicate",
     ];
     if !known.contains(&which) {
@@ -108,6 +114,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "cold-start" => cold_start::run(args)?,
         "arm-reads" => arm_reads::run(args)?,
         "replicate" => replicate::run(args)?,
+        "readiness" => readiness::run(args)?,
         // The reconcile module's own variant of the replicate benchmark.
         "reconcile-replicate" => crate::reconcile::bench::run(args.latency_ms, args.quick)?,
         _ => Vec::new(),

@@ -78,29 +78,34 @@ pub async fn observe_pair<R: PairReader>(
 ) -> Observations {
     let concurrency = concurrency.max(1);
     let selects = |name: &str| pair.selects(name);
-    let (primary, secondary) = futures::join!(
-        reader.read_account(&pair.primary, &selects),
-        reader.read_account(&pair.secondary, &selects)
-    );
 
-    // Synchronization history of every selected primary share (RPO).
-    let primary_share_ids: Vec<String> = match &primary {
-        AccountRead::Present { shares, .. } => shares
-            .iter()
-            .filter_map(|s| s.share.meta.id.clone())
-            .collect(),
-        _ => Vec::new(),
+    // Pipelined: the synchronization history of the selected primary shares (RPO) depends on the
+    // primary alone, so those reads start as soon as the primary is observed, while the
+    // secondary's observation may still be running. Store and role reads need both sides and
+    // come after. The number of reads is the same as in a phase-by-phase walk; the ARM client's
+    // own concurrency limit bounds what is in flight overall.
+    let primary_side = async {
+        let primary = reader.read_account(&pair.primary, &selects).await;
+        let primary_share_ids: Vec<String> = match &primary {
+            AccountRead::Present { shares, .. } => shares
+                .iter()
+                .filter_map(|s| s.share.meta.id.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let sync_results =
+            futures::stream::iter(primary_share_ids.into_iter().map(|id| async move {
+                let runs = reader.list_synchronizations(&id).await;
+                (id, runs)
+            }))
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        (account_observation(primary), sync_results)
     };
-    let sync_reads = futures::stream::iter(primary_share_ids.into_iter().map(|id| async move {
-        let runs = reader.list_synchronizations(&id).await;
-        (id, runs)
-    }))
-    .buffer_unordered(concurrency)
-    .collect::<Vec<_>>();
-
-    // Synchronization history is attached below, once those reads are back.
-    let primary_obs = account_observation(primary);
-    let secondary_obs = account_observation(secondary);
+    let secondary_side =
+        async { account_observation(reader.read_account(&pair.secondary, &selects).await) };
+    let ((primary_obs, sync_results), secondary_obs) = futures::join!(primary_side, secondary_side);
 
     let mapping = match primary_obs.snapshot() {
         Some(p) => convert::store_mapping(pair, p),
@@ -146,8 +151,7 @@ pub async fn observe_pair<R: PairReader>(
     .buffer_unordered(concurrency)
     .collect::<Vec<_>>();
 
-    let (sync_results, store_results, role_results) =
-        futures::join!(sync_reads, store_reads, role_reads);
+    let (store_results, role_results) = futures::join!(store_reads, role_reads);
 
     // Attach synchronization history to the primary shares.
     let mut primary_obs = primary_obs;
