@@ -6,9 +6,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use datashare_dr::config::Config;
+use datashare_dr::config::dr::DrConfig;
 use datashare_dr::handlers::FUNCTIONS;
 use datashare_dr::host::{InvocationResponse, TriggerKind};
-use datashare_dr::startup::{AppState, router};
+use datashare_dr::startup::{AppState, AppStorage, router};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -55,6 +56,54 @@ async fn an_unknown_function_is_a_404_naming_it() {
     assert_eq!(body["function"], json!("NoSuchFunction"));
 }
 
+/// A DR config with pair `sales` whose ARM endpoint is a closed loopback port: the requests
+/// below are well-formed but name nothing that exists, so no handler gets as far as ARM.
+fn configured_app() -> axum::Router {
+    let toml = r#"
+role = "provider"
+
+[arm]
+endpoint = "http://127.0.0.1:9"
+auth = "static-token"
+token = "sim"
+deadline_secs = 2
+
+[alerts]
+allowed_sources = ["/subscriptions/11111111-2222-3333-4444-555555555555"]
+
+[[pairs]]
+name = "sales"
+primary = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-weu/providers/Microsoft.DataShare/accounts/sales-weu"
+secondary = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-neu/providers/Microsoft.DataShare/accounts/sales-neu"
+primary_region = "westeurope"
+secondary_region = "northeurope"
+"#;
+    let dr = DrConfig::from_toml_str(toml, "router.toml").expect("the test config loads");
+    router(Arc::new(
+        AppState::new(Config::for_port(0), Some(dr)).with_storage(AppStorage::memory()),
+    ))
+}
+
+async fn post_to(app: axum::Router, function: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    let req = Request::post(format!("/{function}"))
+        .header("content-type", "application/json; charset=utf-8")
+        .header(
+            "x-azure-functions-invocationid",
+            "11111111-2222-3333-4444-555555555555",
+        )
+        .body(body.into())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 fn valid_payload(name: &str, kind: TriggerKind) -> Value {
     match (name, kind) {
         ("FailoverStage", _) => {
@@ -67,7 +116,7 @@ fn valid_payload(name: &str, kind: TriggerKind) -> Value {
             "POST",
             "failover",
             json!({}),
-            Some(r#"{"pair":"sales","mode":"drill","reason":"test"}"#),
+            Some(r#"{"pair":"nosuch","mode":"drill","reason":"test"}"#),
         ),
         ("FailoverRun", _) => payload::http(
             name,
@@ -76,44 +125,104 @@ fn valid_payload(name: &str, kind: TriggerKind) -> Value {
             json!({"runId": "r1", "action": null}),
             None,
         ),
+        ("ReplicateNow", _) => payload::http(
+            name,
+            "POST",
+            "replicate",
+            json!({}),
+            Some(r#"{"pair":"nosuch"}"#),
+        ),
+        ("ReadinessStatus", _) => payload::http(
+            name,
+            "GET",
+            "readiness/nosuch",
+            json!({"pair": "nosuch"}),
+            None,
+        ),
         (_, TriggerKind::Http) => payload::http(name, "POST", "x", json!({}), Some("{}")),
     }
 }
 
-/// Until the domain logic is wired, every function decodes its trigger and answers the tracked
-/// placeholder 503 (queue/timer: as the status; HTTP: in `res`, with 200 to the host).
+/// The caller's status and body text of an HTTP function's answer (host status must be 200).
+fn http_answer(function: &str, status: StatusCode, body: &Value) -> (u16, String) {
+    assert_eq!(status, StatusCode::OK, "{function}: {body}");
+    let r = InvocationResponse::parse(body.to_string().as_bytes(), &["res"]).unwrap();
+    let res = r
+        .http_res()
+        .unwrap_or_else(|| panic!("{function}: no res"))
+        .clone();
+    (res.status(), res.body_text().unwrap_or_default())
+}
+
+/// Every function decodes its well-formed trigger and reaches its domain call, which answers
+/// for a request naming nothing that exists: HTTP functions a 404 naming the unknown pair/run
+/// (or the alert's "ignored" decision), a stage message for an unknown run is acknowledged with
+/// the reason logged (no retries, no poison), a poison message that is no stage message is
+/// logged and acknowledged; the timers run against an ARM that does not answer.
 #[tokio::test]
 async fn every_function_has_a_route_that_decodes_its_trigger() {
     for f in FUNCTIONS {
-        let (status, body) = post(f.name, valid_payload(f.name, f.trigger).to_string()).await;
-        match f.trigger {
-            TriggerKind::Http => {
-                assert_eq!(status, StatusCode::OK, "{}", f.name);
-                let r = InvocationResponse::parse(body.to_string().as_bytes(), &["res"]).unwrap();
-                let res = r.http_res().unwrap_or_else(|| panic!("{}: no res", f.name));
-                assert_eq!(res.status(), 503, "{}", f.name);
+        let (status, body) = post_to(
+            configured_app(),
+            f.name,
+            valid_payload(f.name, f.trigger).to_string(),
+        )
+        .await;
+        let logs = || -> Vec<String> {
+            InvocationResponse::parse(body.to_string().as_bytes(), &[])
+                .unwrap_or_else(|e| panic!("{}: {e}: {body}", f.name))
+                .logs()
+                .to_vec()
+        };
+        match f.name {
+            "StartFailover" | "ReplicateNow" | "ReadinessStatus" => {
+                let (code, text) = http_answer(f.name, status, &body);
+                assert_eq!(code, 404, "{}: {text}", f.name);
+                assert!(text.contains("nosuch"), "{}: {text}", f.name);
+            }
+            "FailoverRun" => {
+                let (code, text) = http_answer(f.name, status, &body);
+                assert_eq!(code, 404, "{text}");
+                assert!(text.contains("run r1 not found"), "{text}");
+            }
+            "AlertWebhook" => {
+                let (code, text) = http_answer(f.name, status, &body);
+                assert_eq!(code, 200, "{text}");
+                let answer: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(answer["decision"], "ignored", "{text}");
+                assert_eq!(answer["code"], "unsupported_schema", "{text}");
+            }
+            "FailoverStage" => {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                let logs = logs();
                 assert!(
-                    res.body_text()
-                        .unwrap()
-                        .contains(&format!("not implemented yet: {}", f.name))
+                    logs.iter().any(|l| l.contains("run r1 not found")),
+                    "{logs:?}"
                 );
             }
-            TriggerKind::Queue | TriggerKind::Timer => {
-                assert_eq!(
-                    status,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "{}: {body}",
-                    f.name
-                );
-                assert_eq!(
-                    body["detail"],
-                    json!(format!("not implemented yet: {}", f.name))
-                );
+            "FailoverPoison" => {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(logs(), ["poison message is not a stage message"]);
+            }
+            "ReplicateConfig" => {
+                // Nothing observed: a transient failure naming the pair (timers are not retried).
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+                let detail = body["detail"].as_str().unwrap_or_default();
+                assert!(detail.contains("replicate pair sales"), "{detail}");
                 assert_eq!(
                     body["invocationId"],
                     json!("11111111-2222-3333-4444-555555555555")
                 );
             }
+            "CheckReadiness" => {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                let logs = logs();
+                assert!(
+                    logs.iter().any(|l| l.starts_with("pair sales: NotReady")),
+                    "{logs:?}"
+                );
+            }
+            other => panic!("{other}: a new function needs its case here"),
         }
     }
 }
@@ -381,6 +490,13 @@ async fn a_queue_message_with_unknown_fields_and_metadata_echoes_is_accepted() {
     p["Metadata"]["runId"] = json!("\"r1\"");
     p["Metadata"]["stage"] = json!("\"notify\"");
     p["Metadata"]["SomethingNew"] = json!(42);
-    let (status, body) = post("FailoverStage", p.to_string()).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = post_to(configured_app(), "FailoverStage", p.to_string()).await;
+    // Decoded (no 400) and handled: the run does not exist, which is acknowledged and logged.
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = InvocationResponse::parse(body.to_string().as_bytes(), &[]).unwrap();
+    assert!(
+        r.logs().iter().any(|l| l.contains("run r1 not found")),
+        "{:?}",
+        r.logs()
+    );
 }

@@ -70,7 +70,14 @@ pub async fn handle(
     let span = tracing::Span::current();
     span.record("run_id", trigger.body.run_id.as_str());
     span.record("stage", trigger.body.stage.as_str());
-    let ctx = stage_context(state).await?;
+    let mut ctx = stage_context(state).await?;
+    ctx.delivery = trigger
+        .id
+        .clone()
+        .map(|message_id| crate::failover::exec::Delivery {
+            message_id,
+            dequeue_count: trigger.dequeue_count,
+        });
     let msg = &trigger.body;
     match process_message(&ctx, msg, trigger.dequeue_count, MAX_DEQUEUE_COUNT, false).await {
         Ok(Some(outcome)) => {
@@ -86,8 +93,15 @@ pub async fn handle(
             "{}: failed permanently; run {} marked failed",
             msg.stage, msg.run_id
         ))),
-        Err(e) => Err(HandlerError::transient(
+        // Transient (retry, or out of retries → the host poisons the message): 500.
+        Err(e) if e.is_transient() => Err(HandlerError::transient(
             format!("stage {} of run {}", msg.stage, msg.run_id),
+            e,
+        )),
+        // Permanent even while marking the run failed (e.g. the run does not exist): retrying
+        // cannot help, so acknowledge with the reason logged instead of 5 retries + poison.
+        Err(e) => Err(failover_error(
+            &format!("stage {} of run {}", msg.stage, msg.run_id),
             e,
         )),
     }
