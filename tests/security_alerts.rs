@@ -1,0 +1,159 @@
+//! Security checks (issue 8): alerts from sources outside `[alerts].allowed_sources` are refused
+//! with a 4xx through the `AlertWebhook` function, logged, and start nothing; alert bodies over
+//! the HTTP body limit are refused with 413.
+//!
+//! The decision itself (`Decision::Refuse`) is tested in tests/alerts_decide.rs; this goes through
+//! the router as the host calls it, with a capturing tracing subscriber.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::Request;
+use datashare_dr::config::Config;
+use datashare_dr::config::dr::DrConfig;
+use datashare_dr::failover::alert::{Decision, decide, parse_alert};
+use datashare_dr::host::InvocationResponse;
+use datashare_dr::startup::{AppState, AppStorage, router};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+const OTHER_SUB: &str = "99999999-9999-9999-9999-999999999999";
+/// On `[alerts].allowed_sources` of examples/dr.toml, with the pair `sales`.
+const ALLOWED_SUB: &str = "11111111-2222-3333-4444-555555555555";
+
+fn config() -> DrConfig {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dr.toml"))
+        .expect("examples/dr.toml");
+    DrConfig::from_toml_str(&text, "dr.toml").expect("the example config loads")
+}
+
+/// The Resource Health sample, moved onto the example's primary account but in a subscription
+/// that is not on the allow-list.
+fn foreign_alert() -> String {
+    alert_from(OTHER_SUB)
+}
+
+fn alert_from(sub: &str) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/alerts/common.resourcehealth.unavailable.fired.test-action.json"
+    ))
+    .expect("the sample alert");
+    let mut v: Value = serde_json::from_str(&text).expect("JSON");
+    let target = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-weu/providers/Microsoft.DataShare/accounts/sales-weu"
+    );
+    v["data"]["essentials"]["alertTargetIDs"] = json!([target]);
+    v["data"]["essentials"]["alertId"] = json!(format!(
+        "/subscriptions/{sub}/providers/Microsoft.AlertsManagement/alerts/x"
+    ));
+    v.to_string()
+}
+
+async fn post_alert(c: DrConfig, body: String) -> InvocationResponse {
+    let envelope = json!({
+        "Data": {"req": {
+            "Url": "https://app.example.invalid/api/alerts",
+            "Method": "POST",
+            "Query": {},
+            "Headers": {"Content-Type": ["application/json"]},
+            "Params": {},
+            "Body": body,
+        }},
+        "Metadata": {"sys": {"MethodName": "AlertWebhook", "UtcNow": "2026-01-01T00:00:00Z"}},
+    });
+    let state = AppState::new(Config::for_port(0), Some(c)).with_storage(AppStorage::memory());
+    let req = Request::post("/AlertWebhook")
+        .header("content-type", "application/json")
+        .body(Body::from(envelope.to_string()))
+        .expect("a request");
+    let resp = router(Arc::new(state))
+        .oneshot(req)
+        .await
+        .expect("an answer");
+    let bytes = axum::body::to_bytes(resp.into_body(), 1024 * 1024)
+        .await
+        .expect("a body");
+    InvocationResponse::parse(&bytes, &["res"]).expect("a payload-mode answer")
+}
+
+#[tokio::test]
+async fn an_alert_from_a_source_off_the_allow_list_is_refused_with_a_4xx_and_logged() {
+    let c = config();
+    let body = foreign_alert();
+    // precondition: the decision refuses it
+    let alert = parse_alert(body.as_bytes()).expect("the alert parses");
+    let decision = decide(&alert, &c);
+    assert!(matches!(decision, Decision::Refuse { .. }), "{decision}");
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let answer = post_alert(c, body).await;
+    let res = answer.http_res().expect("an HTTP answer for the caller");
+    assert!(
+        (400..500).contains(&res.status()),
+        "status {} {:?}",
+        res.status(),
+        res.body_text()
+    );
+    assert!(
+        answer.messages("stages").is_empty(),
+        "a refused alert enqueued a stage"
+    );
+    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    assert!(
+        log.lines().any(|l| l.contains("\"level\":\"WARN\"")
+            && l.contains("AlertWebhook")
+            && l.contains(OTHER_SUB)),
+        "the refusal was not logged as a warning naming the source:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_alert_from_the_allowed_subscription_is_not_refused() {
+    let answer = post_alert(config(), alert_from(ALLOWED_SUB)).await;
+    let res = answer.http_res().expect("an HTTP answer for the caller");
+    assert!(
+        (200..300).contains(&res.status()),
+        "status {} {:?}",
+        res.status(),
+        res.body_text()
+    );
+}
+
+#[tokio::test]
+async fn an_alert_body_over_the_size_limit_is_refused_with_413() {
+    let big = format!(
+        r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"description":"{}"}}}}}}"#,
+        "x".repeat(datashare_dr::host::HTTP_BODY_LIMIT + 1)
+    );
+    let answer = post_alert(config(), big).await;
+    let res = answer.http_res().expect("an HTTP answer for the caller");
+    assert_eq!(res.status(), 413, "{:?}", res.body_text());
+    assert!(answer.messages("stages").is_empty());
+}
