@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod azurite;
+pub mod azurite_restart;
 pub mod host_emulator;
