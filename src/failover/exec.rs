@@ -11,7 +11,10 @@
 //!   (covers a crash between recording a stage and enqueueing its successor).
 //! - A stage is claimed with an ETag-guarded update before it runs; a second delivery that
 //!   finds a live claim waits ([`Outcome::Wait`]) instead of running it again. A claim older
-//!   than [`CLAIM_LEASE`] is taken over (the claimant died).
+//!   than [`CLAIM_LEASE`] is taken over (the claimant died). So is a claim made by an earlier
+//!   delivery of the very same queue message ([`Delivery`]): the host hands a message out again
+//!   only after the invocation that held it failed (e.g. the process was killed) or timed out,
+//!   so that claimant is gone and waiting out the lease would only delay the run.
 //! - On an error the claim is released (best effort) and the error returned: the caller maps
 //!   it through [`error_policy`](super::stages::error_policy).
 //! - Waiting is a value (`Wait(d)`): the caller re-enqueues with a visibility delay; nothing
@@ -114,6 +117,42 @@ pub struct StageContext {
     /// Deadline of reads that may hit a region that is down (the primary): an outage should
     /// turn into a finding quickly, not into minutes of retries.
     pub probe_deadline: Duration,
+    /// The queue delivery being processed, when the caller knows it (the `FailoverStage`
+    /// handler): lets a redelivery take over the claim its own dead predecessor left behind.
+    pub delivery: Option<Delivery>,
+}
+
+/// One delivery of a queue message: the message id (stable across redeliveries) and the
+/// host's dequeue count (1 on the first delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub message_id: String,
+    pub dequeue_count: u32,
+}
+
+impl Delivery {
+    /// The claim token of this delivery: `{messageId}#{dequeueCount}#{uuid}`.
+    fn token(&self) -> String {
+        format!(
+            "{}#{}#{}",
+            self.message_id,
+            self.dequeue_count,
+            uuid::Uuid::new_v4()
+        )
+    }
+
+    /// Whether `claim` was made by an earlier delivery of this same message (whose invocation
+    /// the host has given up on before handing the message out again).
+    pub fn supersedes(&self, claim: &str) -> bool {
+        let mut parts = claim.splitn(3, '#');
+        let (Some(id), Some(count), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        id == self.message_id
+            && count
+                .parse::<u32>()
+                .is_ok_and(|c| c < self.dequeue_count)
+    }
 }
 
 impl std::fmt::Debug for StageContext {
@@ -139,6 +178,7 @@ impl StageContext {
             clock: Clock::default(),
             approval_poll: Duration::from_secs(30),
             probe_deadline: Duration::from_secs(20),
+            delivery: None,
         }
     }
 }
@@ -228,7 +268,10 @@ pub async fn run_one_stage(
         });
     };
     let store = ctx.store.as_ref();
-    let token = uuid::Uuid::new_v4().to_string();
+    let token = match &ctx.delivery {
+        Some(d) => d.token(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     // Claim (a few rounds: a concurrent writer changes the ETag).
     let mut claimed: Option<RunRecord> = None;
     for _ in 0..5 {
@@ -268,8 +311,14 @@ pub async fn run_one_stage(
         let Some(rec) = run.stage_mut(stage) else {
             return Ok(Outcome::Done);
         };
+        let predecessor_died = ctx
+            .delivery
+            .as_ref()
+            .zip(rec.claim.as_deref())
+            .is_some_and(|(d, claim)| d.supersedes(claim));
         if rec.status == StageStatus::Running
             && rec.claim.is_some()
+            && !predecessor_died
             && rec.claimed_at.is_some_and(|t| {
                 now - t < time::Duration::try_from(CLAIM_LEASE).unwrap_or_default()
             })
