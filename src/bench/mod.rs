@@ -8,6 +8,7 @@
 
 pub mod arm_reads;
 pub mod cold_start;
+pub mod failover;
 pub mod readiness;
 pub mod replicate;
 pub mod table;
@@ -101,6 +102,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "arm-reads",
         "replicate",
         "readiness",
+        "failover",
         "reconcile-replicate",
     ];
     if !known.contains(&which) {
@@ -114,6 +116,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "cold-start" => cold_start::run(args)?,
         "arm-reads" => arm_reads::run(args)?,
         "replicate" => replicate::run(args)?,
+        "failover" => failover::run(args)?,
         "readiness" => readiness::run(args)?,
         // The reconcile module's own variant of the replicate benchmark.
         "reconcile-replicate" => crate::reconcile::bench::run(args.latency_ms, args.quick)?,

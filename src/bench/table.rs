@@ -27,7 +27,7 @@ use crate::arm::client::{ArmClient, ArmSettings};
 use crate::arm::{AuthMode, Secret};
 use crate::cli::BenchArgs;
 use crate::config::dr::DrConfig;
-use crate::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions};
+use crate::sim::{self, Estate, FaultSettings, PopulateSpec, SimHandle, SimOptions};
 
 /// ARM's read bucket: burst and refill per second (per subscription and principal).
 pub const READ_BUCKET: (u64, f64) = (250, 25.0);
@@ -142,6 +142,34 @@ where
     })
 }
 
+/// Starts an unmeasured set-up step: the simulator's latency to 0 and its ARM throttling off, so
+/// set-up does not spend the buckets' time (use [`setup_client`], whose limiter is off too).
+/// Returns the latency to give back to [`end_setup`].
+pub fn begin_setup(sim: &SimHandle) -> u64 {
+    let latency_ms = sim.faults().latency_ms;
+    sim.set_faults(&FaultSettings {
+        latency_ms: Some(0),
+        throttle: Some(false),
+        ..FaultSettings::default()
+    });
+    latency_ms
+}
+
+/// Ends a set-up step: latency back to `latency_ms`, throttling on (every measurement runs so).
+pub fn end_setup(sim: &SimHandle, latency_ms: u64) {
+    sim.set_faults(&FaultSettings {
+        latency_ms: Some(latency_ms),
+        throttle: Some(true),
+        ..FaultSettings::default()
+    });
+}
+
+/// A client for unmeasured set-up steps: no client-side limiter (run them between
+/// [`begin_setup`] and [`end_setup`]).
+pub fn setup_client(sim: &SimHandle, estate: &Estate) -> anyhow::Result<ArmClient> {
+    sim_client(sim, estate, |s| s.rate_limits.enabled = false)
+}
+
 /// The DR config the simulator writes for `estate` (what `plan --config` would read).
 pub fn estate_config(sim: &SimHandle, estate: &Estate) -> anyhow::Result<DrConfig> {
     DrConfig::from_toml_str(&sim::write_config(estate, &sim.base_url), "bench.toml")
@@ -210,8 +238,14 @@ pub fn run_all(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         eprintln!("bench all: ARM reads …");
         rows.extend(super::arm_reads::run_on(&sim, quick).await?);
         sim.reset_counters();
+        eprintln!("bench all: readiness (concurrent, and one request at a time) …");
+        rows.extend(super::readiness::run_on(&sim, quick).await?);
+        sim.reset_counters();
         eprintln!("bench all: replicate bootstrap + steady-state plan …");
         rows.extend(super::replicate::run_on(&sim, quick).await?);
+        sim.reset_counters();
+        eprintln!("bench all: failover alert -> complete …");
+        rows.extend(super::failover::run_on(&sim, quick).await?);
         sim.reset_counters();
         sim.shutdown().await;
         Ok(rows)
