@@ -18,6 +18,9 @@
 //!   result: the invocation succeeds, the failures are in the events, in `Logs` and in the
 //!   `ReturnValue` (`status: "partial"` or `"failed"`), and the next tick tries again.
 //!
+//! After a pass, [`record_rosters`] stores each observed pair's consumer roster
+//! (`rosters/{pair}.json`) for failovers that find the primary down (best effort, in `Logs`).
+//!
 //! The ARM client is the process-wide one from [`AppState::arm`] (built once, lazily).
 //! Must not import: axum, `serde_json::Value` (handlers speak typed triggers only).
 
@@ -199,6 +202,57 @@ pub async fn run_pass(
     pass
 }
 
+/// After a pass: records the consumer roster (`rosters/{pair}.json`, through
+/// `failover::exec::capture_roster`) of every pair whose accounts were observed, so a failover
+/// that finds the primary down still knows whom to invite on the secondary. Pairs that could
+/// not be observed keep their last roster. Best effort: a failure is logged and returned as a
+/// `Logs` line; the replicate result stands and the next pass records it again.
+pub async fn record_rosters(
+    state: &AppState,
+    client: &ArmClient,
+    pairs: &[&Pair],
+    report: &ReplicateReport,
+) -> Vec<String> {
+    let observed: Vec<&Pair> = pairs
+        .iter()
+        .copied()
+        .filter(|p| {
+            report
+                .pairs
+                .iter()
+                .any(|r| r.pair == p.name && r.error.is_none() && !r.dry_run)
+        })
+        .collect();
+    if observed.is_empty() {
+        return Vec::new();
+    }
+    let storage = match state.storage().await {
+        Ok(s) => s,
+        Err(e) => {
+            let text = error_chain(&e);
+            tracing::warn!(event = "replicate.roster-failed", error = %text, "consumer rosters not recorded");
+            return vec![format!("consumer rosters not recorded: {text}")];
+        }
+    };
+    let mut lines = Vec::new();
+    for pair in observed {
+        let now = OffsetDateTime::now_utc();
+        match crate::failover::exec::capture_roster(client, storage.blobs.as_ref(), pair, now).await
+        {
+            Ok(n) => lines.push(format!(
+                "pair {}: roster of {n} consumer(s) recorded",
+                pair.name
+            )),
+            Err(e) => {
+                let text = error_chain(&e);
+                tracing::warn!(event = "replicate.roster-failed", pair = %pair.name, error = %text, "consumer roster not recorded");
+                lines.push(format!("pair {}: roster not recorded: {text}", pair.name));
+            }
+        }
+    }
+    lines
+}
+
 /// The one structured event per pair (Application Insights reads it from stdout).
 fn log_pair(report: &PairReport, trigger: &'static str, started: Instant) {
     let c = PairCounts::of(report);
@@ -370,6 +424,7 @@ pub async fn handle(
     }
     let client = state.arm().await?;
     let pass = run_pass(client, &pairs, false, false, dr.arm.max_concurrency, NAME).await;
+    let roster_lines = record_rosters(state, client, &pairs, &pass.report).await;
 
     if let Some((first, error)) = pass.transient.into_iter().next() {
         let pairs_failed: Vec<&str> = pass
@@ -390,7 +445,7 @@ pub async fn handle(
 
     let result = timer_result(&pass.report);
     let mut response = InvocationResponse::new();
-    for line in log_lines(&pass.report) {
+    for line in log_lines(&pass.report).into_iter().chain(roster_lines) {
         response = response.log(line);
     }
     Ok(response.with_return_value(OutputValue::Value(QueueMessage::json(&result)?)))

@@ -195,6 +195,8 @@ pub async fn handle(
         NAME,
     )
     .await;
+    // Consumer rosters for failovers with the primary down (dry runs record nothing).
+    super::replicate_config::record_rosters(state, client, &pairs, &pass.report).await;
     let nothing_observed = pass.report.pairs.iter().all(|p| p.error.is_some());
     if nothing_observed && let Some((pair, error)) = pass.transient.into_iter().next() {
         return Err(HandlerError::transient(
