@@ -646,6 +646,10 @@ async fn execute(
         (Role::Consumer, s) => super::consumer::execute(ctx, &arm, run, s).await.map(|c| {
             let mut r = StageResult::done(c.summary);
             r.counts = c.counts;
+            r.correlation_ids = c.correlation_ids;
+            if c.skipped {
+                r.kind = ResultKind::Skipped;
+            }
             for (sev, code, msg) in c.findings {
                 r.finding(&sev, &code, msg, s);
             }

@@ -303,6 +303,10 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Consumer-role runs: what the consumer stages observed and started (primary snapshot,
+    /// the secondary share subscription, running operations to poll on the next delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<super::consumer::ConsumerState>,
 }
 
 impl RunRecord {
@@ -350,6 +354,7 @@ impl RunRecord {
             primary_reachable: None,
             cancel_requested: false,
             error: None,
+            consumer: None,
         }
     }
 
