@@ -102,9 +102,16 @@ pub fn resource_health_alert(
     serde_json::to_vec(&v).context("encode the alert")
 }
 
-/// `datashare-dr drill`: returns the process exit code.
+/// `datashare-dr drill`: returns the process exit code (64 for a bad `--populate`, a usage
+/// error).
 pub fn run_drill(args: &DrillArgs) -> anyhow::Result<i32> {
-    let spec = PopulateSpec::parse(&args.populate).map_err(|e| anyhow!("--populate: {e}"))?;
+    let spec = match PopulateSpec::parse(&args.populate) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --populate: {e}");
+            return Ok(crate::cli::EXIT_USAGE);
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

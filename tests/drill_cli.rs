@@ -1,0 +1,292 @@
+//! `datashare-dr drill` as an operator runs it: the real binary, no arguments (the README's first
+//! command), `--json`, another estate size, simulated latency and a bad `--populate`. Checks the
+//! exit code, the report's key facts (run completed, final-sync skipped because the primary
+//! region is down, invitations sent, RTO, ARM calls by operation) and that it ends in time.
+//!
+//! Each drill is a child process with its stdout/stderr in files (no pipe can fill up), polled
+//! against a deadline and killed (by its own handle) when it overruns.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous bound for one drill (the target for the default estate is < 10 s on an idle
+/// machine; tests share two cores with the rest of the suite).
+const BOUND: Duration = Duration::from_secs(60);
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn drill(args: &[&str]) -> Ran {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let out = std::fs::File::create(&out_path).expect("stdout file");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_datashare-dr"))
+        .arg("drill")
+        .args(args)
+        // The drill needs nothing from the environment; make sure nothing leaks in.
+        .env_remove("AzureWebJobsStorage")
+        .env_remove("DR_CONFIG_PATH")
+        .env_remove("ARM_ENDPOINT")
+        .env_remove("ARM_AUTH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("start datashare-dr drill");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll the drill") {
+            break s;
+        }
+        if started.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "drill {args:?} did not finish within {BOUND:?}; stdout so far:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ran {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out_path).expect("read stdout"),
+        stderr: std::fs::read_to_string(&err_path).expect("read stderr"),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The number in `text` right after `prefix` (e.g. `"RTO: "` → 1.57).
+fn number_after(text: &str, prefix: &str) -> Option<f64> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    let num: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse().ok()
+}
+
+fn line_starting<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{text}"))
+}
+
+#[test]
+fn the_drill_with_no_arguments_fails_over_the_simulated_pair_and_reports_it() {
+    let r = drill(&[]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let out = &r.stdout;
+    assert!(
+        out.starts_with("datashare-dr drill — pair "),
+        "a readable report:\n{out}"
+    );
+    assert!(
+        out.contains("(5 shares × 3 data sets, 2 consumers)"),
+        "{out}"
+    );
+    // The story in order: replicate, readiness, roster, outage, alert, run.
+    let order = [
+        "replicate ",
+        "readiness ",
+        "roster ",
+        "outage ",
+        "alert ",
+        "run ",
+        "RTO: ",
+        "ARM calls during the failover: ",
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = out[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order:\n{out}"));
+        at += found + step.len();
+    }
+    assert!(
+        line_starting(out, "outage").contains("region westeurope taken down"),
+        "{out}"
+    );
+    assert!(
+        line_starting(out, "alert").contains("start failover"),
+        "{out}"
+    );
+    assert!(
+        line_starting(out, "run ").ends_with(": succeeded"),
+        "run completed:\n{out}"
+    );
+    let fs = line_starting(out, "final-sync");
+    assert!(fs.contains("skipped"), "{fs}");
+    assert!(fs.contains("the primary does not answer"), "{fs}");
+    assert!(out.contains("final-sync-skipped"), "the finding:\n{out}");
+    let invite = line_starting(out, "invite-consumers");
+    assert!(invite.contains("succeeded"), "{invite}");
+    let sent = number_after(invite, "succeeded").expect("invitations sent") as u64;
+    assert!(sent > 0, "{invite}");
+    assert!(invite.contains("invitation(s) sent"), "{invite}");
+    for stage in ["preflight", "enable-schedules", "notify", "complete"] {
+        assert!(
+            line_starting(out, stage).contains("succeeded"),
+            "{stage}:\n{out}"
+        );
+    }
+    let rto = number_after(out, "RTO: ").expect("an RTO");
+    assert!(rto > 0.0 && rto < BOUND.as_secs_f64(), "RTO {rto}");
+    let total = number_after(out, "ARM calls during the failover: ").expect("ARM call total");
+    assert!(total > 0.0);
+    // One line per operation; the invitations PUT matches what the stage reported.
+    let creates = line_starting(out, &format!("{sent}  Invitations_Create"));
+    assert!(creates.ends_with("Invitations_Create"), "{creates}");
+    assert!(out.contains("Shares_ListByAccount"), "{out}");
+    let wall = number_after(out, "wall time: ").expect("wall time");
+    assert!(wall < BOUND.as_secs_f64());
+    eprintln!(
+        "drill: wall {wall:.2} s as reported, {:.2} s for the process",
+        r.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn the_drill_json_report_carries_the_run_and_the_arm_calls() {
+    let r = drill(&["--json"]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).expect("--json prints one JSON document");
+    assert_eq!(v["estate"], "5 shares × 3 data sets, 2 consumers");
+    assert_eq!(v["primaryRegionDown"], "westeurope");
+    assert!(
+        v["readinessBefore"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Ready"),
+        "{v}"
+    );
+    assert!(v["replicatedChanges"].as_u64().unwrap_or(0) > 0);
+    let roster = v["rosterConsumers"].as_u64().expect("rosterConsumers");
+    assert_eq!(roster, 5 * 2, "every consumer of every share");
+
+    let run = &v["run"];
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["mode"], "failover");
+    assert_eq!(run["trigger"]["kind"], "alert");
+    assert_eq!(run["primaryReachable"], false);
+    assert!(run["rtoSecs"].as_f64().is_some_and(|s| s > 0.0), "{run}");
+    let stages = run["stages"].as_array().expect("stages");
+    let status_of = |name: &str| -> &Value {
+        &stages
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap_or_else(|| panic!("no stage {name}"))["status"]
+    };
+    assert_eq!(status_of("final-sync"), "skipped");
+    for s in [
+        "preflight",
+        "invite-consumers",
+        "enable-schedules",
+        "notify",
+        "complete",
+    ] {
+        assert_eq!(status_of(s), "succeeded", "{s}");
+    }
+    let findings: Vec<&str> = run["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(findings.contains(&"final-sync-skipped"), "{findings:?}");
+    assert!(findings.contains(&"roster-from-store"), "{findings:?}");
+
+    let invite = stages
+        .iter()
+        .find(|s| s["stage"] == "invite-consumers")
+        .expect("invite stage");
+    let invited = invite["counts"]["invited"].as_u64().expect("invited");
+    let covered = invite["counts"]["alreadyCovered"].as_u64().unwrap_or(0);
+    assert!(invited > 0);
+    assert_eq!(invited + covered, roster, "every roster consumer covered");
+
+    let calls = v["armCalls"].as_object().expect("armCalls by operation");
+    assert_eq!(
+        calls["Invitations_Create"], invited,
+        "one PUT per invitation"
+    );
+    assert!(calls.values().all(|n| n.as_u64().is_some_and(|n| n > 0)));
+    // A failover writes invitations and (missing) schedules on the secondary, nothing else.
+    let writes: Vec<&String> = calls
+        .keys()
+        .filter(|k| k.ends_with("_Create") || k.ends_with("_Delete") || k.ends_with("_Update"))
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .all(|k| *k == "Invitations_Create" || *k == "SynchronizationSettings_Create"),
+        "{calls:?}"
+    );
+    assert!(v["notifications"].as_u64().unwrap_or(0) >= 1);
+    assert!(
+        v["wallSecs"]
+            .as_f64()
+            .is_some_and(|s| s < BOUND.as_secs_f64())
+    );
+}
+
+#[test]
+fn the_drill_follows_the_estate_size_and_latency_it_is_given() {
+    let r = drill(&[
+        "--populate",
+        "shares=2,datasets=1,consumers=3",
+        "--latency-ms",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["estate"], "2 shares × 1 data sets, 3 consumers");
+    assert_eq!(v["rosterConsumers"], 2 * 3);
+    assert_eq!(v["run"]["status"], "succeeded");
+    let total: u64 = v["armCalls"]
+        .as_object()
+        .expect("armCalls")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    // Every ARM call cost at least 20 ms, so the run cannot have been faster than that
+    // (calls overlap, so the bound is loose: one call's latency).
+    let rto = v["run"]["rtoSecs"].as_f64().expect("rtoSecs");
+    assert!(total > 0 && rto >= 0.02, "{total} calls, RTO {rto}");
+}
+
+#[test]
+fn a_bad_populate_value_is_a_usage_error_naming_the_flag() {
+    let r = drill(&["--populate", "bogus"]);
+    assert_eq!(r.code, Some(64), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("--populate"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
