@@ -189,8 +189,8 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
         .context("building the ARM client")?
         .recording(&log);
     let queue = InProcessQueue::new(Default::default());
-    let mut ctx = StageContext::new(cfg.clone(), arm, store.clone(), Arc::new(queue.clone()));
-    ctx.probe_deadline = Duration::from_secs(2);
+    // The production context (handlers build it the same way): default probe deadline etc.
+    let ctx = StageContext::new(cfg.clone(), arm, store.clone(), Arc::new(queue.clone()));
     let opts = RunnerOptions {
         virtual_time: false,
         max_wall: Duration::from_secs(900),
