@@ -1274,3 +1274,63 @@ async fn a_handler_killed_mid_stage_and_restarted_completes_the_run_without_dupl
     );
     drop(handler);
 }
+
+// ---------------------------------------------------------------------------------------------
+// the roster the replicate timer records
+
+#[tokio::test]
+async fn the_replicate_timer_records_the_roster_and_keeps_it_when_the_primary_account_is_gone() {
+    let Some(az) = azurite(
+        "the_replicate_timer_records_the_roster_and_keeps_it_when_the_primary_account_is_gone",
+    ) else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let pair = w.cfg.pairs[0].clone();
+    let inv = w
+        .host
+        .fire_timer("ReplicateConfig")
+        .await
+        .expect("fire ReplicateConfig");
+    assert!(inv.succeeded, "{:?}", inv.failure);
+    let (first, _) = store::get_json::<Roster>(w.blobs.as_ref(), &roster_path(&pair.name))
+        .await
+        .expect("read roster")
+        .expect("a roster");
+    assert_eq!(
+        first.entries.len(),
+        w.estate.shares.len() * w.estate.consumers.len()
+    );
+
+    // The primary account disappears (404): the next tick must not wipe whom to invite.
+    w.arm
+        .delete_account(&pair.primary)
+        .await
+        .expect("delete the primary account");
+    let inv = w
+        .host
+        .fire_timer("ReplicateConfig")
+        .await
+        .expect("fire ReplicateConfig");
+    // The pass reports the pair as not observed, so its roster is left alone.
+    assert!(
+        inv.logs.iter().any(
+            |l| l.starts_with(&format!("pair {}: not observed", pair.name))
+                && l.contains("does not exist")
+        ),
+        "{:?} {:?}",
+        inv.failure,
+        inv.logs
+    );
+    assert!(
+        !inv.logs.iter().any(|l| l.contains("roster of")),
+        "{:?}",
+        inv.logs
+    );
+    let (kept, _) = store::get_json::<Roster>(w.blobs.as_ref(), &roster_path(&pair.name))
+        .await
+        .expect("read roster")
+        .expect("a roster");
+    assert_eq!(kept.entries, first.entries);
+    assert_eq!(kept.recorded_at, first.recorded_at);
+}

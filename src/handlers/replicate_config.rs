@@ -205,8 +205,9 @@ pub async fn run_pass(
 /// After a pass: records the consumer roster (`rosters/{pair}.json`, through
 /// `failover::exec::capture_roster`) of every pair whose accounts were observed, so a failover
 /// that finds the primary down still knows whom to invite on the secondary. Pairs that could
-/// not be observed keep their last roster. Best effort: a failure is logged and returned as a
-/// `Logs` line; the replicate result stands and the next pass records it again.
+/// not be observed (a primary that is down or missing fails the pass) keep their last roster.
+/// Best effort: a failure is logged and returned as a `Logs` line; the replicate result stands
+/// and the next pass records it again.
 pub async fn record_rosters(
     state: &AppState,
     client: &ArmClient,
