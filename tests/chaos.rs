@@ -839,6 +839,16 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
         });
         s.sim.region_up(&s.cfg.pairs[0].primary_region);
         let after = invitations(&s.arm, &s.cfg).await;
+        // What the run recorded, for the messages below.
+        let ctx = format!(
+            "{ctx}\nfindings: {:?}\nstages: {:?}",
+            final_run.findings,
+            final_run
+                .stages
+                .iter()
+                .map(|r| (r.stage, r.summary.clone(), r.counts.clone()))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(after.len(), size.shares, "{ctx}: secondary shares");
         let want: BTreeSet<&String> = s.consumers.iter().collect();
         for (share, per) in &after {
