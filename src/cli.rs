@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_USAGE: i32 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "datashare-dr", version, about = "Disaster recovery for Azure Data Share")]
+#[command(
+    name = "datashare-dr",
+    version,
+    about = "Disaster recovery for Azure Data Share"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -3,7 +3,7 @@
 //! Exit codes: 64 for usage/configuration errors (a missing or bad setting, named in the
 //! message), 1 for other failures, else what the subcommand returns.
 
-use clap::Parser;
+use clap::Parser as _;
 use datashare_dr::cli::{Cli, Command, EXIT_USAGE};
 use datashare_dr::config::Config;
 use datashare_dr::startup::{self, App, StartupError};
@@ -11,7 +11,15 @@ use datashare_dr::{bench, telemetry};
 
 fn main() {
     startup::install_crypto_provider();
-    let cli = Cli::parse();
+    // Usage errors exit 64, not clap's 2: `check` uses 2 for NotReady, and a runbook must not
+    // read a mistyped flag as a verdict. --help / --version still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
     let code = match cli.command {
         Command::Serve => serve(),
         Command::Sim(args) => datashare_dr::sim::run_cli(args),

@@ -964,3 +964,43 @@ proptest! {
         let _ = parse_alert(&bytes);
     }
 }
+
+/// One Service Health incident that covers two pairs starts one run per pair (the dedup record
+/// is per pair: the shared delivery key must not let the first pair swallow the second), and a
+/// redelivery of the same alert is a duplicate for both.
+#[tokio::test]
+async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
+    use datashare_dr::failover::start::{AlertAnswer, ingest_alert};
+    use datashare_dr::store::{BlobStore, MemoryBlobStore, MemoryQueue};
+    let c = config();
+    let body = incident(data_share_in(&["Global"]), "Active", "Incident").to_string();
+    let store = MemoryBlobStore::new();
+    let queue = MemoryQueue::new();
+    let now = time::OffsetDateTime::now_utc();
+    let first = ingest_alert(&store, &queue, &c, body.as_bytes(), now)
+        .await
+        .unwrap();
+    let AlertAnswer::Accepted { pairs } = first else {
+        panic!("{first:?}")
+    };
+    let actions: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|p| (p.pair.as_str(), p.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![("ds-aue", "started"), ("other-weu", "started")]
+    );
+    assert_eq!(store.list("runs/").await.unwrap().len(), 2);
+    let again = ingest_alert(&store, &queue, &c, body.as_bytes(), now)
+        .await
+        .unwrap();
+    let AlertAnswer::Accepted { pairs: again } = again else {
+        panic!("{again:?}")
+    };
+    for (a, b) in pairs.iter().zip(&again) {
+        assert_eq!(b.action, "duplicate", "{b:?}");
+        assert_eq!(a.run_id, b.run_id);
+    }
+    assert_eq!(store.list("runs/").await.unwrap().len(), 2);
+}

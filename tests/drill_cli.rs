@@ -290,3 +290,21 @@ fn a_bad_populate_value_is_a_usage_error_naming_the_flag() {
     assert!(r.stderr.contains("--populate"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+/// A mistyped flag is a usage error (64), never clap's 2 — `check` uses 2 for NotReady — and
+/// names the flag; `--help` still succeeds.
+#[test]
+fn an_unknown_flag_exits_64_naming_it_and_help_exits_0() {
+    let r = drill(&["--no-such-flag"]);
+    assert_eq!(r.code, Some(64), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_datashare-dr"))
+        .args(["check", "--config", "x.toml", "--bogus"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run check");
+    assert_eq!(out.status.code(), Some(64));
+    let help = drill(&["--help"]);
+    assert_eq!(help.code, Some(0), "stderr:\n{}", help.stderr);
+    assert!(help.stdout.contains("Usage"), "{}", help.stdout);
+}

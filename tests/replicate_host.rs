@@ -382,3 +382,73 @@ async fn a_primary_region_outage_fails_the_tick_for_a_retry_and_answers_503_over
     assert_eq!(w.secondary_shares().await, w.primary_shares());
     drop(w.app);
 }
+
+/// A consumer-role config (no `[[pairs]]`): the timer replicates nothing and instead records a
+/// snapshot of each `[[subscriptions]]` primary share subscription; with the primary region
+/// down the last snapshot is kept and the line says so (the invocation still succeeds).
+#[tokio::test]
+async fn the_timer_of_a_consumer_config_records_the_primary_snapshot() {
+    let test = "the_timer_of_a_consumer_config_records_the_primary_snapshot";
+    let Some(az) = azurite(test) else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = sim::spawn(SimOptions {
+        lro_delay_ms: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let estate = sim
+        .populate(&PopulateSpec {
+            shares: 2,
+            datasets: 2,
+            consumers: 1,
+            seed: 17,
+        })
+        .expect("populate");
+    let text = sim::write_consumer_config(&estate, &sim.base_url, 0).expect("consumer config");
+    let file = tempfile::Builder::new()
+        .prefix("dsdr-consumer-timer-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), &text).expect("write the DR config");
+    let cfg = DrConfig::load(file.path()).expect("the consumer config loads");
+    assert!(cfg.pairs.is_empty() && !cfg.subscriptions.is_empty());
+    let name = cfg.subscriptions[0].name.clone();
+    let mut config = Config::for_port(0);
+    config.dr_config_path = Some(file.path().to_path_buf());
+    let app = spawn_app(config).await;
+    let host = HostEmulator::for_repo(&app.base_url, &az.settings)
+        .setting("REPLICATE_SCHEDULE", "0 */15 * * * *")
+        .function_timeout(Duration::from_secs(60))
+        .build()
+        .expect("emulator");
+
+    let fire = || async {
+        let inv = host
+            .fire_timer("ReplicateConfig")
+            .await
+            .expect("fire ReplicateConfig");
+        assert!(inv.succeeded, "{:?}", inv.failure);
+        inv.logs
+    };
+    let logs = fire().await;
+    assert!(
+        logs.iter().any(|l| l
+            .starts_with(&format!("subscription {name}: primary snapshot recorded ("))
+            && !l.contains("(0 dataset")),
+        "{logs:?}"
+    );
+    assert_eq!(sim.stats().writes, 0, "a snapshot writes nothing to ARM");
+
+    sim.region_down(&cfg.subscriptions[0].primary_region);
+    let logs = fire().await;
+    assert!(
+        logs.iter().any(|l| l.starts_with(&format!(
+            "subscription {name}: primary snapshot not recorded (the last one is kept)"
+        ))),
+        "{logs:?}"
+    );
+}

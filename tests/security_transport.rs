@@ -43,6 +43,8 @@ const REMOTE_HTTP: &[&str] = &[
     "http://localhost.example.com:8080",
     "http://127.0.0.1.nip.io:8080",
     "http://[2001:db8::1]:8080",
+    // `*.localhost` is left to the resolver; only the literal name counts as loopback.
+    "http://arm.localhost:8080",
 ];
 const REMOTE_HTTPS: &[&str] = &[
     "https://management.azure.com",

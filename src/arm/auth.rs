@@ -120,9 +120,9 @@ pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
+        // Only the literal name: `*.localhost` names are resolved by whatever resolver the
+        // machine has, so they are not a promise that traffic stays on this host.
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
 }

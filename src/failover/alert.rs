@@ -998,6 +998,15 @@ impl DedupKey {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+
+    /// [`Self::digest`] scoped to one pair: SHA-256 hex of `{pair}\n{key}` (pair names are
+    /// case-sensitive config keys), so one alert covering several pairs dedups per pair.
+    pub fn digest_for_pair(&self, pair: &str) -> String {
+        Sha256::digest(format!("{pair}\n{}", self.as_key()).as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Stable reason codes for ignored alerts (for logs and the audit record).

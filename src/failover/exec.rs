@@ -148,10 +148,7 @@ impl Delivery {
         let (Some(id), Some(count), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
             return false;
         };
-        id == self.message_id
-            && count
-                .parse::<u32>()
-                .is_ok_and(|c| c < self.dequeue_count)
+        id == self.message_id && count.parse::<u32>().is_ok_and(|c| c < self.dequeue_count)
     }
 }
 
@@ -225,6 +222,10 @@ impl StageResult {
         });
     }
 }
+
+/// Deliveries of a `preflight` message that retry a failed read of the primary's consumers
+/// before the run goes on without them (with a Critical finding).
+const ROSTER_READ_DELIVERIES: u32 = 3;
 
 fn stage_err(
     run: &RunRecord,
@@ -765,6 +766,8 @@ async fn preflight(
     }
     // Consumers to invite: observed now when the primary answers, else the last roster.
     if run.mode == Mode::Failover {
+        // Set when the primary answered the readiness check but listing its consumers failed.
+        let mut roster_read_failed: Option<(String, bool)> = None;
         if primary_up {
             match observe_model(&probe, pair, &pair.primary).await {
                 Ok(Some(model)) => {
@@ -780,6 +783,8 @@ async fn preflight(
                 Err(e) => {
                     out.primary_reachable = Some(false);
                     tracing::info!(pair = %pair.name, error = %super::error_text(&e), "primary not readable; using the stored roster");
+                    let transient = e.arm().is_some_and(ArmError::is_transient);
+                    roster_read_failed = Some((super::error_text(&e), transient));
                 }
             }
         }
@@ -799,6 +804,38 @@ async fn preflight(
                         Stage::Preflight,
                     );
                     out.roster = Some(r.entries);
+                }
+                Ok(None) if roster_read_failed.is_some() => {
+                    // The primary is up but its consumers could not be read and nothing was
+                    // recorded: going on now would invite nobody. A transient failure retries
+                    // the stage (the host redelivers) for the first deliveries; after that, or
+                    // when the failure is permanent, the run goes on — the secondary must still
+                    // be made usable — with a Critical finding that names the error, so the
+                    // operator invites the missing consumers by hand.
+                    let (reason, transient) = roster_read_failed.take().unwrap_or_default();
+                    let retry = transient
+                        && ctx
+                            .delivery
+                            .as_ref()
+                            .is_some_and(|d| d.dequeue_count < ROSTER_READ_DELIVERIES);
+                    if retry {
+                        return Err(stage_err(
+                            run,
+                            Stage::Preflight,
+                            format!(
+                                "the primary answers but its consumers could not be read ({reason}) and no consumer roster was recorded; retrying"
+                            ),
+                            true,
+                        ));
+                    }
+                    out.finding(
+                        "Critical",
+                        "roster-unknown",
+                        format!(
+                            "the primary answers but its consumers could not be read ({reason}) and no consumer roster was recorded: only consumers already invited on the secondary keep access; invite the others by hand"
+                        ),
+                        Stage::Preflight,
+                    );
                 }
                 Ok(None) => out.finding(
                     "Warning",

@@ -274,7 +274,8 @@ pub async fn status(store: &dyn BlobStore, run_id: &str) -> Result<RunRecord, Fa
 // ---------------------------------------------------------------------------------------------
 // Alerts
 
-/// `alerts/{digest}.json`: one per dedup key.
+/// `alerts/{digest}.json`: one per (pair, dedup key) — an alert that covers several pairs
+/// starts (and deduplicates) a run for each of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRecord {
@@ -289,8 +290,8 @@ pub struct AlertRecord {
     pub received_at: OffsetDateTime,
 }
 
-pub fn alert_path(key: &DedupKey) -> String {
-    format!("alerts/{}.json", key.digest())
+pub fn alert_path(pair: &str, key: &DedupKey) -> String {
+    format!("alerts/{}.json", key.digest_for_pair(pair))
 }
 
 /// What happened to one pair of an alert.
@@ -373,10 +374,11 @@ pub async fn ingest_alert(
 
 async fn existing_dedup(
     store: &dyn BlobStore,
+    pair: &str,
     keys: &[DedupKey],
 ) -> Result<Option<AlertRecord>, FailoverError> {
     for k in keys {
-        let found = store::get_json::<AlertRecord>(store, &alert_path(k))
+        let found = store::get_json::<AlertRecord>(store, &alert_path(pair, k))
             .await
             .map_err(|source| FailoverError::RecordAlert {
                 key: k.as_key(),
@@ -407,7 +409,14 @@ async fn write_dedup(
             action: action.to_owned(),
             received_at: now,
         };
-        match store::put_json(store, &alert_path(k), &rec, Precondition::IfNoneMatchAny).await {
+        match store::put_json(
+            store,
+            &alert_path(pair, k),
+            &rec,
+            Precondition::IfNoneMatchAny,
+        )
+        .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(source) => {
                 return Err(FailoverError::RecordAlert {
@@ -428,7 +437,7 @@ async fn start_from_alert(
     s: &alert::StartRun,
     now: OffsetDateTime,
 ) -> Result<PairAnswer, FailoverError> {
-    if let Some(rec) = existing_dedup(store, &s.dedup_keys).await?
+    if let Some(rec) = existing_dedup(store, &s.pair, &s.dedup_keys).await?
         && rec.run_id.is_some()
     {
         return Ok(PairAnswer {

@@ -151,7 +151,8 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The trigger payload or request body is malformed (400, or 413 for size).
-    #[error("invalid request: {source}")]
+    // The message is the source's (error_chain appends it): "invalid request: <what>".
+    #[error("invalid request")]
     BadRequest {
         #[from]
         source: PayloadError,
@@ -177,9 +178,6 @@ pub enum HandlerError {
         #[source]
         source: BoxError,
     },
-    /// The function exists in the app layout but its domain logic is not wired yet.
-    #[error("not implemented yet: {function}")]
-    NotImplemented { function: &'static str },
     /// The response could not be encoded.
     #[error("cannot encode the response")]
     Encode {
@@ -246,7 +244,7 @@ impl HandlerError {
             HandlerError::BadRequest { source } => source.status(),
             HandlerError::NotFound { .. } => 404,
             HandlerError::Conflict { .. } => 409,
-            HandlerError::Transient { .. } | HandlerError::NotImplemented { .. } => 503,
+            HandlerError::Transient { .. } => 503,
             HandlerError::Permanent { .. } | HandlerError::Encode { .. } => 500,
         }
     }
@@ -258,7 +256,6 @@ impl HandlerError {
             HandlerError::NotFound { .. } => "not found",
             HandlerError::Conflict { .. } => "conflict",
             HandlerError::Transient { .. } => "temporarily unavailable",
-            HandlerError::NotImplemented { .. } => "not implemented yet",
             HandlerError::Permanent { .. } => "failed",
             HandlerError::Encode { .. } => "internal error",
         }
@@ -295,7 +292,6 @@ impl HandlerError {
                         return HostAnswer::ok(&InvocationResponse::new().log(line));
                     }
                     HandlerError::BadRequest { source } => source.status(),
-                    HandlerError::NotImplemented { .. } => 503,
                     HandlerError::Transient { .. }
                     | HandlerError::Conflict { .. }
                     | HandlerError::Encode { .. } => 500,
@@ -309,9 +305,7 @@ impl HandlerError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HandlerError::Transient { .. }
-                | HandlerError::Conflict { .. }
-                | HandlerError::NotImplemented { .. }
+            HandlerError::Transient { .. } | HandlerError::Conflict { .. }
         )
     }
 }
@@ -369,12 +363,6 @@ mod tests {
                 409,
             ),
             (HandlerError::transient("enqueue", io("down")), 503),
-            (
-                HandlerError::NotImplemented {
-                    function: "StartFailover",
-                },
-                503,
-            ),
         ] {
             let a = err.into_host_answer(TriggerKind::Http, "StartFailover", None);
             assert_eq!(a.status, 200);
@@ -385,6 +373,17 @@ mod tests {
             let p: Problem = serde_json::from_str(&res.body_text().unwrap()).unwrap();
             assert_eq!(p.status, status);
         }
+    }
+
+    #[test]
+    fn a_bad_request_problem_names_the_cause_once() {
+        let err = HandlerError::from(PayloadError::invalid("body.mode", "expected failover"));
+        let p = err.problem(400, "StartFailover", None);
+        assert_eq!(
+            p.detail,
+            "invalid request: invalid `body.mode`: expected failover"
+        );
+        assert_eq!(p.field.as_deref(), Some("body.mode"));
     }
 
     #[test]

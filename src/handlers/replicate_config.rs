@@ -20,6 +20,8 @@
 //!
 //! After a pass, [`record_rosters`] stores each observed pair's consumer roster
 //! (`rosters/{pair}.json`) for failovers that find the primary down (best effort, in `Logs`).
+//! In a consumer-role config (no `[[pairs]]`), the timer instead records a snapshot of each
+//! `[[subscriptions]]` primary share subscription (`consumer-snapshots/{name}.json`).
 //!
 //! The ARM client is the process-wide one from [`AppState::arm`] (built once, lazily).
 //! Must not import: axum, `serde_json::Value` (handlers speak typed triggers only).
@@ -418,10 +420,16 @@ pub async fn handle(
     }
     let pairs: Vec<&Pair> = dr.pairs.iter().collect();
     if pairs.is_empty() {
-        return Ok(InvocationResponse::new().log(format!(
+        let mut response = InvocationResponse::new().log(format!(
             "{NAME}: {} has no [[pairs]] (a consumer-role config); nothing to replicate",
             dr.source
-        )));
+        ));
+        // The consumer role's part of the timer: keep the primary snapshots fresh, so a
+        // failover with the primary region down still knows the sinks and the schedule.
+        for line in record_consumer_snapshots(state).await? {
+            response = response.log(line);
+        }
+        return Ok(response);
     }
     let client = state.arm().await?;
     let pass = run_pass(client, &pairs, false, false, dr.arm.max_concurrency, NAME).await;
@@ -450,6 +458,49 @@ pub async fn handle(
         response = response.log(line);
     }
     Ok(response.with_return_value(OutputValue::Value(QueueMessage::json(&result)?)))
+}
+
+/// Consumer role: reads every `[[subscriptions]]` primary share subscription and stores it as
+/// `consumer-snapshots/{name}.json` (`failover::consumer::capture_primary`). Best effort, one
+/// log line per subscription: a primary that does not answer leaves the last snapshot as it is
+/// (a failover then works from it) and is logged as a warning, not retried.
+async fn record_consumer_snapshots(state: &AppState) -> Result<Vec<String>, HandlerError> {
+    let dr = state.dr()?;
+    if dr.subscriptions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = state.arm().await?;
+    let storage = state.storage().await?;
+    let now = OffsetDateTime::now_utc();
+    let mut lines = Vec::new();
+    for sub in &dr.subscriptions {
+        match crate::failover::consumer::capture_primary(client, storage.blobs.as_ref(), sub, now)
+            .await
+        {
+            Ok(snap) => {
+                tracing::info!(
+                    event = "consumer.snapshot",
+                    subscription = %sub.name,
+                    mappings = snap.mappings.len(),
+                    "primary share subscription snapshot recorded"
+                );
+                lines.push(format!(
+                    "subscription {}: primary snapshot recorded ({} dataset mapping(s))",
+                    sub.name,
+                    snap.mappings.len()
+                ));
+            }
+            Err(e) => {
+                let text = crate::failover::error_text(&e);
+                tracing::warn!(event = "consumer.snapshot-failed", subscription = %sub.name, error = %text, "primary snapshot not recorded; the last one is kept");
+                lines.push(format!(
+                    "subscription {}: primary snapshot not recorded (the last one is kept): {text}",
+                    sub.name
+                ));
+            }
+        }
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
