@@ -469,3 +469,97 @@ async fn a_failback_while_the_primary_is_down_is_refused_by_preflight() {
     assert_eq!(w.queue.len(STAGE_QUEUE), 0);
     let _ = w.queue.ensure_queue(STAGE_QUEUE).await;
 }
+
+/// A `final-sync` whose replicate pass starts a long-running operation (a changed schedule is
+/// a synchronization-setting replacement: DELETE is an LRO) that outlives the stage's hand-off
+/// budget stores the handle on the run and re-enqueues instead of sleeping; the next deliveries
+/// poll it, then the pass finishes the replacement. One DELETE, the run completes, nothing left
+/// pending, and the secondary holds the new schedule.
+#[tokio::test]
+async fn final_sync_hands_a_long_running_delete_to_the_queue_and_finishes_after_it() {
+    use datashare_dr::arm::models::SynchronizationSettingKind;
+    let mut w = world().await;
+    let pair = w.cfg.pairs[0].clone();
+    // Change the schedule of share 0 on the primary (delete + create: no in-place update).
+    let s0 = pair.primary.share(&w.estate.shares[0]).expect("share id");
+    let mut setting = w
+        .arm
+        .list_synchronization_settings(&s0)
+        .await
+        .expect("list")[0]
+        .clone();
+    let name = setting.name().expect("name").to_string();
+    if let SynchronizationSettingKind::ScheduleBased(p) = &mut setting.kind {
+        p.synchronization_time += time::Duration::hours(2);
+    }
+    let sid = s0.synchronization_setting(&name).expect("id");
+    w.arm
+        .delete_synchronization_setting(&sid)
+        .await
+        .expect("delete");
+    w.arm
+        .put_synchronization_setting(&sid, &setting.for_create())
+        .await
+        .expect("put");
+    // From now on LROs take 1.5 s; a stage polls them for 100 ms at most.
+    w.sim.set_faults(&sim::FaultSettings {
+        lro_delay_ms: Some(1500),
+        ..Default::default()
+    });
+    w.ctx.lro_handoff = Duration::from_millis(100);
+    w.sim.reset_counters();
+    let req = StartRequest {
+        pair: pair.name.clone(),
+        mode: Mode::Failover,
+        force: false,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start");
+    let (run, stopped) = drive(
+        &w.ctx,
+        &w.queue,
+        &run.run_id,
+        RunnerOptions {
+            virtual_time: false,
+            max_wall: Duration::from_secs(60),
+            ..RunnerOptions::default()
+        },
+    )
+    .await
+    .expect("drive");
+    assert_eq!(stopped, Stopped::Ended, "{run:#?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let fs = run.stage(Stage::FinalSync).expect("final-sync");
+    assert_eq!(fs.status, StageStatus::Succeeded, "{fs:#?}");
+    assert!(fs.attempts >= 2, "the stage waited at least once: {fs:#?}");
+    assert_eq!(fs.counts.get("operationsRunning"), Some(&0), "{fs:#?}");
+    assert!(run.pending_operations.is_empty());
+    assert!(
+        !run.findings
+            .iter()
+            .any(|f| f.code.starts_with("final-sync")),
+        "{:#?}",
+        run.findings
+    );
+    assert_eq!(
+        ops(&w, "SynchronizationSettings_Delete"),
+        1,
+        "one DELETE, polled, not repeated"
+    );
+    let secondary = pair.secondary.share(&w.estate.shares[0]).expect("share id");
+    let now = w
+        .arm
+        .list_synchronization_settings(&secondary)
+        .await
+        .expect("list");
+    match (&now[0].kind, &setting.kind) {
+        (
+            SynchronizationSettingKind::ScheduleBased(a),
+            SynchronizationSettingKind::ScheduleBased(b),
+        ) => assert_eq!(a.synchronization_time, b.synchronization_time),
+        other => panic!("{other:?}"),
+    }
+}

@@ -186,6 +186,8 @@ pub struct ArmClient {
     correlation_id: Option<String>,
     log: Option<CallLog>,
     deadline: Option<Duration>,
+    /// See [`ArmClient::with_lro_handoff`].
+    lro_handoff: Option<Duration>,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -353,6 +355,7 @@ impl ArmClient {
             correlation_id: None,
             log: None,
             deadline: None,
+            lro_handoff: None,
         })
     }
 
@@ -370,6 +373,17 @@ impl ArmClient {
     pub fn with_deadline(&self, deadline: Duration) -> Self {
         Self {
             deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// A clone whose long-running operations (the waiting forms: `create_account`,
+    /// `delete_*`, …) are polled for at most `budget`; one still running then ends the call
+    /// with [`ArmError::LroPending`] carrying its handle, so the caller can poll it later
+    /// ([`Self::poll`]) instead of sleeping — a failover stage re-enqueues itself.
+    pub fn with_lro_handoff(&self, budget: Duration) -> Self {
+        Self {
+            lro_handoff: Some(budget),
             ..self.clone()
         }
     }
@@ -1007,7 +1021,35 @@ impl ArmClient {
     ) -> Result<Option<Value>, ArmError> {
         match self.start(op, resource, method, url, body).await? {
             LroStart::Done(v) => Ok(v),
-            LroStart::Pending(h) => self.wait(&h, self.inner.settings.lro_deadline).await,
+            LroStart::Pending(h) => match self.lro_handoff {
+                None => self.wait(&h, self.inner.settings.lro_deadline).await,
+                Some(budget) => self.wait_or_hand_off(h, budget).await,
+            },
+        }
+    }
+
+    /// Polls for at most `budget`; still running then → [`ArmError::LroPending`].
+    async fn wait_or_hand_off(
+        &self,
+        h: LroHandle,
+        budget: Duration,
+    ) -> Result<Option<Value>, ArmError> {
+        let until = Instant::now() + budget;
+        let cap = self.inner.settings.retry.max_retry_after;
+        let mut delay = h.retry_after().map(|d| d.min(cap));
+        loop {
+            if let Some(d) = delay {
+                if Instant::now() + d >= until {
+                    return Err(ArmError::LroPending {
+                        handle: Box::new(h),
+                    });
+                }
+                tokio::time::sleep(d).await;
+            }
+            match self.poll(&h).await? {
+                LroStatus::Done(v) => return Ok(v),
+                LroStatus::Running { retry_after, .. } => delay = Some(retry_after.min(cap)),
+            }
         }
     }
 

@@ -146,6 +146,14 @@ pub enum ArmError {
     /// The client settings are invalid (other reasons).
     #[error("invalid ARM client settings: {reason}")]
     BadSettings { reason: String },
+    /// A long-running operation did not finish within the client's hand-off budget
+    /// ([`ArmClient::with_lro_handoff`](super::client::ArmClient::with_lro_handoff)): the
+    /// operation runs on in ARM, and the caller keeps the handle to poll it later (a failover
+    /// stage stores it on the run and re-enqueues instead of sleeping).
+    #[error("{} on `{}` is still running (handed over to be polled later)", handle.operation, handle.resource)]
+    LroPending {
+        handle: Box<super::client::LroHandle>,
+    },
 }
 
 impl ArmError {
@@ -201,6 +209,7 @@ impl ArmError {
             | Self::Auth { operation, .. }
             | Self::BadId { operation, .. }
             | Self::Encode { operation, .. } => operation,
+            Self::LroPending { handle } => &handle.operation,
             Self::Settings { .. } | Self::BadSettings { .. } => "ArmClient_New",
         }
     }
@@ -213,7 +222,7 @@ impl ArmError {
         match self {
             Self::Api(a) => is_transient_status(a.status),
             Self::Transport { source, .. } => !source.is_builder() && !source.is_redirect(),
-            Self::Deadline { .. } => true,
+            Self::Deadline { .. } | Self::LroPending { .. } => true,
             Self::Auth { source, .. } => matches!(**source, AuthError::GetToken { .. }),
             Self::Decode { .. }
             | Self::OperationFailed(_)
@@ -222,6 +231,14 @@ impl ArmError {
             | Self::Encode { .. }
             | Self::Settings { .. }
             | Self::BadSettings { .. } => false,
+        }
+    }
+
+    /// The handle of a long-running operation handed over to the caller.
+    pub fn pending_operation(&self) -> Option<&super::client::LroHandle> {
+        match self {
+            Self::LroPending { handle } => Some(handle),
+            _ => None,
         }
     }
 

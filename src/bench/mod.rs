@@ -103,7 +103,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "replicate",
         "readiness",
         "failover",
-        "reconcile-replicate",
     ];
     if !known.contains(&which) {
         anyhow::bail!(
@@ -118,8 +117,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "replicate" => replicate::run(args)?,
         "failover" => failover::run(args)?,
         "readiness" => readiness::run(args)?,
-        // The reconcile module's own variant of the replicate benchmark.
-        "reconcile-replicate" => crate::reconcile::bench::run(args.latency_ms, args.quick)?,
         _ => Vec::new(),
     };
     print_table(&rows);

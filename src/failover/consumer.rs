@@ -57,7 +57,7 @@ use crate::config::dr::{ConsumerSchedule, ConsumerSubscription, StoreKind, norma
 use crate::store::{self, BlobStore, Precondition};
 
 use super::FailoverError;
-use super::exec::StageContext;
+use super::exec::{StageContext, arm_err, stage_err};
 use super::run::{RunRecord, update_run};
 use super::stages::{Mode, Stage};
 
@@ -178,36 +178,6 @@ pub struct ConsumerState {
     pub trigger_operation: Option<LroHandle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_sync: Option<FirstSync>,
-}
-
-fn stage_err(
-    run: &RunRecord,
-    stage: Stage,
-    reason: impl Into<String>,
-    transient: bool,
-) -> FailoverError {
-    FailoverError::Stage {
-        run_id: run.run_id.clone(),
-        stage: stage.as_str().into(),
-        reason: reason.into(),
-        transient,
-    }
-}
-
-fn arm_err(
-    run: &RunRecord,
-    stage: Stage,
-    operation: &str,
-    resource: &str,
-    e: ArmError,
-) -> FailoverError {
-    FailoverError::Arm {
-        run_id: run.run_id.clone(),
-        stage: stage.as_str().into(),
-        operation: operation.into(),
-        resource: resource.into(),
-        source: Box::new(e),
-    }
 }
 
 /// Runs one consumer-role stage.

@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::arm::client::ArmClient;
+use crate::arm::client::{ArmClient, LroHandle, LroStatus};
 use crate::arm::error::ArmError;
 use crate::arm::id::{AccountId, ShareId};
 use crate::config::dr::{self, ConsumerTarget, DrConfig, Pair};
@@ -120,6 +120,10 @@ pub struct StageContext {
     /// The queue delivery being processed, when the caller knows it (the `FailoverStage`
     /// handler): lets a redelivery take over the claim its own dead predecessor left behind.
     pub delivery: Option<Delivery>,
+    /// How long a stage polls a long-running ARM operation itself before handing it to the
+    /// queue: the handle goes on the run record and the stage re-enqueues with a visibility
+    /// delay (never a sleep for the operation's whole life).
+    pub lro_handoff: Duration,
 }
 
 /// One delivery of a queue message: the message id (stable across redeliveries) and the
@@ -176,6 +180,7 @@ impl StageContext {
             approval_poll: Duration::from_secs(30),
             probe_deadline: Duration::from_secs(20),
             delivery: None,
+            lro_handoff: Duration::from_secs(10),
         }
     }
 }
@@ -192,6 +197,8 @@ struct StageResult {
     removed_artefacts: Vec<String>,
     roster: Option<Vec<RosterEntry>>,
     primary_reachable: Option<bool>,
+    /// `Some` replaces the run's long-running operations to poll on the next delivery.
+    pending_operations: Option<Vec<LroHandle>>,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -223,11 +230,15 @@ impl StageResult {
     }
 }
 
+/// Rounds (executions) of `final-sync` that wait for handed-over operations before the run
+/// goes on without them (with a Warning finding); ~1–60 s each.
+const FINAL_SYNC_MAX_ROUNDS: u32 = 30;
+
 /// Deliveries of a `preflight` message that retry a failed read of the primary's consumers
 /// before the run goes on without them (with a Critical finding).
 const ROSTER_READ_DELIVERIES: u32 = 3;
 
-fn stage_err(
+pub(super) fn stage_err(
     run: &RunRecord,
     stage: Stage,
     reason: impl Into<String>,
@@ -241,7 +252,7 @@ fn stage_err(
     }
 }
 
-fn arm_err(
+pub(super) fn arm_err(
     run: &RunRecord,
     stage: Stage,
     operation: &str,
@@ -465,6 +476,9 @@ async fn commit(
         }
         if result.primary_reachable.is_some() {
             r.primary_reachable = result.primary_reachable;
+        }
+        if let Some(ops) = &result.pending_operations {
+            r.pending_operations = ops.clone();
         }
         r.updated_at = now;
         outcome = match &result.kind {
@@ -885,6 +899,57 @@ async fn preflight(
     Ok(out)
 }
 
+/// A `final-sync` that waits for long-running operations: stores their handles on the run
+/// and re-enqueues after their `Retry-After` (clamped to 1–60 s).
+fn wait_for_operations(
+    run: &RunRecord,
+    mut out: StageResult,
+    ops: Vec<LroHandle>,
+    delay: Option<Duration>,
+) -> StageResult {
+    let rounds = run.stage(Stage::FinalSync).map_or(0, |s| s.attempts);
+    if rounds >= FINAL_SYNC_MAX_ROUNDS {
+        // The failover must not hang on the secondary's housekeeping: go on, say what is open.
+        out.finding(
+            "Warning",
+            "final-sync-incomplete",
+            format!(
+                "after {rounds} rounds, {} long-running operation(s) still run ({}); the next replicate pass finishes the final sync",
+                ops.len(),
+                ops.iter()
+                    .map(|h| format!("{} {}", h.operation, h.resource))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Stage::FinalSync,
+        );
+        out.pending_operations = Some(Vec::new());
+        return out;
+    }
+    let names: Vec<String> = ops
+        .iter()
+        .map(|h| format!("{} {}", h.operation, h.resource))
+        .collect();
+    let prefix = if out.summary.is_empty() {
+        String::new()
+    } else {
+        format!("{}; ", out.summary)
+    };
+    out.summary = format!(
+        "{prefix}waiting for {} long-running operation(s): {}",
+        ops.len(),
+        names.join(", ")
+    );
+    out.count("operationsRunning", ops.len() as u64);
+    out.kind = ResultKind::Wait(
+        delay
+            .unwrap_or(super::consumer::LRO_POLL_MIN)
+            .clamp(super::consumer::LRO_POLL_MIN, super::consumer::LRO_POLL_MAX),
+    );
+    out.pending_operations = Some(ops);
+    out
+}
+
 fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
     if run.approval.is_approved() {
         StageResult::done(format!(
@@ -921,13 +986,52 @@ async fn final_sync(
         );
         return Ok(out);
     }
+    // Operations an earlier delivery handed over: poll each once; any still running → wait
+    // again (re-enqueue), all finished → replicate again (the pass observes what they did).
+    if !run.pending_operations.is_empty() {
+        let mut running = Vec::new();
+        let mut delay: Option<Duration> = None;
+        for h in &run.pending_operations {
+            match arm.poll(h).await {
+                Ok(LroStatus::Running { retry_after, .. }) => {
+                    delay = Some(delay.map_or(retry_after, |d| d.min(retry_after)));
+                    running.push(h.clone());
+                }
+                Ok(LroStatus::Done(_)) => {}
+                Err(ArmError::OperationFailed(f)) => out.finding(
+                    "Warning",
+                    "final-sync-operation-failed",
+                    format!(
+                        "{} on {} ended {:?}: {} {}",
+                        f.operation, f.resource, f.status, f.code, f.message
+                    ),
+                    Stage::FinalSync,
+                ),
+                Err(e) => {
+                    return Err(arm_err(
+                        run,
+                        Stage::FinalSync,
+                        "poll a long-running operation",
+                        &h.resource,
+                        e,
+                    ));
+                }
+            }
+        }
+        if !running.is_empty() {
+            return Ok(wait_for_operations(run, out, running, delay));
+        }
+        out.pending_operations = Some(Vec::new());
+        out.count("operationsRunning", 0);
+    }
     let target = if run.mode == Mode::Failback {
         swapped(pair)
     } else {
         pair.clone()
     };
     let report = replicate(
-        &arm.with_deadline(ctx.probe_deadline.max(Duration::from_secs(30))),
+        &arm.with_deadline(ctx.probe_deadline.max(Duration::from_secs(30)))
+            .with_lro_handoff(ctx.lro_handoff),
         &target,
         &ReplicateOptions {
             dry_run: false,
@@ -958,9 +1062,13 @@ async fn final_sync(
         return Ok(out);
     }
     let (mut ok, mut failed) = (0u64, 0u64);
+    let mut handed_over = Vec::new();
     for r in &report.results {
         match r.outcome {
             crate::reconcile::report::Outcome::Ok => ok += 1,
+            crate::reconcile::report::Outcome::Failed if r.pending.is_some() => {
+                handed_over.extend(r.pending.clone());
+            }
             crate::reconcile::report::Outcome::Failed => {
                 failed += 1;
                 out.finding(
@@ -991,6 +1099,12 @@ async fn final_sync(
     out.count("changes", report.plan.changes.len() as u64);
     out.count("applied", ok);
     out.count("failed", failed);
+    if !handed_over.is_empty() {
+        // Changes that depend on these were skipped; the pass after they finish does them.
+        let delay = handed_over.iter().filter_map(LroHandle::retry_after).min();
+        out.summary = format!("{ok} change(s) applied so far");
+        return Ok(wait_for_operations(run, out, handed_over, delay));
+    }
     if let Some(calls) = report.arm_calls {
         out.count("armReads", calls.reads);
         out.count("armWrites", calls.writes);

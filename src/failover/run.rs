@@ -307,6 +307,10 @@ pub struct RunRecord {
     /// the secondary share subscription, running operations to poll on the next delivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<super::consumer::ConsumerState>,
+    /// Provider runs: long-running ARM operations a stage started and handed over (e.g. a
+    /// `final-sync` data set replacement); the next delivery polls them before going on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_operations: Vec<crate::arm::client::LroHandle>,
 }
 
 impl RunRecord {
@@ -355,6 +359,7 @@ impl RunRecord {
             cancel_requested: false,
             error: None,
             consumer: None,
+            pending_operations: Vec::new(),
         }
     }
 

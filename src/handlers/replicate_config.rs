@@ -524,6 +524,7 @@ mod tests {
                 outcome: *o,
                 error: (*o != Outcome::Ok).then(|| "boom".to_owned()),
                 correlation_id: None,
+                pending: None,
             })
             .collect();
         PairReport {

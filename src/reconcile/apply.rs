@@ -300,14 +300,24 @@ pub async fn apply_change(
             outcome: Outcome::Ok,
             error: None,
             correlation_id: Some(correlation),
+            pending: None,
         },
         Err(e) => {
-            tracing::warn!(change = %change.address(), error = %chain(&e), "change failed");
+            let pending = match &e {
+                ApplyError::Arm { source, .. } => source.pending_operation().cloned(),
+                _ => None,
+            };
+            if pending.is_some() {
+                tracing::info!(change = %change.address(), "change still running; handed over");
+            } else {
+                tracing::warn!(change = %change.address(), error = %chain(&e), "change failed");
+            }
             ChangeResult {
                 correlation_id: e.correlation_id().or(Some(correlation)),
                 error: Some(chain(&e)),
                 outcome: Outcome::Failed,
                 change,
+                pending,
             }
         }
     }

@@ -14,7 +14,6 @@
 //! data set pointed at a primary-region store; nothing deleted unless pruning was asked for.
 
 pub mod apply;
-pub mod bench;
 pub mod cli;
 pub mod convert;
 pub mod diff;

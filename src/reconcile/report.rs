@@ -33,6 +33,10 @@ pub struct ChangeResult {
     pub error: Option<String>,
     /// `x-ms-correlation-request-id` of the last ARM call made for this change.
     pub correlation_id: Option<String>,
+    /// A long-running operation of this change still running when the client handed it over
+    /// (only with [`ArmClient::with_lro_handoff`](crate::arm::client::ArmClient::with_lro_handoff);
+    /// the outcome is then `Failed` and the caller polls the handle).
+    pub pending: Option<crate::arm::client::LroHandle>,
 }
 
 impl Serialize for ChangeResult {
@@ -45,6 +49,9 @@ impl Serialize for ChangeResult {
         }
         if let Some(c) = &self.correlation_id {
             m.serialize_entry("correlationId", c)?;
+        }
+        if let Some(h) = &self.pending {
+            m.serialize_entry("pendingOperation", &h.operation)?;
         }
         if let serde_json::Value::Object(obj) = v {
             for (k, v) in obj {
@@ -301,6 +308,7 @@ mod tests {
             outcome,
             error: (outcome != Outcome::Ok).then(|| "HTTP 400 BadRequest".to_string()),
             correlation_id: Some(format!("corr-{n}")),
+            pending: None,
         }
     }
 

@@ -40,6 +40,7 @@ fn skipped(c: Change, reason: String) -> ChangeResult {
         outcome: Outcome::Skipped,
         error: Some(reason),
         correlation_id: None,
+        pending: None,
     }
 }
 
@@ -186,6 +187,7 @@ mod tests {
             outcome: Outcome::Ok,
             error: None,
             correlation_id: None,
+            pending: None,
         }
     }
 
@@ -212,6 +214,7 @@ mod tests {
                         outcome: Outcome::Failed,
                         error: Some("boom".into()),
                         correlation_id: Some("corr".into()),
+                        pending: None,
                     }
                 } else {
                     ok(c)
@@ -250,6 +253,7 @@ mod tests {
                         outcome: Outcome::Failed,
                         error: Some("no".into()),
                         correlation_id: None,
+                        pending: None,
                     }
                 }
             },
