@@ -783,7 +783,10 @@ async fn preflight(
         // Set when the primary answered the readiness check but listing its consumers failed.
         let mut roster_read_failed: Option<(String, bool)> = None;
         if primary_up {
-            match observe_model(&probe, pair, &pair.primary).await {
+            // The readiness check just reached the primary, so this read gets the client's
+            // normal deadline, not the short outage probe: under throttling, a few hundred
+            // list reads may have to queue for the read bucket.
+            match observe_model(arm, pair, &pair.primary).await {
                 Ok(Some(model)) => {
                     let roster = roster_of(&model);
                     if let Err(e) = save_roster(ctx.store.as_ref(), &pair.name, &roster, now).await
