@@ -45,7 +45,7 @@ use datashare_dr::store::{
     STAGE_POISON_QUEUE, STAGE_QUEUE,
 };
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use support::azurite::{REQUIRE_ENV, TestAzurite, azurite, unique_name};
 use support::azurite_restart::{restart_available, restart_azurite};

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderMap;
-use rand::{Rng, SeedableRng};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -263,7 +263,7 @@ impl RetryPolicy {
         if ms == 0 {
             return Duration::ZERO;
         }
-        let mut rng = rand::rngs::SmallRng::from_os_rng();
+        let mut rng = rand::make_rng::<rand::rngs::SmallRng>();
         Duration::from_millis(rng.random_range(0..=ms))
     }
 }

@@ -285,9 +285,9 @@ pub async fn post_webhook(
         if attempt > 0 {
             let base = targets.webhook_first_backoff * 2u32.saturating_pow(attempt - 1);
             let jitter = {
-                use rand::{Rng as _, SeedableRng as _};
+                use rand::RngExt as _;
                 let max = u64::try_from(base.as_millis()).unwrap_or(u64::MAX) / 2;
-                let mut rng = rand::rngs::SmallRng::from_os_rng();
+                let mut rng = rand::make_rng::<rand::rngs::SmallRng>();
                 Duration::from_millis(rng.random_range(0..=max))
             };
             tokio::time::sleep(base + jitter).await;

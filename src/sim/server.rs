@@ -34,7 +34,7 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;

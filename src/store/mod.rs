@@ -474,8 +474,8 @@ where
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             let jitter: u64 = {
-                use rand::{Rng as _, SeedableRng as _};
-                rand::rngs::SmallRng::from_os_rng().random_range(0..=10 * u64::from(attempt))
+                use rand::RngExt as _;
+                rand::make_rng::<rand::rngs::SmallRng>().random_range(0..=10 * u64::from(attempt))
             };
             tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
         }
