@@ -1,0 +1,334 @@
+//! `datashare-dr failover start|status|approve|cancel` as a runbook runs them: the real binary
+//! against the simulator, with exit codes and output checked.
+//!
+//! - Without storage settings `start` runs the whole run in its own process (in-memory run store,
+//!   in-process queue): a drill and a failover complete and exit 0; `--dry-run` writes nothing;
+//!   a bad `--mode` or `--pair` is a usage error (64) naming the flag; `status` without storage
+//!   is a usage error naming the setting.
+//! - With storage (Azurite through `AzureWebJobsStorage`, when `scripts/test` provides it)
+//!   `start` records the run and enqueues `preflight` for the Functions app: a second start is
+//!   refused (exit 1, naming the active run), `status` reads the run, `approve` of a run that
+//!   needs none is refused (1), `cancel` records the request (0), an unknown run id is 1.
+//!
+//! Every child is bounded in time and killed by its own handle when it overruns.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use datashare_dr::config::dr::DrConfig;
+use datashare_dr::readiness::arm_reader::arm_client_from_config;
+use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
+use datashare_dr::sim::{self, PopulateSpec, SimHandle, SimOptions};
+use serde_json::Value;
+use support::azurite::{azurite, unique_name};
+use time::OffsetDateTime;
+
+const BOUND: Duration = Duration::from_secs(90);
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs the binary with `args`, the storage setting only when given, and waits (async, so the
+/// in-process simulator keeps serving) up to [`BOUND`].
+async fn cli(args: &[&str], storage: Option<&str>) -> Ran {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_datashare-dr"));
+    cmd.args(args)
+        .env_remove("AzureWebJobsStorage")
+        .env_remove("AzureWebJobsStorage__blobServiceUri")
+        .env_remove("AzureWebJobsStorage__queueServiceUri")
+        .env_remove("DR_CONFIG_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(s) = storage {
+        cmd.env("AzureWebJobsStorage", s);
+    }
+    let child = cmd.spawn().expect("start datashare-dr");
+    let started = Instant::now();
+    let out = tokio::time::timeout(BOUND, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{args:?} did not end within {BOUND:?}"))
+        .expect("wait for datashare-dr");
+    assert!(started.elapsed() <= BOUND);
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+struct World {
+    sim: SimHandle,
+    pair: String,
+    _file: tempfile::NamedTempFile,
+    config: String,
+}
+
+/// A populated, replicated estate and its DR config in a file; the pair renamed to `pair`.
+async fn world(pair: &str) -> World {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = sim::spawn(SimOptions {
+        lro_delay_ms: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let estate = sim
+        .populate(&PopulateSpec {
+            shares: 2,
+            datasets: 2,
+            consumers: 2,
+            seed: 23,
+        })
+        .expect("populate");
+    let text = sim::write_config(&estate, &sim.base_url).replace(
+        &format!("name = \"{}\"", estate.pair_name),
+        &format!("name = \"{pair}\""),
+    );
+    let cfg = DrConfig::from_toml_str(&text, "cli.toml").expect("config");
+    assert_eq!(cfg.pairs[0].name, pair, "the pair was renamed");
+    let arm = arm_client_from_config(&cfg).expect("client");
+    let rep = replicate(
+        &arm,
+        &cfg.pairs[0],
+        &ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: 8,
+            now: OffsetDateTime::now_utc(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    assert!(rep.error.is_none(), "{:?}", rep.error);
+    sim.fire_triggers();
+    let file = tempfile::Builder::new()
+        .prefix("dsdr-failover-cli-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), &text).expect("write config");
+    let config = path_str(file.path());
+    World {
+        sim,
+        pair: pair.to_owned(),
+        _file: file,
+        config,
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().expect("utf-8 temp path").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_storage_start_runs_a_drill_and_a_failover_in_process() {
+    let w = world("cli-local").await;
+    let base = [
+        "failover", "start", "--config", &w.config, "--pair", &w.pair,
+    ];
+
+    // Dry run: the stage plan, nothing written.
+    w.sim.reset_counters();
+    let dry = cli(
+        &[&base[..], &["--mode", "failover", "--dry-run"]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(dry.code, Some(0), "stderr:\n{}", dry.stderr);
+    assert!(dry.stdout.contains("preflight"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("invite-consumers"), "{}", dry.stdout);
+    assert_eq!(w.sim.stats().writes, 0, "a dry run writes nothing");
+
+    // A drill, JSON: completed, cleaned up.
+    let drill = cli(&[&base[..], &["--mode", "drill", "--json"]].concat(), None).await;
+    assert_eq!(drill.code, Some(0), "stderr:\n{}", drill.stderr);
+    let run = drill.json();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["mode"], "drill");
+    assert_eq!(run["pair"], w.pair.as_str());
+    let stages: Vec<&str> = run["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert!(stages.contains(&"cleanup"), "{stages:?}");
+    assert!(
+        run["drillArtefacts"]
+            .as_array()
+            .is_none_or(|a| a.iter().all(|x| x["removed"] == true)),
+        "every drill artefact removed: {run:#}"
+    );
+
+    // A failover, readable output.
+    let fo = cli(
+        &[&base[..], &["--mode", "failover", "--reason", "cli test"]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        fo.code,
+        Some(0),
+        "stderr:\n{}\nstdout:\n{}",
+        fo.stderr,
+        fo.stdout
+    );
+    assert!(
+        fo.stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("failover of pair cli-local: succeeded")),
+        "{}",
+        fo.stdout
+    );
+    assert!(fo.stdout.contains("RTO:"), "{}", fo.stdout);
+    assert!(fo.stderr.contains("in-memory run store"), "{}", fo.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_are_usage_errors_naming_what_is_wrong() {
+    let w = world("cli-usage").await;
+    let base = ["failover", "start", "--config", &w.config];
+    let mode = cli(
+        &[&base[..], &["--pair", &w.pair, "--mode", "sideways"]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(mode.code, Some(64), "{}", mode.stderr);
+    assert!(mode.stderr.contains("--mode"), "{}", mode.stderr);
+    let pair = cli(&[&base[..], &["--pair", "no-such-pair"]].concat(), None).await;
+    assert_eq!(pair.code, Some(64), "{}", pair.stderr);
+    assert!(pair.stderr.contains("--pair"), "{}", pair.stderr);
+    assert!(pair.stderr.contains("no-such-pair"), "{}", pair.stderr);
+    let missing = cli(
+        &[
+            "failover",
+            "start",
+            "--config",
+            "/nonexistent/dr.toml",
+            "--pair",
+            "x",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(missing.code, Some(64), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/nonexistent/dr.toml"),
+        "{}",
+        missing.stderr
+    );
+    let status = cli(&["failover", "status", "--config", &w.config, "r-1"], None).await;
+    assert_eq!(status.code, Some(64), "{}", status.stderr);
+    assert!(
+        status.stderr.contains("AzureWebJobsStorage"),
+        "{}",
+        status.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_storage_start_enqueues_and_status_approve_cancel_work_on_the_run() {
+    let test = "with_storage_start_enqueues_and_status_approve_cancel_work_on_the_run";
+    let Some(az) = azurite(test) else {
+        return;
+    };
+    let storage = Some(az.connection_string.as_str());
+    // A pair name of its own: the run store is the app's container, shared in Azurite.
+    let pair = unique_name("cli");
+    let w = world(&pair).await;
+    let base = [
+        "failover", "start", "--config", &w.config, "--pair", &w.pair,
+    ];
+
+    let first = cli(
+        &[&base[..], &["--mode", "drill", "--json"]].concat(),
+        storage,
+    )
+    .await;
+    assert_eq!(first.code, Some(0), "stderr:\n{}", first.stderr);
+    let run = first.json();
+    let run_id = run["runId"].as_str().expect("runId").to_owned();
+    assert_eq!(run["pair"], pair.as_str());
+    assert!(
+        !["succeeded", "failed", "cancelled"].contains(&run["status"].as_str().unwrap_or("")),
+        "started, not run here: {run:#}"
+    );
+
+    let second = cli(&[&base[..], &["--mode", "drill"]].concat(), storage).await;
+    assert_eq!(second.code, Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&run_id),
+        "names the active run: {}",
+        second.stderr
+    );
+
+    let status = cli(
+        &[
+            "failover", "status", "--config", &w.config, &run_id, "--json",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    assert_eq!(status.json()["runId"], run_id.as_str());
+
+    let approve = cli(
+        &["failover", "approve", "--config", &w.config, &run_id],
+        storage,
+    )
+    .await;
+    assert_eq!(approve.code, Some(1), "{}", approve.stderr);
+    assert!(
+        approve.stderr.contains("does not need approval"),
+        "{}",
+        approve.stderr
+    );
+
+    let cancel = cli(
+        &[
+            "failover", "cancel", "--config", &w.config, &run_id, "--json",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(cancel.code, Some(0), "{}", cancel.stderr);
+    let cancelled = cancel.json();
+    assert!(
+        cancelled["cancelRequested"] == true || cancelled["status"] == "cancelled",
+        "{cancelled:#}"
+    );
+
+    let unknown = cli(
+        &[
+            "failover",
+            "status",
+            "--config",
+            &w.config,
+            "r-does-not-exist",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(unknown.code, Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("r-does-not-exist"),
+        "{}",
+        unknown.stderr
+    );
+}
