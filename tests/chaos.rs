@@ -56,21 +56,7 @@ use time::OffsetDateTime;
 // Regression: a redelivery takes over the claim its killed predecessor left (no 120 s stall).
 
 async fn small_world() -> (SimHandle, Arc<DrConfig>, ArmClient) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 1,
-            consumers: 2,
-            seed: 3,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 1, 2, 3).await;
     let cfg = Arc::new(
         DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
             .expect("config"),

@@ -4,6 +4,8 @@
 //! in-process runner with the consumer's token — accept, map, trigger, first synchronization —
 //! on its northeurope account.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ use datashare_dr::failover::start::{AlertAnswer, StartRequest, approve, ingest_a
 use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
 use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, ConsumerInfo, Estate, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, ConsumerInfo, Estate, SimHandle};
 use datashare_dr::store::{BlobStore, MemoryBlobStore};
 use time::OffsetDateTime;
 
@@ -70,21 +72,7 @@ impl World {
 }
 
 async fn world_with(edit: impl Fn(String) -> String) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 2,
-            consumers: 2,
-            seed: 21,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 2, 2, 21).await;
     // The provider replicates its pair; consumer00's policy is `now`: pending invitations on
     // the secondary shares.
     let provider = DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "p.toml")

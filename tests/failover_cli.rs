@@ -19,12 +19,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use datashare_dr::config::dr::DrConfig;
-use datashare_dr::readiness::arm_reader::arm_client_from_config;
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, SimHandle};
 use serde_json::Value;
 use support::azurite::{azurite, unique_name};
-use time::OffsetDateTime;
 
 const BOUND: Duration = Duration::from_secs(90);
 
@@ -80,42 +77,14 @@ struct World {
 
 /// A populated, replicated estate and its DR config in a file; the pair renamed to `pair`.
 async fn world(pair: &str) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 2,
-            consumers: 2,
-            seed: 23,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 2, 2, 23).await;
     let text = sim::write_config(&estate, &sim.base_url).replace(
         &format!("name = \"{}\"", estate.pair_name),
         &format!("name = \"{pair}\""),
     );
     let cfg = DrConfig::from_toml_str(&text, "cli.toml").expect("config");
     assert_eq!(cfg.pairs[0].name, pair, "the pair was renamed");
-    let arm = arm_client_from_config(&cfg).expect("client");
-    let rep = replicate(
-        &arm,
-        &cfg.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(rep.error.is_none(), "{:?}", rep.error);
-    sim.fire_triggers();
+    let _arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     let file = tempfile::Builder::new()
         .prefix("dsdr-failover-cli-")
         .suffix(".toml")

@@ -33,9 +33,7 @@ use datashare_dr::failover::drill::resource_health_alert;
 use datashare_dr::failover::exec::{Roster, roster_path};
 use datashare_dr::failover::run::{StageStatus, lock_path, run_path};
 use datashare_dr::failover::{RunRecord, RunStatus, Stage};
-use datashare_dr::readiness::arm_reader::arm_client_from_config;
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, Estate, FaultSettings, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, Estate, FaultSettings, SimHandle};
 use datashare_dr::startup::{AppState, AppStorage};
 use datashare_dr::store::{
     self, AzureBlobStore, AzureQueue, BlobStore, MessageEncoding, Queue, ReceivedMessage,
@@ -121,38 +119,10 @@ struct Sim {
 /// A simulator with a generated estate (3 shares × 2 data sets, 2 consumers; the second
 /// consumer is invited only at failover), replicated once, config text edited by `edit`.
 async fn replicated_sim(edit: impl Fn(String) -> String) -> Sim {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 3,
-            datasets: 2,
-            consumers: 2,
-            seed: 7,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(3, 2, 2, 7).await;
     let toml = edit(sim::write_config(&estate, &sim.base_url));
     let cfg = DrConfig::from_toml_str(&toml, "failover-host.toml").expect("generated config");
-    let arm = arm_client_from_config(&cfg).expect("ARM client");
-    let rep = replicate(
-        &arm,
-        &cfg.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(rep.error.is_none(), "bootstrap replicate: {:?}", rep.error);
-    sim.fire_triggers();
+    let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     Sim {
         sim,
         estate,

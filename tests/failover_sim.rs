@@ -1,6 +1,8 @@
 //! Failover runs against the simulator with the in-memory run store and the in-process queue:
 //! the same `run_one_stage` the `FailoverStage` function runs.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +16,7 @@ use datashare_dr::failover::start::{
     AlertAnswer, StartRequest, approve, cancel, ingest_alert, start_run,
 };
 use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
-use datashare_dr::readiness::arm_reader::arm_client_from_config;
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, Estate, SimHandle};
 use datashare_dr::store::{BlobStore, MemoryBlobStore, Queue, STAGE_QUEUE};
 use time::OffsetDateTime;
 
@@ -31,38 +31,10 @@ struct World {
 }
 
 async fn world_with(edit: impl Fn(String) -> String) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 3,
-            datasets: 2,
-            consumers: 2,
-            seed: 11,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(3, 2, 2, 11).await;
     let toml = edit(sim::write_config(&estate, &sim.base_url));
     let cfg = Arc::new(DrConfig::from_toml_str(&toml, "sim.toml").expect("config"));
-    let arm = arm_client_from_config(&cfg).expect("client");
-    let rep = replicate(
-        &arm,
-        &cfg.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(rep.error.is_none(), "{:?}", rep.error);
-    sim.fire_triggers();
+    let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     let clock = Clock::default();
     let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
     let queue = InProcessQueue::new(clock.clone());

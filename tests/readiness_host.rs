@@ -19,7 +19,7 @@ use datashare_dr::host::InvocationResponse;
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
 use datashare_dr::readiness::{Report, Status, history};
 use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, Estate, SimHandle};
 use datashare_dr::startup::{AppState, AppStorage};
 use datashare_dr::store::{self, AzureBlobStore, Queue};
 use serde_json::Value;
@@ -39,21 +39,7 @@ struct World {
 /// A simulator with a replicated pair named `pair` (unique per test: the app's blob container
 /// is shared by every test using the same Azurite).
 async fn replicated_world(pair: &str) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 2,
-            consumers: 1,
-            seed: 11,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 2, 1, 11).await;
     let mut cfg = DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "sim.toml")
         .expect("generated config loads");
     cfg.pairs[0].name = pair.to_owned();

@@ -1,6 +1,8 @@
 //! Readiness against the simulator: a freshly replicated pair is Ready; breaking one thing on
 //! purpose turns up as its own finding with the right severity and status.
 
+mod support;
+
 use std::time::Duration;
 
 use datashare_dr::arm::client::ArmClient;
@@ -12,7 +14,7 @@ use datashare_dr::readiness::arm_reader::{ArmReader, arm_client_from_config};
 use datashare_dr::readiness::check::check_pair;
 use datashare_dr::readiness::{Finding, Report, Severity, Status, codes};
 use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
-use datashare_dr::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions, StoreKind};
+use datashare_dr::sim::{self, Estate, SimHandle, StoreKind};
 use time::OffsetDateTime;
 
 struct World {
@@ -23,21 +25,7 @@ struct World {
 }
 
 async fn replicated_world() -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 3,
-            consumers: 2,
-            seed: 7,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 3, 2, 7).await;
     let toml = sim::write_config(&estate, &sim.base_url);
     let cfg = DrConfig::from_toml_str(&toml, "sim.toml").expect("generated config loads");
     let client = arm_client_from_config(&cfg).expect("client");

@@ -1,25 +1,14 @@
 //! `datashare-dr plan` / `replicate` as an operator runs them, against an in-process simulator.
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 
-use datashare_dr::sim::{self, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, SimHandle};
 
 async fn sim_with_config(dir: &Path) -> (SimHandle, std::path::PathBuf) {
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 2,
-            consumers: 2,
-            seed: 3,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 2, 2, 3).await;
     let path = dir.join("dr.toml");
     std::fs::write(&path, sim::write_config(&estate, &sim.base_url)).expect("write config");
     (sim, path)

@@ -14,7 +14,7 @@ use datashare_dr::arm::client::ArmClient;
 use datashare_dr::config::Config;
 use datashare_dr::config::arm::arm_client_from_config;
 use datashare_dr::config::dr::DrConfig;
-use datashare_dr::sim::{self, Estate, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, Estate, SimHandle};
 use serde_json::Value;
 use support::app::{TestApp, payload, spawn_app};
 use support::azurite::azurite;
@@ -36,21 +36,7 @@ struct World {
 /// generated DR config from a file, and the host emulator in front of it.
 async fn world(test: &str) -> Option<World> {
     let az = azurite(test)?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 3,
-            datasets: 2,
-            consumers: 1,
-            seed: 13,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(3, 2, 1, 13).await;
     let text = sim::write_config(&estate, &sim.base_url);
     let file = tempfile::Builder::new()
         .prefix("dsdr-replicate-host-")
@@ -392,21 +378,7 @@ async fn the_timer_of_a_consumer_config_records_the_primary_snapshot() {
     let Some(az) = azurite(test) else {
         return;
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 2,
-            consumers: 1,
-            seed: 17,
-        })
-        .expect("populate");
+    let (sim, estate) = support::estate::populated(2, 2, 1, 17).await;
     let text = sim::write_consumer_config(&estate, &sim.base_url, 0).expect("consumer config");
     let file = tempfile::Builder::new()
         .prefix("dsdr-consumer-timer-")

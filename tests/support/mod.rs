@@ -4,4 +4,5 @@
 pub mod app;
 pub mod azurite;
 pub mod azurite_restart;
+pub mod estate;
 pub mod host_emulator;
