@@ -877,3 +877,43 @@ async fn transport_errors_are_retried_then_reported_as_transient() {
     assert_eq!(client.stats().reads, 3);
     assert_eq!(client.stats().retries, 2);
 }
+
+/// The deadline starts when the first attempt may go out: a short (probe) deadline is not used
+/// up waiting for this client's own token bucket, so pacing is never mistaken for an outage.
+/// Here the read bucket holds 2 tokens and refills 4/s; a third call must wait ~250 ms for its
+/// token, longer than its 150 ms deadline, and still succeeds.
+#[tokio::test]
+async fn waiting_for_the_own_token_bucket_does_not_use_up_the_deadline() {
+    let fake = Fake::start().await;
+    let id = share_id();
+    fake.on(
+        "GET",
+        id.as_str(),
+        vec![
+            reply(200, share_body("orders")),
+            reply(200, share_body("orders")),
+            reply(200, share_body("orders")),
+        ],
+    );
+    let client = fake
+        .client_with(|s| {
+            s.rate_limits.reads = datashare_dr::arm::limiter::BucketSpec {
+                capacity: 2.0,
+                refill_per_sec: 4.0,
+            };
+            s.rate_limits.headroom = 0.0;
+        })
+        .with_deadline(Duration::from_millis(150));
+    client.get_share(&id).await.expect("first");
+    client.get_share(&id).await.expect("second");
+    let t = Instant::now();
+    client
+        .get_share(&id)
+        .await
+        .expect("the third waits for a token, then is sent with its full deadline");
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "it did wait for the bucket: {:?}",
+        t.elapsed()
+    );
+}

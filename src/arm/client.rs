@@ -47,7 +47,10 @@ pub struct ArmSettings {
     pub token_scope: Option<String>,
     /// In-flight requests at most.
     pub max_concurrency: usize,
-    /// Overall deadline of one call, including retries and throttling waits.
+    /// Overall deadline of one call, including retries and the throttling waits between them.
+    /// It starts when the first attempt may be sent: waiting for this client's own token
+    /// bucket before that is pacing, not ARM being slow, and does not count (so a short probe
+    /// deadline still detects an outage, not a busy bucket).
     pub deadline: Duration,
     /// Timeout of one HTTP attempt (ARM itself gives providers 60 s).
     pub attempt_timeout: Duration,
@@ -476,7 +479,8 @@ impl ArmClient {
         let inner = &*self.inner;
         let started = Instant::now();
         let call_deadline = self.deadline.unwrap_or(inner.settings.deadline);
-        let deadline = started + call_deadline;
+        // Re-based after the first reservation (see `ArmSettings::deadline`).
+        let mut deadline = started + call_deadline;
         let kind = OpKind::of(&method);
         let sub = subscription_key(url.path());
         let mut attempts: u32 = 0;
@@ -501,10 +505,17 @@ impl ArmClient {
         };
         let result = loop {
             // throttle before taking a concurrency permit
-            match inner.limiter.reserve(&sub, kind, Some(deadline)) {
+            let first = attempts == 0;
+            match inner
+                .limiter
+                .reserve(&sub, kind, (!first).then_some(deadline))
+            {
                 Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
                 Ok(_) => {}
                 Err(_) => break Err(deadline_err(attempts, last_err.take())),
+            }
+            if first {
+                deadline = Instant::now() + call_deadline;
             }
             let token = match inner.tokens.token(&inner.scope).await {
                 Ok(t) => t,
