@@ -535,3 +535,87 @@ async fn final_sync_hands_a_long_running_delete_to_the_queue_and_finishes_after_
         other => panic!("{other:?}"),
     }
 }
+
+/// Preflight with a primary that answers but whose consumers cannot be listed, and no stored
+/// roster: a transient failure (503) retries the stage for the first deliveries instead of
+/// going on to invite nobody; the third delivery goes on with a Critical `roster-unknown`
+/// finding naming the error. A permanent refusal (403) goes on at once, with the same finding.
+#[tokio::test]
+async fn preflight_retries_an_unreadable_roster_then_goes_on_with_a_critical_finding() {
+    use datashare_dr::failover::exec::Delivery;
+    for (status, first_retries) in [(503u16, true), (403, false)] {
+        let mut w = world().await;
+        w.sim.set_faults(&sim::FaultSettings {
+            fail_operations: Some(
+                [("ProviderShareSubscriptions_ListByShare".to_owned(), status)].into(),
+            ),
+            ..Default::default()
+        });
+        let req = StartRequest {
+            pair: w.cfg.pairs[0].name.clone(),
+            mode: Mode::Failover,
+            force: true,
+            reason: "test".into(),
+            caller: "test".into(),
+        };
+        let run = start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+            .await
+            .expect("start");
+        let msg = StageMessage::new(&run.run_id, Stage::Preflight, 0);
+        let deliver = |w: &mut World, n: u32| {
+            w.ctx.delivery = Some(Delivery {
+                message_id: "m-preflight".into(),
+                dequeue_count: n,
+            });
+        };
+        deliver(&mut w, 1);
+        let first = run_one_stage(&w.ctx, &msg).await;
+        if first_retries {
+            let e = match first {
+                Err(e) => e,
+                Ok(o) => {
+                    let (rec, _) =
+                        datashare_dr::failover::run::require_run(w.store.as_ref(), &run.run_id)
+                            .await
+                            .expect("run");
+                    panic!(
+                        "a transient roster failure retries the stage, got {o:?}: {:#?}",
+                        rec.findings
+                    );
+                }
+            };
+            assert!(e.is_transient(), "{e}");
+            assert!(
+                datashare_dr::failover::error_text(&e).contains("consumers could not be read"),
+                "{e}"
+            );
+            deliver(&mut w, 2);
+            assert!(
+                run_one_stage(&w.ctx, &msg).await.is_err(),
+                "second delivery retries too"
+            );
+            deliver(&mut w, 3);
+            let third = run_one_stage(&w.ctx, &msg)
+                .await
+                .expect("third delivery goes on");
+            assert!(matches!(third, Outcome::Advance(_)), "{third:?}");
+        } else {
+            let first = first.expect("a permanent refusal goes on at once");
+            assert!(matches!(first, Outcome::Advance(_)), "{first:?}");
+        }
+        let (rec, _) = datashare_dr::failover::run::require_run(w.store.as_ref(), &run.run_id)
+            .await
+            .expect("run");
+        let f = rec
+            .findings
+            .iter()
+            .find(|f| f.code == "roster-unknown")
+            .unwrap_or_else(|| panic!("{status}: {:#?}", rec.findings));
+        assert_eq!(f.severity, "Critical", "{f:?}");
+        assert!(
+            f.message.contains("ProviderShareSubscriptions_ListByShare"),
+            "{status}: the finding names the failed read: {}",
+            f.message
+        );
+    }
+}

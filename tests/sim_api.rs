@@ -621,6 +621,37 @@ async fn throttle_off_and_injected_faults_are_switchable_at_runtime() {
     assert_eq!(r.status, 404);
     let s = h.stats();
     assert_eq!(s.faults_429 + s.faults_5xx, 40);
+
+    // One operation made to fail every time (case-insensitive id), the others untouched; an
+    // empty map clears it.
+    let resp = c
+        .post(format!("{}/_sim/faults", h.base_url))
+        .json(&json!({"fail_operations": {"accounts_get": 503, "Shares_ListByAccount": 403}}))
+        .send()
+        .await;
+    assert_eq!(resp.map(|r| r.status().as_u16()).unwrap_or(0), 200);
+    for _ in 0..3 {
+        let r = call(&c, Some("sim"), "GET", &url(&h, &acct("x")), None).await;
+        assert_eq!(r.status, 503, "{:?}", r.body);
+    }
+    let r = call(
+        &c,
+        Some("sim"),
+        "GET",
+        &url(&h, &format!("{}/shares", acct("x"))),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("AuthorizationFailed"))
+    );
+    h.set_faults(&FaultSettings {
+        fail_operations: Some(Default::default()),
+        ..FaultSettings::default()
+    });
+    let r = call(&c, Some("sim"), "GET", &url(&h, &acct("x")), None).await;
+    assert_eq!(r.status, 404);
     h.shutdown().await;
 }
 

@@ -780,87 +780,29 @@ async fn preflight(
     }
     // Consumers to invite: observed now when the primary answers, else the last roster.
     if run.mode == Mode::Failover {
-        // Set when the primary answered the readiness check but listing its consumers failed.
-        let mut roster_read_failed: Option<(String, bool)> = None;
         if primary_up {
             // The readiness check just reached the primary, so this read gets the client's
             // normal deadline, not the short outage probe: under throttling, a few hundred
             // list reads may have to queue for the read bucket.
-            match observe_model(arm, pair, &pair.primary).await {
-                Ok(Some(model)) => {
-                    let roster = roster_of(&model);
-                    if let Err(e) = save_roster(ctx.store.as_ref(), &pair.name, &roster, now).await
-                    {
-                        tracing::warn!(pair = %pair.name, error = %e, "could not store the consumer roster");
-                    }
-                    out.count("consumers", roster.len() as u64);
-                    out.roster = Some(roster);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    out.primary_reachable = Some(false);
-                    tracing::info!(pair = %pair.name, error = %super::error_text(&e), "primary not readable; using the stored roster");
-                    let transient = e.arm().is_some_and(ArmError::is_transient);
-                    roster_read_failed = Some((super::error_text(&e), transient));
-                }
+            if let Err(e) = observe_roster(ctx, pair, arm, now, &mut out).await {
+                out.primary_reachable = Some(false);
+                tracing::info!(pair = %pair.name, error = %super::error_text(&e), "primary not readable; using the stored roster");
+                let failed = (
+                    super::error_text(&e),
+                    e.arm().is_some_and(ArmError::is_transient),
+                );
+                roster_from_store(ctx, run, pair, Some(failed), &mut out).await?;
             }
-        }
-        if out.roster.is_none() {
-            match load_roster(ctx.store.as_ref(), &pair.name).await {
-                Ok(Some(r)) => {
-                    out.count("consumers", r.entries.len() as u64);
-                    out.finding(
-                        "Info",
-                        "roster-from-store",
-                        format!(
-                            "the primary does not answer: consumers to invite come from the roster recorded at {}",
-                            r.recorded_at
-                                .format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_default()
-                        ),
-                        Stage::Preflight,
-                    );
-                    out.roster = Some(r.entries);
-                }
-                Ok(None) if roster_read_failed.is_some() => {
-                    // The primary is up but its consumers could not be read and nothing was
-                    // recorded: going on now would invite nobody. A transient failure retries
-                    // the stage (the host redelivers) for the first deliveries; after that, or
-                    // when the failure is permanent, the run goes on — the secondary must still
-                    // be made usable — with a Critical finding that names the error, so the
-                    // operator invites the missing consumers by hand.
-                    let (reason, transient) = roster_read_failed.take().unwrap_or_default();
-                    let retry = transient
-                        && ctx
-                            .delivery
-                            .as_ref()
-                            .is_some_and(|d| d.dequeue_count < ROSTER_READ_DELIVERIES);
-                    if retry {
-                        return Err(stage_err(
-                            run,
-                            Stage::Preflight,
-                            format!(
-                                "the primary answers but its consumers could not be read ({reason}) and no consumer roster was recorded; retrying"
-                            ),
-                            true,
-                        ));
-                    }
-                    out.finding(
-                        "Critical",
-                        "roster-unknown",
-                        format!(
-                            "the primary answers but its consumers could not be read ({reason}) and no consumer roster was recorded: only consumers already invited on the secondary keep access; invite the others by hand"
-                        ),
-                        Stage::Preflight,
-                    );
-                }
-                Ok(None) => out.finding(
-                    "Warning",
-                    "roster-unknown",
-                    "the primary does not answer and no consumer roster was recorded: only consumers already invited on the secondary keep access",
-                    Stage::Preflight,
-                ),
-                Err(e) => return Err(e),
+        } else if !roster_from_store(ctx, run, pair, None, &mut out).await? {
+            // Unreachable per readiness and nothing recorded. Readiness says "unreachable" for
+            // any failed read, so one flaky list looks like an outage: give the primary one
+            // more (short) chance before deciding that nobody can be invited.
+            if let Err(e) = observe_roster(ctx, pair, &probe, now, &mut out).await {
+                let failed = (
+                    super::error_text(&e),
+                    e.arm().is_some_and(ArmError::is_transient),
+                );
+                roster_unknown(ctx, run, failed, &mut out)?;
             }
         }
     }
@@ -951,6 +893,98 @@ fn wait_for_operations(
     );
     out.pending_operations = Some(ops);
     out
+}
+
+/// Observes the primary and takes its consumers as the run's roster (also stored for later
+/// runs). `Ok` with no roster when the primary account does not exist.
+async fn observe_roster(
+    ctx: &StageContext,
+    pair: &Pair,
+    arm: &ArmClient,
+    now: OffsetDateTime,
+    out: &mut StageResult,
+) -> Result<(), crate::reconcile::observe::ObserveError> {
+    let Some(model) = observe_model(arm, pair, &pair.primary).await? else {
+        return Ok(());
+    };
+    let roster = roster_of(&model);
+    if let Err(e) = save_roster(ctx.store.as_ref(), &pair.name, &roster, now).await {
+        tracing::warn!(pair = %pair.name, error = %e, "could not store the consumer roster");
+    }
+    out.count("consumers", roster.len() as u64);
+    out.roster = Some(roster);
+    Ok(())
+}
+
+/// Takes the last stored roster (`rosters/{pair}.json`) when there is one (→ `true`). Without
+/// one: when the primary's consumers could not be read (`failed`: error text, transient) see
+/// [`roster_unknown`]; when nothing was tried, `false` (the caller decides).
+async fn roster_from_store(
+    ctx: &StageContext,
+    run: &RunRecord,
+    pair: &Pair,
+    failed: Option<(String, bool)>,
+    out: &mut StageResult,
+) -> Result<bool, FailoverError> {
+    match load_roster(ctx.store.as_ref(), &pair.name).await? {
+        Some(r) => {
+            out.count("consumers", r.entries.len() as u64);
+            out.finding(
+                "Info",
+                "roster-from-store",
+                format!(
+                    "the primary does not answer: consumers to invite come from the roster recorded at {}",
+                    r.recorded_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ),
+                Stage::Preflight,
+            );
+            out.roster = Some(r.entries);
+            Ok(true)
+        }
+        None => match failed {
+            Some(failed) => roster_unknown(ctx, run, failed, out).map(|()| true),
+            None => Ok(false),
+        },
+    }
+}
+
+/// Nobody knows whom to invite: the primary's consumers could not be read and no roster was
+/// recorded. Going on now would invite nobody, so a transient failure retries the stage (the
+/// host redelivers) for the first [`ROSTER_READ_DELIVERIES`] deliveries; after that, or when the
+/// failure is permanent, the run goes on — the secondary must still be made usable — with a
+/// Critical finding naming the error, so the operator invites the missing consumers by hand.
+fn roster_unknown(
+    ctx: &StageContext,
+    run: &RunRecord,
+    (reason, transient): (String, bool),
+    out: &mut StageResult,
+) -> Result<(), FailoverError> {
+    let retry = transient
+        && ctx
+            .delivery
+            .as_ref()
+            .is_some_and(|d| d.dequeue_count < ROSTER_READ_DELIVERIES);
+    if retry {
+        return Err(stage_err(
+            run,
+            Stage::Preflight,
+            format!(
+                "the primary's consumers could not be read ({reason}) and no consumer roster was recorded; retrying"
+            ),
+            true,
+        ));
+    }
+    out.finding(
+        "Critical",
+        "roster-unknown",
+        format!(
+            "the primary's consumers could not be read ({reason}) and no consumer roster was recorded: only consumers already invited on the secondary keep access; invite the others by hand"
+        ),
+        Stage::Preflight,
+    );
+    Ok(())
 }
 
 fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {

@@ -61,6 +61,11 @@ pub struct Faults {
     pub spike_ms: u64,
     /// `Retry-After` seconds on injected 429s.
     pub fault_retry_after_secs: u64,
+    /// Operations (spec `operationId`, case-insensitive) that always fail with the given status
+    /// (408, 429 or 5xx: an injected transient fault; other 4xx: `AuthorizationFailed`-style
+    /// refusal), e.g. `{"ProviderShareSubscriptions_ListByShare": 503}`.
+    #[serde(default)]
+    pub fail_operations: BTreeMap<String, u16>,
 }
 
 /// Partial update of [`Faults`] (`POST /_sim/faults`); absent fields are unchanged.
@@ -76,6 +81,8 @@ pub struct FaultSettings {
     pub spike_p: Option<f64>,
     pub spike_ms: Option<u64>,
     pub fault_retry_after_secs: Option<u64>,
+    /// Replaces [`Faults::fail_operations`] (an empty map clears it).
+    pub fail_operations: Option<BTreeMap<String, u16>>,
     /// Re-seed the fault generator.
     pub seed: Option<u64>,
 }
@@ -194,6 +201,7 @@ pub async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
                 spike_p: 0.0,
                 spike_ms: 0,
                 fault_retry_after_secs: 1,
+                fail_operations: BTreeMap::new(),
             },
             stats: SimStats::default(),
             log: VecDeque::new(),
@@ -355,6 +363,13 @@ fn apply_faults(rt: &mut Runtime, f: &FaultSettings) {
     }
     if let Some(v) = f.fault_retry_after_secs {
         x.fault_retry_after_secs = v;
+    }
+    if let Some(ops) = &f.fail_operations {
+        x.fail_operations = ops
+            .iter()
+            .filter(|(_, s)| (400..=599).contains(*s))
+            .map(|(k, s)| (k.to_ascii_lowercase(), *s))
+            .collect();
     }
     if let Some(s) = f.seed {
         rt.seed = s;
@@ -723,7 +738,13 @@ fn process(
             Instant::now(),
         );
         let roll: f64 = rt.rng.random();
-        let fault = if roll < f.fault_429 {
+        let forced = f
+            .fail_operations
+            .get(&op_name.to_ascii_lowercase())
+            .copied();
+        let fault = if forced.is_some() {
+            forced
+        } else if roll < f.fault_429 {
             Some(429)
         } else if roll < f.fault_429 + f.fault_5xx {
             Some(if rt.rng.random::<bool>() { 500 } else { 503 })
@@ -773,9 +794,23 @@ fn process(
                     );
                     (Outcome::err(e, &op_name, "fault_5xx", &who), rem)
                 }
-                Some(_) => {
+                Some(status @ 400..=499) if status != 408 => {
                     let e = ApiError::new(
-                        503,
+                        status,
+                        "AuthorizationFailed",
+                        format!(
+                            "The client does not have authorization to perform {op_name} (injected fault)."
+                        ),
+                    );
+                    (Outcome::err(e, &op_name, "fault_5xx", &who), rem)
+                }
+                Some(status) => {
+                    let e = ApiError::new(
+                        if status >= 500 || status == 408 {
+                            status
+                        } else {
+                            503
+                        },
                         "ServiceUnavailable",
                         "The service is temporarily unavailable (injected fault).",
                     );
