@@ -17,7 +17,9 @@
 //! - `GET /_sim/stats`; `POST /_sim/reset` (counters, request log, buckets);
 //!   `POST /_sim/reset?state=true` (also every resource)
 //! - `GET /_sim/requests?since=SEQ&limit=N` (ring buffer, oldest first)
-//! - `GET /_sim/faults`, `POST /_sim/faults` with a partial [`FaultSettings`] JSON
+//! - `GET /_sim/faults`, `POST /_sim/faults` with a partial [`FaultSettings`] JSON (latency,
+//!   429/5xx probabilities, spikes, LRO delay, page size, throttling, and `fail_operations`:
+//!   operationIds that fail every time with a given status, e.g. `{"Accounts_Get": 503}`)
 //! - `POST /_sim/triggers/fire` (one snapshot per active trigger), `POST /_sim/history/age?hours=H`
 //! - `POST /_sim/populate` with a [`PopulateSpec`] JSON → the [`Estate`]; `GET /_sim/estate`;
 //!   `GET /_sim/config` (DR config TOML for the last estate); `GET /_sim/health`
