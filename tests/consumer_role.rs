@@ -534,14 +534,15 @@ async fn the_run_waits_for_an_invitation_that_has_not_arrived_and_then_gives_up(
 
 #[tokio::test]
 async fn an_alert_on_the_consumers_primary_account_starts_its_consumer_run() {
-    // One subscription only: with several, the alert-id dedup (failover::start) answers every
-    // subscription after the first as a "duplicate" of the first one's run (reported bug).
-    let w = world_with(|t| match t.match_indices("\n[[subscriptions]]").nth(1) {
-        Some((i, _)) => t[..i].to_owned(),
-        None => t,
-    })
-    .await;
-    assert_eq!(w.cfg.subscriptions.len(), 1);
+    // Every subscription of the consumer account gets its own run: the alert's dedup records
+    // are per pair / subscription (an earlier version answered all but the first as a
+    // "duplicate" of the first one's run).
+    let w = world().await;
+    assert!(
+        w.cfg.subscriptions.len() > 1,
+        "{}",
+        w.cfg.subscriptions.len()
+    );
     let body = resource_health_alert(
         &w.consumer().account_id,
         &w.consumer().subscription_id,
@@ -555,6 +556,7 @@ async fn an_alert_on_the_consumers_primary_account_starts_its_consumer_run() {
         panic!("expected started runs, got {answer:?}");
     };
     assert_eq!(pairs.len(), w.cfg.subscriptions.len(), "{pairs:?}");
+    assert!(pairs.iter().all(|p| p.action == "started"), "{pairs:?}");
     // Alert-started runs wait for approval under `failover = "approve"`; approve them all
     // first (the runner drives every message of the shared queue).
     let ids: Vec<String> = pairs
