@@ -191,6 +191,11 @@ pub struct DrillArgs {
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,
+    /// Whose side to drill: `provider` (the pair's failover) or `consumer` (the generated
+    /// consumer's failover: accept the invitation on its secondary account, map data sets to
+    /// its secondary sinks, create triggers).
+    #[arg(long, default_value = "provider")]
+    pub role: String,
 }
 
 #[derive(Debug, Args)]

@@ -308,3 +308,50 @@ fn an_unknown_flag_exits_64_naming_it_and_help_exits_0() {
     assert_eq!(help.code, Some(0), "stderr:\n{}", help.stderr);
     assert!(help.stdout.contains("Usage"), "{}", help.stdout);
 }
+
+/// `drill --role consumer`: the consumer's side of a failover, offline. Every subscription's
+/// run succeeds: the invitation accepted on the consumer's secondary account, data sets mapped
+/// to secondary sinks, triggers in place. A bad `--role` is a usage error naming the flag.
+#[test]
+fn the_consumer_drill_accepts_maps_and_schedules_every_subscription() {
+    let r = drill(&["--role", "consumer", "--json"]);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON report");
+    assert_eq!(v["consumer"], "consumer00", "{v:#}");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(
+        runs.len() as u64,
+        v["snapshots"].as_u64().expect("snapshots"),
+        "one run per recorded subscription"
+    );
+    assert!(runs.len() > 1, "{}", runs.len());
+    for run in runs {
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        assert_eq!(run["role"], "consumer", "{run:#}");
+        for stage in ["accept-invitations", "map-datasets", "create-triggers"] {
+            let st = run["stages"]
+                .as_array()
+                .expect("stages")
+                .iter()
+                .find(|s| s["stage"] == stage)
+                .unwrap_or_else(|| panic!("{stage} missing: {run:#}"));
+            assert_eq!(st["status"], "succeeded", "{stage}: {st:#}");
+        }
+    }
+    assert!(
+        v["armCalls"]["ShareSubscriptions_Create"].as_u64() == Some(runs.len() as u64),
+        "one share subscription per run: {:#}",
+        v["armCalls"]
+    );
+    let text = drill(&["--role", "consumer"]);
+    assert_eq!(text.code, Some(0), "stderr:\n{}", text.stderr);
+    assert!(
+        text.stdout
+            .starts_with("datashare-dr drill --role consumer"),
+        "{}",
+        text.stdout
+    );
+    let bad = drill(&["--role", "tenant"]);
+    assert_eq!(bad.code, Some(64), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--role"), "{}", bad.stderr);
+}
