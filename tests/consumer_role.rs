@@ -24,7 +24,6 @@ use datashare_dr::failover::runner::{InProcessQueue, RunnerOptions, Stopped, dri
 use datashare_dr::failover::start::{AlertAnswer, StartRequest, approve, ingest_alert, start_run};
 use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
 use datashare_dr::sim::{self, ConsumerInfo, Estate, SimHandle};
 use datashare_dr::store::{BlobStore, MemoryBlobStore};
 use time::OffsetDateTime;
@@ -78,19 +77,7 @@ async fn world_with(edit: impl Fn(String) -> String) -> World {
     let provider = DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "p.toml")
         .expect("provider config");
     let parm = arm_client_from_config(&provider).expect("provider client");
-    let rep = replicate(
-        &parm,
-        &provider.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(rep.error.is_none(), "{:?}", rep.error);
+    support::estate::replicate_once(&parm, &provider.pairs[0]).await;
 
     let toml = edit(sim::write_consumer_config(&estate, &sim.base_url, 0).expect("consumer00"));
     let cfg = Arc::new(DrConfig::from_toml_str(&toml, "consumer.toml").expect("consumer config"));

@@ -18,7 +18,6 @@ use datashare_dr::config::{Config, SecretUrl, StorageSettings as ConfigStorage};
 use datashare_dr::host::InvocationResponse;
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
 use datashare_dr::readiness::{Report, Status, history};
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
 use datashare_dr::sim::{self, Estate, SimHandle};
 use datashare_dr::startup::{AppState, AppStorage};
 use datashare_dr::store::{self, AzureBlobStore, Queue};
@@ -26,7 +25,6 @@ use serde_json::Value;
 use support::app::{TestApp, payload, spawn_app_with_state};
 use support::azurite::{azurite, unique_name};
 use support::host_emulator::HostEmulator;
-use time::OffsetDateTime;
 
 struct World {
     sim: SimHandle,
@@ -56,23 +54,7 @@ async fn replicated_world(pair: &str) -> World {
 
 /// One replicate pass (bootstrap, or repair after something was broken).
 async fn repair(client: &ArmClient, cfg: &DrConfig) {
-    let report = replicate(
-        client,
-        &cfg.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(
-        report.error.is_none(),
-        "replicate failed: {:?}",
-        report.error
-    );
+    support::estate::replicate_once(client, &cfg.pairs[0]).await;
 }
 
 /// Deletes one dataset from the first secondary share: the pair becomes NotReady.

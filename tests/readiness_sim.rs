@@ -10,10 +10,9 @@ use datashare_dr::arm::id::ResourceId;
 use datashare_dr::arm::models::{Invitation, InvitationTarget};
 use datashare_dr::arm::ops::ROLE_ASSIGNMENTS_API_VERSION;
 use datashare_dr::config::dr::DrConfig;
-use datashare_dr::readiness::arm_reader::{ArmReader, arm_client_from_config};
+use datashare_dr::readiness::arm_reader::ArmReader;
 use datashare_dr::readiness::check::check_pair;
 use datashare_dr::readiness::{Finding, Report, Severity, Status, codes};
-use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
 use datashare_dr::sim::{self, Estate, SimHandle, StoreKind};
 use time::OffsetDateTime;
 
@@ -28,25 +27,7 @@ async fn replicated_world() -> World {
     let (sim, estate) = support::estate::populated(2, 3, 2, 7).await;
     let toml = sim::write_config(&estate, &sim.base_url);
     let cfg = DrConfig::from_toml_str(&toml, "sim.toml").expect("generated config loads");
-    let client = arm_client_from_config(&cfg).expect("client");
-    let report = replicate(
-        &client,
-        &cfg.pairs[0],
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 8,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    assert!(
-        report.error.is_none(),
-        "replicate failed: {:?}",
-        report.error
-    );
-    sim.fire_triggers();
+    let client = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     World {
         sim,
         cfg,

@@ -172,10 +172,20 @@ fn op_diff(
         .collect()
 }
 
-/// The drill itself (also used by tests).
-pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillReport> {
+/// The simulated provider estate both drills start from.
+struct Provider {
+    sim: sim::SimHandle,
+    estate: sim::Estate,
+    cfg: DrConfig,
+    pair: crate::config::dr::Pair,
+    arm: crate::arm::client::ArmClient,
+    /// Changes the bootstrap replicate pass applied.
+    replicated: usize,
+}
+
+/// Starts the simulator, generates the estate and replicates its pair once.
+async fn provider_estate(spec: &PopulateSpec, latency_ms: u64) -> anyhow::Result<Provider> {
     crate::startup::install_crypto_provider();
-    let wall = Instant::now();
     let sim = sim::spawn(SimOptions {
         latency_ms,
         lro_delay_ms: 5,
@@ -183,17 +193,15 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
     })
     .await
     .context("start the simulator")?;
-    let estate = sim.populate(&spec).context("generate the estate")?;
+    let estate = sim.populate(spec).context("generate the estate")?;
     let toml = sim::write_config(&estate, &sim.base_url);
-    let cfg = Arc::new(DrConfig::from_toml_str(&toml, "drill.toml").context("generated config")?);
+    let cfg = DrConfig::from_toml_str(&toml, "drill.toml").context("generated config")?;
     let pair = cfg
         .pairs
         .first()
         .ok_or_else(|| anyhow!("the generated config has no pair"))?
         .clone();
     let arm = arm_client_from_config(&cfg).context("ARM client for the simulator")?;
-
-    // 1. Replicate primary → secondary.
     let rep = replicate(
         &arm,
         &pair,
@@ -209,6 +217,29 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
     if let Some(e) = &rep.error {
         bail!("replicate failed: {e}");
     }
+    Ok(Provider {
+        sim,
+        estate,
+        cfg,
+        pair,
+        arm,
+        replicated: rep.results.len(),
+    })
+}
+
+/// The drill itself (also used by tests).
+pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillReport> {
+    let wall = Instant::now();
+    // 1. The simulated estate, replicated primary → secondary.
+    let Provider {
+        sim,
+        estate,
+        cfg,
+        pair,
+        arm,
+        replicated,
+    } = provider_estate(&spec, latency_ms).await?;
+    let cfg = Arc::new(cfg);
     sim.fire_triggers();
 
     // 2. Readiness.
@@ -273,7 +304,7 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
             "{} shares × {} data sets, {} consumers",
             spec.shares, spec.datasets, spec.consumers
         ),
-        replicated_changes: rep.results.len(),
+        replicated_changes: replicated,
         readiness_before: format!("{} (score {})", before.status.as_str(), before.score),
         roster_consumers: roster,
         primary_region_down: pair.primary_region.clone(),
@@ -319,48 +350,19 @@ pub async fn consumer_drill(
     spec: PopulateSpec,
     latency_ms: u64,
 ) -> anyhow::Result<ConsumerDrillReport> {
-    crate::startup::install_crypto_provider();
     let wall = Instant::now();
-    let sim = sim::spawn(SimOptions {
-        latency_ms,
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .context("start the simulator")?;
-    let estate = sim.populate(&spec).context("generate the estate")?;
+    // 1. The provider keeps its secondary replicated (invitations for `now` consumers).
+    let Provider {
+        sim,
+        estate,
+        replicated,
+        ..
+    } = provider_estate(&spec, latency_ms).await?;
     let consumer = estate
         .consumers
         .first()
         .ok_or_else(|| anyhow!("the generated estate has no consumer"))?
         .clone();
-
-    // 1. The provider keeps its secondary replicated (invitations for `now` consumers).
-    let provider = DrConfig::from_toml_str(
-        &sim::write_config(&estate, &sim.base_url),
-        "drill-provider.toml",
-    )
-    .context("generated provider config")?;
-    let pair = provider
-        .pairs
-        .first()
-        .ok_or_else(|| anyhow!("the generated config has no pair"))?;
-    let parm = arm_client_from_config(&provider).context("ARM client (provider)")?;
-    let rep = replicate(
-        &parm,
-        pair,
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: provider.arm.max_concurrency.max(1),
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    if let Some(e) = &rep.error {
-        bail!("provider replicate failed: {e}");
-    }
 
     // 2. The consumer's app: its config, and its timer's primary snapshots.
     let toml = sim::write_consumer_config(&estate, &sim.base_url, 0)
@@ -441,7 +443,7 @@ pub async fn consumer_drill(
             "{} shares × {} data sets, {} consumers",
             spec.shares, spec.datasets, spec.consumers
         ),
-        provider_replicated_changes: rep.results.len(),
+        provider_replicated_changes: replicated,
         snapshots: cfg.subscriptions.len(),
         snapshot_mappings: mappings,
         primary_region_down: region,

@@ -43,8 +43,16 @@ pub async fn populated(
 /// accounts; then the simulator's triggers fire once so snapshots (RPO) exist.
 pub async fn bootstrap(sim: &SimHandle, cfg: &DrConfig, pair: &Pair) -> ArmClient {
     let arm = arm_client_from_config(cfg).expect("ARM client");
+    replicate_once(&arm, pair).await;
+    sim.fire_triggers();
+    arm
+}
+
+/// One replicate pass of `pair` (bootstrap, or repair after a test broke something); it must
+/// observe both accounts.
+pub async fn replicate_once(arm: &ArmClient, pair: &Pair) {
     let rep = replicate(
-        &arm,
+        arm,
         pair,
         &ReplicateOptions {
             dry_run: false,
@@ -55,7 +63,5 @@ pub async fn bootstrap(sim: &SimHandle, cfg: &DrConfig, pair: &Pair) -> ArmClien
         &|_, _| {},
     )
     .await;
-    assert!(rep.error.is_none(), "bootstrap replicate: {:?}", rep.error);
-    sim.fire_triggers();
-    arm
+    assert!(rep.error.is_none(), "replicate: {:?}", rep.error);
 }
