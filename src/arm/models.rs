@@ -829,7 +829,8 @@ pub enum DataReaderRole {
     Unknown,
 }
 
-fn storage_account_id(sub: &str, rg: &str, name: &str) -> Result<ResourceId, IdError> {
+/// The id of storage account `name` (Blob / ADLS Gen2 data sets and mappings name it in parts).
+pub fn storage_account_id(sub: &str, rg: &str, name: &str) -> Result<ResourceId, IdError> {
     ResourceId::provider_resource(sub, rg, "Microsoft.Storage", "storageAccounts", name)
 }
 

@@ -991,16 +991,9 @@ impl DedupKey {
         }
     }
 
-    /// A blob-name-safe form: SHA-256 hex of [`Self::as_key`] (for `alerts/{dedupKey}.json`).
-    pub fn digest(&self) -> String {
-        Sha256::digest(self.as_key().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// [`Self::digest`] scoped to one pair: SHA-256 hex of `{pair}\n{key}` (pair names are
-    /// case-sensitive config keys), so one alert covering several pairs dedups per pair.
+    /// A blob-name-safe form scoped to one pair (for `alerts/{digest}.json`): SHA-256 hex of
+    /// `{pair}\n{key}` (pair names are case-sensitive config keys), so one alert covering
+    /// several pairs dedups per pair.
     pub fn digest_for_pair(&self, pair: &str) -> String {
         Sha256::digest(format!("{pair}\n{}", self.as_key()).as_bytes())
             .iter()
@@ -1616,7 +1609,10 @@ mod tests {
             tracking_id: "ABC1-DEF".into(),
         };
         assert_eq!(k.as_key(), "incident:sales:abc1-def");
-        assert_eq!(k.digest().len(), 64);
-        assert!(k.digest().chars().all(|c| c.is_ascii_hexdigit()));
+        let d = k.digest_for_pair("sales");
+        assert_eq!(d.len(), 64);
+        assert!(d.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(d, k.digest_for_pair("sales"), "stable");
+        assert_ne!(d, k.digest_for_pair("other"), "per pair");
     }
 }

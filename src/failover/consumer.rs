@@ -30,7 +30,7 @@
 //!   re-delivered stage writes nothing it already wrote.
 //! - Long-running operations (trigger creation, synchronization) are started with the ARM
 //!   client's `start_*` form; the [`LroHandle`] is stored in the run record (`consumer`) BEFORE
-//!   the stage returns [`Wait`](ConsumerStageResult::wait), and the next delivery polls it.
+//!   the stage returns [`Wait`](ResultKind::Wait), and the next delivery polls it.
 //!   Nothing sleeps. A synchronization is recorded as requested before the POST, so a crash
 //!   between the POST and the record is detected by counting synchronizations, not by sending
 //!   a second one.
@@ -38,7 +38,7 @@
 //!
 //! Must not import: handlers, host.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,13 +51,13 @@ use crate::arm::id::{ResourceId, ShareSubscriptionId};
 use crate::arm::models::{
     DataSetMapping, DataSetMappingKind, RecurrenceInterval, ShareSubscription,
     ShareSubscriptionStatus, SourceShareSynchronizationSettingKind, SynchronizationMode, Trigger,
-    TriggerKind,
+    TriggerKind, storage_account_id,
 };
 use crate::config::dr::{ConsumerSchedule, ConsumerSubscription, StoreKind, normalize_region};
 use crate::store::{self, BlobStore, Precondition};
 
 use super::FailoverError;
-use super::exec::{StageContext, arm_err, stage_err};
+use super::exec::{ResultKind, StageContext, StageResult, arm_err, stage_err};
 use super::run::{RunRecord, update_run};
 use super::stages::{Mode, Stage};
 
@@ -74,31 +74,6 @@ pub const TRIGGER_NAME: &str = "dr-schedule";
 /// `consumer-snapshots/{subscription}.json`: the primary share subscription as last seen.
 pub fn snapshot_path(subscription: &str) -> String {
     format!("consumer-snapshots/{subscription}.json")
-}
-
-/// What a consumer-role stage reports (mapped onto the run record by `exec`).
-#[derive(Debug, Default)]
-pub struct ConsumerStageResult {
-    pub summary: String,
-    pub counts: BTreeMap<String, u64>,
-    /// `(severity, code, message)`.
-    pub findings: Vec<(String, String, String)>,
-    pub wait: Option<Duration>,
-    pub abort: Option<String>,
-    /// `x-ms-correlation-request-id`s of the ARM calls the stage made.
-    pub correlation_ids: Vec<String>,
-    /// The stage had nothing to do by configuration (recorded as `skipped`).
-    pub skipped: bool,
-}
-
-impl ConsumerStageResult {
-    fn count(&mut self, key: &str, n: u64) {
-        *self.counts.entry(key.to_owned()).or_default() += n;
-    }
-    fn finding(&mut self, severity: &str, code: &str, message: impl Into<String>) {
-        self.findings
-            .push((severity.to_owned(), code.to_owned(), message.into()));
-    }
 }
 
 /// One data set mapping of the primary share subscription, with the source data set it maps.
@@ -181,12 +156,12 @@ pub struct ConsumerState {
 }
 
 /// Runs one consumer-role stage.
-pub async fn execute(
+pub(super) async fn execute(
     ctx: &StageContext,
     arm: &ArmClient,
     run: &RunRecord,
     stage: Stage,
-) -> Result<ConsumerStageResult, FailoverError> {
+) -> Result<StageResult, FailoverError> {
     let sub = ctx
         .config
         .subscription(&run.pair)
@@ -356,15 +331,15 @@ async fn preflight(
     arm: &ArmClient,
     run: &RunRecord,
     sub: &ConsumerSubscription,
-) -> Result<ConsumerStageResult, FailoverError> {
+) -> Result<StageResult, FailoverError> {
     let stage = Stage::Preflight;
     let now = ctx.clock.now();
-    let mut out = ConsumerStageResult::default();
+    let mut out = StageResult::default();
     match arm.get_account(&sub.secondary_account).await {
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
             out.summary = "the secondary account does not exist".into();
-            out.abort = Some(format!(
+            out.kind = ResultKind::Abort(format!(
                 "preflight: the consumer's secondary account {} does not exist; create it (region {}) and start again",
                 sub.secondary_account, sub.secondary_region
             ));
@@ -484,10 +459,10 @@ async fn accept_invitation(
     arm: &ArmClient,
     run: &RunRecord,
     sub: &ConsumerSubscription,
-) -> Result<ConsumerStageResult, FailoverError> {
+) -> Result<StageResult, FailoverError> {
     let stage = Stage::AcceptInvitations;
     let now = ctx.clock.now();
-    let mut out = ConsumerStageResult::default();
+    let mut out = StageResult::default();
     let state = load_state(ctx, run).await?;
     let snap = state.primary.as_ref();
     let share = wanted_share(sub, snap);
@@ -576,7 +551,7 @@ async fn accept_invitation(
             .map_or(time::Duration::ZERO, |t| now - t);
         if waited >= time::Duration::try_from(INVITATION_PATIENCE).unwrap_or(time::Duration::MAX) {
             out.summary = "no invitation arrived".into();
-            out.abort = Some(format!(
+            out.kind = ResultKind::Abort(format!(
                 "accept-invitations: no pending invitation for share {share} in {region} arrived within {} minutes; ask the provider to invite {} on its secondary share",
                 INVITATION_PATIENCE.as_secs() / 60,
                 account.name()
@@ -585,7 +560,7 @@ async fn accept_invitation(
         }
         out.summary =
             format!("waiting for the provider's invitation for share {share} in {region}");
-        out.wait = Some(INVITATION_POLL);
+        out.kind = ResultKind::Wait(INVITATION_POLL);
         return Ok(out);
     };
     if candidates.len() > 1 {
@@ -616,7 +591,7 @@ async fn accept_invitation(
         .find(|n| !taken.contains(&n.to_ascii_lowercase()))
     else {
         out.summary = "no free share subscription name".into();
-        out.abort = Some(format!(
+        out.kind = ResultKind::Abort(format!(
             "accept-invitations: {base} and {base}-dr are taken on {} by other share subscriptions",
             account.name()
         ));
@@ -707,58 +682,36 @@ async fn accept_invitation(
 
 /// The sink of a mapping: its store family and the id the `stores` rules rewrite.
 pub fn mapping_sink(m: &DataSetMapping) -> Option<(StoreKind, ResourceId)> {
-    let storage = |s: &str, r: &str, a: &str| {
-        ResourceId::provider_resource(s, r, "Microsoft.Storage", "storageAccounts", a)
+    macro_rules! storage {
+        ($p:expr) => {
+            storage_account_id(
+                &$p.subscription_id,
+                &$p.resource_group,
+                &$p.storage_account_name,
+            )
             .ok()
             .map(|id| (StoreKind::Storage, id))
-    };
+        };
+    }
+    let parsed = |id: &str, kind| ResourceId::parse(id).ok().map(|id| (kind, id));
     match &m.kind {
-        DataSetMappingKind::Blob(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
-        DataSetMappingKind::BlobFolder(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
-        DataSetMappingKind::Container(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
-        DataSetMappingKind::AdlsGen2File(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
-        DataSetMappingKind::AdlsGen2Folder(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
-        DataSetMappingKind::AdlsGen2FileSystem(p) => storage(
-            &p.subscription_id,
-            &p.resource_group,
-            &p.storage_account_name,
-        ),
+        DataSetMappingKind::Blob(p) => storage!(p),
+        DataSetMappingKind::BlobFolder(p) => storage!(p),
+        DataSetMappingKind::Container(p) => storage!(p),
+        DataSetMappingKind::AdlsGen2File(p) => storage!(p),
+        DataSetMappingKind::AdlsGen2Folder(p) => storage!(p),
+        DataSetMappingKind::AdlsGen2FileSystem(p) => storage!(p),
         DataSetMappingKind::KustoCluster(p)
         | DataSetMappingKind::KustoDatabase(p)
-        | DataSetMappingKind::KustoTable(p) => ResourceId::parse(&p.kusto_cluster_resource_id)
-            .ok()
-            .map(|id| (StoreKind::Kusto, id)),
-        DataSetMappingKind::SqlDbTable(p) => ResourceId::parse(&p.sql_server_resource_id)
-            .ok()
-            .map(|id| (StoreKind::Sql, id)),
-        DataSetMappingKind::SqlDwTable(p) => ResourceId::parse(&p.sql_server_resource_id)
-            .ok()
-            .map(|id| (StoreKind::Sql, id)),
-        DataSetMappingKind::SynapseWorkspaceSqlPoolTable(p) => {
-            ResourceId::parse(&p.synapse_workspace_sql_pool_table_resource_id)
-                .ok()
-                .map(|id| (StoreKind::Synapse, id))
+        | DataSetMappingKind::KustoTable(p) => {
+            parsed(&p.kusto_cluster_resource_id, StoreKind::Kusto)
         }
+        DataSetMappingKind::SqlDbTable(p) => parsed(&p.sql_server_resource_id, StoreKind::Sql),
+        DataSetMappingKind::SqlDwTable(p) => parsed(&p.sql_server_resource_id, StoreKind::Sql),
+        DataSetMappingKind::SynapseWorkspaceSqlPoolTable(p) => parsed(
+            &p.synapse_workspace_sql_pool_table_resource_id,
+            StoreKind::Synapse,
+        ),
         DataSetMappingKind::Unknown { .. } => None,
     }
 }
@@ -770,24 +723,29 @@ pub fn retarget_mapping(
     sink: &ResourceId,
     data_set_id: &str,
 ) -> Option<DataSetMapping> {
-    let is_storage = sink.is_type("Microsoft.Storage/storageAccounts");
     let (s, r, a) = (
-        sink.subscription_id().unwrap_or_default().to_owned(),
-        sink.resource_group().unwrap_or_default().to_owned(),
-        sink.name().to_owned(),
+        sink.subscription_id().unwrap_or_default(),
+        sink.resource_group().unwrap_or_default(),
+        sink.name(),
     );
     let mut kind = m.kind.clone();
-    macro_rules! storage {
-        ($p:expr) => {{
-            if !is_storage {
+    // Every kind: the sink must be of `$ty`; then the data set and the read-only fields.
+    macro_rules! point {
+        ($p:expr, $ty:literal) => {{
+            if !sink.is_type($ty) {
                 return None;
             }
-            $p.subscription_id = s.clone();
-            $p.resource_group = r.clone();
-            $p.storage_account_name = a.clone();
             $p.data_set_id = data_set_id.to_owned();
             $p.data_set_mapping_status = None;
             $p.provisioning_state = None;
+        }};
+    }
+    macro_rules! storage {
+        ($p:expr) => {{
+            point!($p, "Microsoft.Storage/storageAccounts");
+            $p.subscription_id = s.to_owned();
+            $p.resource_group = r.to_owned();
+            $p.storage_account_name = a.to_owned();
         }};
     }
     match &mut kind {
@@ -800,41 +758,21 @@ pub fn retarget_mapping(
         DataSetMappingKind::KustoCluster(p)
         | DataSetMappingKind::KustoDatabase(p)
         | DataSetMappingKind::KustoTable(p) => {
-            if !sink.is_type("Microsoft.Kusto/clusters") {
-                return None;
-            }
+            point!(p, "Microsoft.Kusto/clusters");
             p.kusto_cluster_resource_id = sink.to_string();
-            p.data_set_id = data_set_id.to_owned();
             p.location = None;
-            p.data_set_mapping_status = None;
-            p.provisioning_state = None;
         }
         DataSetMappingKind::SqlDbTable(p) => {
-            if !sink.is_type("Microsoft.Sql/servers") {
-                return None;
-            }
+            point!(p, "Microsoft.Sql/servers");
             p.sql_server_resource_id = sink.to_string();
-            p.data_set_id = data_set_id.to_owned();
-            p.data_set_mapping_status = None;
-            p.provisioning_state = None;
         }
         DataSetMappingKind::SqlDwTable(p) => {
-            if !sink.is_type("Microsoft.Sql/servers") {
-                return None;
-            }
+            point!(p, "Microsoft.Sql/servers");
             p.sql_server_resource_id = sink.to_string();
-            p.data_set_id = data_set_id.to_owned();
-            p.data_set_mapping_status = None;
-            p.provisioning_state = None;
         }
         DataSetMappingKind::SynapseWorkspaceSqlPoolTable(p) => {
-            if !sink.is_type("Microsoft.Synapse/workspaces/sqlPools/schemas/tables") {
-                return None;
-            }
+            point!(p, "Microsoft.Synapse/workspaces/sqlPools/schemas/tables");
             p.synapse_workspace_sql_pool_table_resource_id = sink.to_string();
-            p.data_set_id = data_set_id.to_owned();
-            p.data_set_mapping_status = None;
-            p.provisioning_state = None;
         }
         DataSetMappingKind::Unknown { .. } => return None,
     }
@@ -845,9 +783,9 @@ async fn map_datasets(
     arm: &ArmClient,
     run: &RunRecord,
     sub: &ConsumerSubscription,
-) -> Result<ConsumerStageResult, FailoverError> {
+) -> Result<StageResult, FailoverError> {
     let stage = Stage::MapDatasets;
-    let mut out = ConsumerStageResult::default();
+    let mut out = StageResult::default();
     let state = run.consumer.clone().unwrap_or_default();
     let snap = state.primary.as_ref();
     let primary_sinks: BTreeSet<ResourceId> = snap
@@ -1060,7 +998,8 @@ async fn map_datasets(
 // ---------------------------------------------------------------------------------------------
 // create-triggers (+ first synchronization)
 
-fn poll_delay(d: Option<Duration>) -> Duration {
+/// How long to wait before polling an operation again: its `Retry-After`, within 1–60 s.
+pub(super) fn poll_delay(d: Option<Duration>) -> Duration {
     d.unwrap_or(LRO_POLL_MIN).clamp(LRO_POLL_MIN, LRO_POLL_MAX)
 }
 
@@ -1069,9 +1008,9 @@ async fn create_triggers(
     arm: &ArmClient,
     run: &RunRecord,
     sub: &ConsumerSubscription,
-) -> Result<ConsumerStageResult, FailoverError> {
+) -> Result<StageResult, FailoverError> {
     let stage = Stage::CreateTriggers;
-    let mut out = ConsumerStageResult::default();
+    let mut out = StageResult::default();
     let state = load_state(ctx, run).await?;
     let Some(ss_text) = state.share_subscription.clone() else {
         if run.mode == Mode::Drill {
@@ -1079,7 +1018,7 @@ async fn create_triggers(
                 ConsumerSchedule::Provider => "drill: triggers with the provider's schedule would be created once the invitation is accepted (nothing written)".into(),
                 ConsumerSchedule::None => "drill: no trigger (schedule = \"none\")".into(),
             };
-            out.skipped = true;
+            out.kind = ResultKind::Skipped;
             return Ok(out);
         }
         return Err(stage_err(
@@ -1097,7 +1036,7 @@ async fn create_triggers(
         match arm.poll(h).await {
             Ok(LroStatus::Running { retry_after, .. }) => {
                 out.summary = format!("trigger {} is still being created", h.resource);
-                out.wait = Some(poll_delay(Some(retry_after)));
+                out.kind = ResultKind::Wait(poll_delay(Some(retry_after)));
                 return Ok(out);
             }
             Ok(LroStatus::Done(_)) => {}
@@ -1210,7 +1149,7 @@ async fn create_triggers(
                             interval,
                             rfc3339(at)
                         );
-                        out.wait = Some(wait);
+                        out.kind = ResultKind::Wait(wait);
                         return Ok(out);
                     }
                 }
@@ -1245,7 +1184,7 @@ async fn create_triggers(
                     out.summary = format!(
                         "{created} trigger(s) created, {present} present; first synchronization running"
                     );
-                    out.wait = Some(wait);
+                    out.kind = ResultKind::Wait(wait);
                     return Ok(out);
                 }
                 None => {
@@ -1282,7 +1221,7 @@ async fn first_sync(
     arm: &ArmClient,
     run: &RunRecord,
     ss: &ShareSubscriptionId,
-    out: &mut ConsumerStageResult,
+    out: &mut StageResult,
 ) -> Result<Option<Duration>, FailoverError> {
     let stage = Stage::CreateTriggers;
     let state = load_state(ctx, run).await?;

@@ -185,14 +185,15 @@ impl StageContext {
     }
 }
 
-/// What a stage body reports.
+/// What a stage body reports (provider stages here, consumer stages in `consumer`).
 #[derive(Debug, Default)]
-struct StageResult {
-    kind: ResultKind,
-    summary: String,
-    counts: BTreeMap<String, u64>,
-    correlation_ids: Vec<String>,
-    findings: Vec<RunFinding>,
+pub(super) struct StageResult {
+    pub(super) kind: ResultKind,
+    pub(super) summary: String,
+    pub(super) counts: BTreeMap<String, u64>,
+    /// `x-ms-correlation-request-id`s of the ARM calls the stage made.
+    pub(super) correlation_ids: Vec<String>,
+    pub(super) findings: Vec<RunFinding>,
     artefacts: Vec<Artefact>,
     removed_artefacts: Vec<String>,
     roster: Option<Vec<RosterEntry>>,
@@ -201,31 +202,35 @@ struct StageResult {
     pending_operations: Option<Vec<LroHandle>>,
 }
 
+/// How a stage ended.
 #[derive(Debug, Default, PartialEq)]
-enum ResultKind {
+pub(super) enum ResultKind {
     #[default]
     Done,
+    /// Nothing to do (by configuration, or the primary is down): recorded as `skipped`.
     Skipped,
+    /// Run again after this delay (a re-enqueue, never a sleep).
     Wait(Duration),
     Abort(String),
 }
 
 impl StageResult {
-    fn done(summary: impl Into<String>) -> StageResult {
+    pub(super) fn done(summary: impl Into<String>) -> StageResult {
         StageResult {
             summary: summary.into(),
             ..StageResult::default()
         }
     }
-    fn count(&mut self, key: &str, n: u64) {
+    pub(super) fn count(&mut self, key: &str, n: u64) {
         *self.counts.entry(key.to_owned()).or_default() += n;
     }
-    fn finding(&mut self, severity: &str, code: &str, message: impl Into<String>, stage: Stage) {
+    /// A finding of the stage that reports it ([`commit`] records which stage that is).
+    pub(super) fn finding(&mut self, severity: &str, code: &str, message: impl Into<String>) {
         self.findings.push(RunFinding {
             severity: severity.into(),
             code: code.into(),
             message: message.into(),
-            stage: Some(stage),
+            stage: None,
         });
     }
 }
@@ -457,8 +462,12 @@ async fn commit(
             }
         }
         for f in &result.findings {
-            if !r.findings.contains(f) {
-                r.findings.push(f.clone());
+            let f = RunFinding {
+                stage: Some(stage),
+                ..f.clone()
+            };
+            if !r.findings.contains(&f) {
+                r.findings.push(f);
             }
         }
         for a in &result.artefacts {
@@ -658,24 +667,7 @@ async fn execute(
         (Role::Provider, Stage::InviteConsumers) => invite_consumers(ctx, &arm, run).await,
         (Role::Provider, Stage::EnableSchedules) => enable_schedules(ctx, &arm, run).await,
         (_, Stage::Cleanup) => cleanup(&arm, run).await,
-        (Role::Consumer, s) => super::consumer::execute(ctx, &arm, run, s).await.map(|c| {
-            let mut r = StageResult::done(c.summary);
-            r.counts = c.counts;
-            r.correlation_ids = c.correlation_ids;
-            if c.skipped {
-                r.kind = ResultKind::Skipped;
-            }
-            for (sev, code, msg) in c.findings {
-                r.finding(&sev, &code, msg, s);
-            }
-            if let Some(w) = c.wait {
-                r.kind = ResultKind::Wait(w);
-            }
-            if let Some(a) = c.abort {
-                r.kind = ResultKind::Abort(a);
-            }
-            r
-        }),
+        (Role::Consumer, s) => super::consumer::execute(ctx, &arm, run, s).await,
         (Role::Provider, s) => Err(stage_err(run, s, "not a provider stage", false)),
     }
 }
@@ -771,12 +763,7 @@ async fn preflight(
         .iter()
         .filter(|f| !matches!(f.severity, readiness::Severity::Info))
     {
-        out.finding(
-            f.severity.as_str(),
-            &f.code,
-            f.message.clone(),
-            Stage::Preflight,
-        );
+        out.finding(f.severity.as_str(), &f.code, f.message.clone());
     }
     // Consumers to invite: observed now when the primary answers, else the last roster.
     if run.mode == Mode::Failover {
@@ -787,22 +774,14 @@ async fn preflight(
             if let Err(e) = observe_roster(ctx, pair, arm, now, &mut out).await {
                 out.primary_reachable = Some(false);
                 tracing::info!(pair = %pair.name, error = %super::error_text(&e), "primary not readable; using the stored roster");
-                let failed = (
-                    super::error_text(&e),
-                    e.arm().is_some_and(ArmError::is_transient),
-                );
-                roster_from_store(ctx, run, pair, Some(failed), &mut out).await?;
+                roster_from_store(ctx, run, pair, Some(read_failure(&e)), &mut out).await?;
             }
         } else if !roster_from_store(ctx, run, pair, None, &mut out).await? {
             // Unreachable per readiness and nothing recorded. Readiness says "unreachable" for
             // any failed read, so one flaky list looks like an outage: give the primary one
             // more (short) chance before deciding that nobody can be invited.
             if let Err(e) = observe_roster(ctx, pair, &probe, now, &mut out).await {
-                let failed = (
-                    super::error_text(&e),
-                    e.arm().is_some_and(ArmError::is_transient),
-                );
-                roster_unknown(ctx, run, failed, &mut out)?;
+                roster_unknown(ctx, run, read_failure(&e), &mut out)?;
             }
         }
     }
@@ -824,7 +803,6 @@ async fn preflight(
                 "Warning",
                 "forced",
                 "preflight said NotReady; the run continues because it was forced",
-                Stage::Preflight,
             );
         } else {
             out.kind = ResultKind::Abort(format!(
@@ -852,6 +830,11 @@ fn wait_for_operations(
     ops: Vec<LroHandle>,
     delay: Option<Duration>,
 ) -> StageResult {
+    let names = ops
+        .iter()
+        .map(|h| format!("{} {}", h.operation, h.resource))
+        .collect::<Vec<_>>()
+        .join(", ");
     let rounds = run.stage(Stage::FinalSync).map_or(0, |s| s.attempts);
     if rounds >= FINAL_SYNC_MAX_ROUNDS {
         // The failover must not hang on the secondary's housekeeping: go on, say what is open.
@@ -865,16 +848,11 @@ fn wait_for_operations(
                     .map(|h| format!("{} {}", h.operation, h.resource))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
-            Stage::FinalSync,
-        );
+            )
+);
         out.pending_operations = Some(Vec::new());
         return out;
     }
-    let names: Vec<String> = ops
-        .iter()
-        .map(|h| format!("{} {}", h.operation, h.resource))
-        .collect();
     let prefix = if out.summary.is_empty() {
         String::new()
     } else {
@@ -883,14 +861,10 @@ fn wait_for_operations(
     out.summary = format!(
         "{prefix}waiting for {} long-running operation(s): {}",
         ops.len(),
-        names.join(", ")
+        names
     );
     out.count("operationsRunning", ops.len() as u64);
-    out.kind = ResultKind::Wait(
-        delay
-            .unwrap_or(super::consumer::LRO_POLL_MIN)
-            .clamp(super::consumer::LRO_POLL_MIN, super::consumer::LRO_POLL_MAX),
-    );
+    out.kind = ResultKind::Wait(super::consumer::poll_delay(delay));
     out.pending_operations = Some(ops);
     out
 }
@@ -916,6 +890,14 @@ async fn observe_roster(
     Ok(())
 }
 
+/// A failed read of the primary, as [`roster_unknown`] weighs it: (error text, transient).
+fn read_failure(e: &crate::reconcile::observe::ObserveError) -> (String, bool) {
+    (
+        super::error_text(e),
+        e.arm().is_some_and(ArmError::is_transient),
+    )
+}
+
 /// Takes the last stored roster (`rosters/{pair}.json`) when there is one (→ `true`). Without
 /// one: when the primary's consumers could not be read (`failed`: error text, transient) see
 /// [`roster_unknown`]; when nothing was tried, `false` (the caller decides).
@@ -937,9 +919,8 @@ async fn roster_from_store(
                     r.recorded_at
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default()
-                ),
-                Stage::Preflight,
-            );
+                )
+);
             out.roster = Some(r.entries);
             Ok(true)
         }
@@ -981,9 +962,8 @@ fn roster_unknown(
         "roster-unknown",
         format!(
             "the primary's consumers could not be read ({reason}) and no consumer roster was recorded: only consumers already invited on the secondary keep access; invite the others by hand"
-        ),
-        Stage::Preflight,
-    );
+        )
+);
     Ok(())
 }
 
@@ -1018,9 +998,8 @@ async fn final_sync(
             format!(
                 "the primary {} did not answer: changes made since the last replicate pass are not on the secondary",
                 pair.primary.name()
-            ),
-            Stage::FinalSync,
-        );
+            )
+);
         return Ok(out);
     }
     // Operations an earlier delivery handed over: poll each once; any still running → wait
@@ -1042,7 +1021,6 @@ async fn final_sync(
                         "{} on {} ended {:?}: {} {}",
                         f.operation, f.resource, f.status, f.code, f.message
                     ),
-                    Stage::FinalSync,
                 ),
                 Err(e) => {
                     return Err(arm_err(
@@ -1094,7 +1072,6 @@ async fn final_sync(
             "Warning",
             "final-sync-skipped",
             format!("the final replicate pass could not observe the pair: {err}"),
-            Stage::FinalSync,
         );
         return Ok(out);
     }
@@ -1116,7 +1093,6 @@ async fn final_sync(
                         r.change.address(),
                         r.error.as_deref().unwrap_or("failed")
                     ),
-                    Stage::FinalSync,
                 );
             }
             crate::reconcile::report::Outcome::Skipped => {}
@@ -1126,12 +1102,7 @@ async fn final_sync(
         }
     }
     for f in &report.plan.findings {
-        out.finding(
-            "Info",
-            "replicate-finding",
-            f.message.clone(),
-            Stage::FinalSync,
-        );
+        out.finding("Info", "replicate-finding", f.message.clone());
     }
     out.count("changes", report.plan.changes.len() as u64);
     out.count("applied", ok);
@@ -1328,7 +1299,6 @@ async fn invite_consumers(
                     "Warning",
                     "drill-no-recipients",
                     "the pair has no drill_recipients: the drill sent no invitation",
-                    Stage::InviteConsumers,
                 );
             }
             (pair.secondary.clone(), w)
@@ -1355,7 +1325,6 @@ async fn invite_consumers(
                     "consumer {:?} of share {} is neither an email nor tenant:/object:",
                     entry.target, entry.share
                 ),
-                Stage::InviteConsumers,
             );
             continue;
         };
@@ -1375,7 +1344,6 @@ async fn invite_consumers(
                     account.name(),
                     entry.target
                 ),
-                Stage::InviteConsumers,
             );
             continue;
         };
@@ -1513,9 +1481,8 @@ async fn enable_schedules(
                         format!(
                             "share {name} has no snapshot schedule on {} and the primary's is unknown (it does not answer)",
                             target.name()
-                        ),
-                        Stage::EnableSchedules,
-                    );
+                        )
+);
                 }
             }
         }
@@ -1639,7 +1606,6 @@ async fn complete(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, Fa
                         pair.primary.name(),
                         pair.secondary.name()
                     ),
-                    Stage::Complete,
                 );
             }
         }
