@@ -998,6 +998,7 @@ async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
     let AlertAnswer::Accepted { pairs: again } = again else {
         panic!("{again:?}")
     };
+    assert_eq!(again.len(), pairs.len(), "{again:?}");
     for (a, b) in pairs.iter().zip(&again) {
         assert_eq!(b.action, "duplicate", "{b:?}");
         assert_eq!(a.run_id, b.run_id);

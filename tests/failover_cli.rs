@@ -16,7 +16,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datashare_dr::config::dr::DrConfig;
 use datashare_dr::sim::{self, SimHandle};
@@ -55,12 +55,10 @@ async fn cli(args: &[&str], storage: Option<&str>) -> Ran {
         cmd.env("AzureWebJobsStorage", s);
     }
     let child = cmd.spawn().expect("start datashare-dr");
-    let started = Instant::now();
     let out = tokio::time::timeout(BOUND, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{args:?} did not end within {BOUND:?}"))
         .expect("wait for datashare-dr");
-    assert!(started.elapsed() <= BOUND);
     Ran {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -137,10 +135,12 @@ async fn without_storage_start_runs_a_drill_and_a_failover_in_process() {
         .filter_map(|s| s["stage"].as_str())
         .collect();
     assert!(stages.contains(&"cleanup"), "{stages:?}");
+    let artefacts = run["drillArtefacts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the drill recorded what it created: {run:#}"));
+    assert!(!artefacts.is_empty(), "{run:#}");
     assert!(
-        run["drillArtefacts"]
-            .as_array()
-            .is_none_or(|a| a.iter().all(|x| x["removed"] == true)),
+        artefacts.iter().all(|x| x["removed"] == true),
         "every drill artefact removed: {run:#}"
     );
 
@@ -300,4 +300,6 @@ async fn with_storage_start_enqueues_and_status_approve_cancel_work_on_the_run()
         "{}",
         unknown.stderr
     );
+    // No Functions app runs here: take the run's preflight message off the shared queue.
+    az.remove_stage_messages(&[run_id].into()).await;
 }

@@ -10,9 +10,9 @@
 //! handler a [`RenamedQueue`] (the real Azure queue client, with the contract names mapped to
 //! per-test names — the same mapping the emulator's `queue_alias` applies to the function.json
 //! bindings) and a per-test container, so they run in parallel against the one Azurite. The
-//! SIGKILL test runs the real binary as a child process, which uses the contract names: it is
-//! the only user of those names in the suite and takes [`REAL_NAMES`] (a unique pair name keeps
-//! its blobs apart from anything else in `datashare-dr`).
+//! SIGKILL test runs the real binary as a child process, which uses the contract names; so do
+//! chaos, storm and failover_cli. It takes [`REAL_NAMES`], a unique pair name keeps its blobs
+//! apart from anything else in `datashare-dr`, and it counts only its own run's deliveries.
 //!
 //! Without Azurite (`DSDR_TEST_STORAGE` unset) every test prints a skip notice and passes —
 //! unless `DSDR_REQUIRE_AZURITE=1` (set by scripts/test), which makes a missing Azurite a failure.
@@ -31,7 +31,7 @@ use datashare_dr::config::dr::DrConfig;
 use datashare_dr::config::{Config, StorageSettings as ConfigStorage, parse_connection_string};
 use datashare_dr::failover::drill::resource_health_alert;
 use datashare_dr::failover::exec::{Roster, roster_path};
-use datashare_dr::failover::run::{StageStatus, lock_path, run_path};
+use datashare_dr::failover::run::{StageStatus, lock_path};
 use datashare_dr::failover::{RunRecord, RunStatus, Stage};
 use datashare_dr::sim::{self, Estate, FaultSettings, SimHandle};
 use datashare_dr::startup::{AppState, AppStorage};
@@ -205,10 +205,9 @@ fn approve_policy(t: String) -> String {
 // helpers
 
 async fn load_run(blobs: &dyn BlobStore, run_id: &str) -> RunRecord {
-    store::get_json::<RunRecord>(blobs, &run_path(run_id))
+    datashare_dr::failover::run::require_run(blobs, run_id)
         .await
-        .expect("read the run blob")
-        .unwrap_or_else(|| panic!("no blob {}", run_path(run_id)))
+        .unwrap_or_else(|e| panic!("run {run_id}: {e}"))
         .0
 }
 
@@ -824,9 +823,21 @@ async fn with_the_primary_region_down_final_sync_is_skipped_and_the_rest_complet
     );
     assert!(invite.counts["invited"] > 0);
     assert_roster_invited_once(&w, &run).await;
-    // Nothing was written to the primary region during the outage (it refused everything).
-    let stats = w.sim.stats();
-    assert!(stats.region_down > 0, "the primary was asked and was down");
+    // The primary was asked and was down; nothing was ever written to it.
+    assert!(
+        w.sim.stats().region_down > 0,
+        "the primary was asked and was down"
+    );
+    let primary = w.cfg.pairs[0].primary.as_str().to_ascii_lowercase();
+    let writes: Vec<String> = w
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.method != "POST" && r.outcome == "served")
+        .filter(|r| r.path.to_ascii_lowercase().starts_with(&primary))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "writes to the primary: {writes:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1165,9 +1176,12 @@ async fn a_handler_killed_mid_stage_and_restarted_completes_the_run_without_dupl
     handler.ready(port).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let first = pump.await.expect("pump task").expect("pump");
+    // The contract-named queue is shared (chaos, storm, failover_cli): count this run's only.
+    let mine = |d: &&Delivery| d.text.contains(&run_id);
     let failed_by_kill = first
         .deliveries
         .iter()
+        .filter(mine)
         .filter(|d| d.disposition == Disposition::Retrying)
         .count();
     assert!(
@@ -1179,6 +1193,7 @@ async fn a_handler_killed_mid_stage_and_restarted_completes_the_run_without_dupl
         first
             .deliveries
             .iter()
+            .filter(mine)
             .all(|d| d.disposition != Disposition::Poisoned)
     );
 
@@ -1198,8 +1213,9 @@ async fn a_handler_killed_mid_stage_and_restarted_completes_the_run_without_dupl
     assert!(
         deliveries
             .iter()
+            .filter(mine)
             .all(|d| d.disposition != Disposition::Poisoned),
-        "nothing poisoned"
+        "nothing of this run poisoned"
     );
     // Nothing lost: every stage done, every roster consumer invited on the secondary.
     for s in &run.stages {

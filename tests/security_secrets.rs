@@ -175,6 +175,14 @@ impl Drop for ChildGuard {
 struct Fake {
     port: u16,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Set on drop: the accept loop ends with the test instead of polling on for minutes.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn refusing_fake() -> Fake {
@@ -184,10 +192,15 @@ fn refusing_fake() -> Fake {
     listener.set_nonblocking(true).expect("nonblocking");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut served = 0;
-        while served < 2000 && Instant::now() < deadline {
+        while served < 2000
+            && Instant::now() < deadline
+            && !stop2.load(std::sync::atomic::Ordering::Relaxed)
+        {
             let mut stream = match listener.accept() {
                 Ok((s, _)) => s,
                 Err(_) => {
@@ -231,7 +244,7 @@ fn refusing_fake() -> Fake {
             let _ = stream.write_all(resp.as_bytes());
         }
     });
-    Fake { port, seen }
+    Fake { port, seen, stop }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,17 +501,17 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
     // signed by the AccountKey, ARM with the static token)
     let requests = fake.seen.lock().expect("lock").clone();
     assert!(!requests.is_empty(), "no handler reached storage or ARM");
-    let sas_signatures: Vec<String> = requests
-        .iter()
-        .filter_map(|r| r.lines().next())
-        .flat_map(|l| l.split(['?', '&', ' ']))
-        .filter_map(|kv| kv.strip_prefix("sig="))
-        .map(str::to_owned)
-        .collect();
-    for r in requests
+    let sas_signatures = sas_signatures(&requests);
+    assert!(
+        !sas_signatures.is_empty(),
+        "no storage call carried a SAS: {requests:?}"
+    );
+    let arm_calls: Vec<&String> = requests
         .iter()
         .filter(|r| r.contains("/providers/Microsoft.DataShare/"))
-    {
+        .collect();
+    assert!(!arm_calls.is_empty(), "no handler reached ARM");
+    for r in arm_calls {
         assert!(
             r.contains(ARM_TOKEN),
             "an ARM call without the static token:\n{r}"
@@ -880,16 +893,37 @@ async fn failing_storage_calls_log_and_return_no_account_key() {
     }
     assert_no_secret("the captured storage log", &log);
     // nor the account SAS signed with the key
-    let sigs = requests
-        .iter()
-        .filter_map(|r| r.lines().next())
-        .flat_map(|l| l.split(['?', '&', ' ']))
-        .filter_map(|kv| kv.strip_prefix("sig="));
-    for sig in sigs {
+    let sigs = sas_signatures(&requests);
+    assert!(!sigs.is_empty(), "no storage call carried a SAS");
+    for sig in &sigs {
+        let sig = sig.as_str();
         assert!(!log.contains(sig), "the storage log leaks a SAS signature");
         assert!(
             errors.iter().all(|e| !e.contains(sig)),
             "a storage error leaks a SAS signature"
         );
     }
+}
+
+/// The `sig=` values of the requests' first lines, as sent (percent-encoded) and decoded: a
+/// log could print either form.
+fn sas_signatures(requests: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for sig in requests
+        .iter()
+        .filter_map(|r| r.lines().next())
+        .flat_map(|l| l.split(['?', '&', ' ']))
+        .filter_map(|kv| kv.strip_prefix("sig="))
+    {
+        out.push(sig.to_owned());
+        if let Some((_, decoded)) =
+            url::form_urlencoded::parse(format!("s={sig}").as_bytes()).next()
+            && decoded != sig
+        {
+            out.push(decoded.into_owned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

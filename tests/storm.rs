@@ -21,9 +21,7 @@ use datashare_dr::failover::RunRecord;
 use datashare_dr::failover::drill::resource_health_alert;
 use datashare_dr::sim::{self, PopulateSpec, SimHandle, SimOptions};
 use datashare_dr::startup::AppState;
-use datashare_dr::store::{
-    self, AzureBlobStore, BlobStore, CONTAINER, MessageEncoding, Queue, STAGE_QUEUE,
-};
+use datashare_dr::store::{self, AzureBlobStore, BlobStore, CONTAINER};
 use serde_json::{Value, json};
 use support::app::{TestApp, spawn_app_with_state};
 use support::azurite::{TestAzurite, azurite, unique_name};
@@ -102,32 +100,6 @@ async fn runs_of(blobs: &AzureBlobStore, pair: &str) -> Vec<RunRecord> {
     out
 }
 
-/// Removes the stage messages of `run_ids` from `failover-stages` (nothing here pumps it;
-/// other tests' messages are left alone and visible again within seconds).
-async fn remove_stage_messages(az: &TestAzurite, run_ids: &BTreeSet<String>) {
-    let queue = az.queue_client(MessageEncoding::None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let got = match queue.receive(STAGE_QUEUE, 32, Duration::from_secs(2)).await {
-            Ok(m) => m,
-            Err(_) => return,
-        };
-        if got.is_empty() {
-            return;
-        }
-        let mut mine = 0;
-        for m in got {
-            if run_ids.iter().any(|id| m.text.contains(id.as_str())) {
-                let _ = queue.delete(STAGE_QUEUE, &m.id, &m.pop_receipt).await;
-                mine += 1;
-            }
-        }
-        if mine == 0 {
-            return;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_identical_alerts_through_the_webhook_make_exactly_one_run() {
     let Some(az) = azurite("a_hundred_concurrent_identical_alerts_make_one_run") else {
@@ -193,7 +165,7 @@ async fn a_hundred_concurrent_identical_alerts_through_the_webhook_make_exactly_
         "alert storm: {STORM} concurrent alerts in {:.0} ms → 1 run; answers {actions:?}",
         elapsed.as_secs_f64() * 1e3
     );
-    remove_stage_messages(&az, &run_ids).await;
+    az.remove_stage_messages(&run_ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,5 +236,5 @@ async fn a_hundred_concurrent_start_failover_calls_make_one_run_and_ninety_nine_
         elapsed.as_secs_f64() * 1e3,
         conflicts.len()
     );
-    remove_stage_messages(&az, &BTreeSet::from([winner])).await;
+    az.remove_stage_messages(&BTreeSet::from([winner])).await;
 }

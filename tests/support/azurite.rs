@@ -104,6 +104,37 @@ impl TestAzurite {
         (Arc::new(queue), name)
     }
 
+    /// Removes the messages of `run_ids` from the contract-named `failover-stages` queue (shared
+    /// by the tests that start runs through the real names and leave them unpumped); other
+    /// tests' messages are left alone and are visible again within seconds. Bounded (20 s).
+    pub async fn remove_stage_messages(&self, run_ids: &std::collections::BTreeSet<String>) {
+        use datashare_dr::store::{Queue as _, STAGE_QUEUE};
+        let queue = self.queue_client(MessageEncoding::None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let got = match queue
+                .receive(STAGE_QUEUE, 32, std::time::Duration::from_secs(2))
+                .await
+            {
+                Ok(m) => m,
+                Err(_) => return,
+            };
+            if got.is_empty() {
+                return;
+            }
+            let mut mine = 0;
+            for m in got {
+                if run_ids.iter().any(|id| m.text.contains(id.as_str())) {
+                    let _ = queue.delete(STAGE_QUEUE, &m.id, &m.pop_receipt).await;
+                    mine += 1;
+                }
+            }
+            if mine == 0 {
+                return;
+            }
+        }
+    }
+
     /// A queue client with the given encoding (no queue created).
     pub fn queue_client(&self, encoding: MessageEncoding) -> Arc<AzureQueue> {
         match AzureQueue::new(&self.settings, encoding) {
