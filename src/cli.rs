@@ -44,6 +44,10 @@ pub enum Command {
     /// (binds 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, answers every request with 404).
     #[command(hide = true, name = "bench-baseline-listener")]
     BenchBaselineListener,
+    /// Internal: the child process of `bench readiness` (one check of the config named by
+    /// `DSDR_BENCH_READINESS_CONFIG`; prints its time and its own peak RSS as one JSON line).
+    #[command(hide = true, name = "bench-readiness-probe")]
+    BenchReadinessProbe,
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +198,7 @@ pub struct DrillArgs {
     /// Whose side to drill: `provider` (the pair's failover) or `consumer` (the generated
     /// consumer's failover: accept the invitation on its secondary account, map data sets to
     /// its secondary sinks, create triggers).
-    #[arg(long, default_value = "provider")]
+    #[arg(long, default_value = "provider", value_parser = ["provider", "consumer"])]
     pub role: String,
 }
 

@@ -26,6 +26,7 @@ fn main() {
         Command::Bench(args) => report(bench::run(&args)),
         Command::Check(args) => report(datashare_dr::readiness::cli::run_check(&args)),
         Command::BenchBaselineListener => bench::cold_start::baseline_listener(),
+        Command::BenchReadinessProbe => report(bench::readiness::probe_main()),
         Command::Plan(args) => report(datashare_dr::reconcile::cli::run_plan(&args)),
         Command::Replicate(args) => report(datashare_dr::reconcile::cli::run_replicate(&args)),
         Command::Failover(cmd) => report(datashare_dr::failover::cli::run_failover(&cmd)),

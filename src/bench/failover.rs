@@ -38,7 +38,6 @@ use crate::failover::exec::{StageContext, capture_roster};
 use crate::failover::run::RunStatus;
 use crate::failover::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
 use crate::failover::start::{AlertAnswer, ingest_alert};
-use crate::reconcile::apply::{ReplicateOptions, replicate};
 use crate::sim::{PopulateSpec, RequestLogEntry, SimHandle};
 use crate::store::{BlobStore, MemoryBlobStore};
 
@@ -154,32 +153,14 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
 
     // Set-up, not measured: replicate, roster, outage.
     let setup = table::setup_client(sim, &estate)?;
-    let latency_ms = table::begin_setup(sim);
-    let prepared = async {
-        let rep = replicate(
-            &setup,
-            &pair,
-            &ReplicateOptions {
-                dry_run: false,
-                prune: false,
-                concurrency: cfg.arm.max_concurrency.max(1),
-                now: OffsetDateTime::now_utc(),
-            },
-            &|_, _| {},
-        )
-        .await;
-        if let Some(e) = rep.error {
-            anyhow::bail!("set-up replicate failed: {e}");
-        }
-        sim.fire_triggers();
+    table::in_setup(sim, async {
+        table::replicate_setup(sim, &setup, &pair, cfg.arm.max_concurrency).await?;
         capture_roster(&setup, store.as_ref(), &pair, OffsetDateTime::now_utc())
             .await
             .context("recording the consumer roster")?;
-        Ok(())
-    }
-    .await;
-    table::end_setup(sim, latency_ms);
-    prepared?;
+        anyhow::Ok(())
+    })
+    .await?;
     sim.region_down(&pair.primary_region);
     sim.reset_counters();
 

@@ -90,34 +90,17 @@ pub fn print_table(rows: &[Row]) {
 /// simulator, see [`table::run_all`]). Returns the exit code: 0 when every row is within its
 /// target, 1 otherwise.
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
-    let which = args.which.as_str();
-    if which == readiness::PROBE {
-        // Hidden: the child process of `bench readiness` (one check, prints its own peak RSS).
-        return readiness::probe_main();
-    }
-    let known = [
-        "all",
-        "table",
-        "cold-start",
-        "arm-reads",
-        "replicate",
-        "readiness",
-        "failover",
-    ];
-    if !known.contains(&which) {
-        anyhow::bail!(
-            "unknown benchmark `{which}` (available: {})",
-            known.join(", ")
-        );
-    }
-    let rows = match which {
+    let rows = match args.which.as_str() {
         "all" | "table" => table::run_all(args)?,
         "cold-start" => cold_start::run(args)?,
         "arm-reads" => arm_reads::run(args)?,
         "replicate" => replicate::run(args)?,
         "failover" => failover::run(args)?,
         "readiness" => readiness::run(args)?,
-        _ => Vec::new(),
+        other => anyhow::bail!(
+            "unknown benchmark `{other}` (available: all, table, cold-start, arm-reads, \
+             replicate, readiness, failover)"
+        ),
     };
     print_table(&rows);
     Ok(if rows.iter().all(Row::within_target) {

@@ -9,8 +9,8 @@
 //!
 //! Measured:
 //! - **the check** (`readiness::check::check_pair` over the ARM client the generated DR config
-//!   gives, concurrency 16) runs in a **child process** (this binary, hidden benchmark
-//!   `readiness-probe`), which reports its elapsed time and its own peak RSS (`VmHWM` from
+//!   gives, concurrency 16) runs in a **child process** (this binary, hidden subcommand
+//!   `bench-readiness-probe`), which reports its elapsed time and its own peak RSS (`VmHWM` from
 //!   `/proc/self/status`), so the simulator's memory is not counted; the ARM reads and 429s are
 //!   the simulator's counters. Rows: elapsed vs `max(reads × latency / concurrency,
 //!   max(0, reads − 250) / 25 s)` (target ≤ 1.5×; `Shares_ListSynchronizations` is a POST list,
@@ -40,15 +40,14 @@ use crate::config::dr::DrConfig;
 use crate::readiness::arm_reader::ArmReader;
 use crate::readiness::check::check_pair;
 use crate::readiness::{Report, Status};
-use crate::reconcile::apply::{ReplicateOptions, replicate};
-use crate::sim::{Estate, FaultSettings, PopulateSpec, SimHandle, SimStats};
+use crate::sim::{Estate, PopulateSpec, SimHandle, SimStats};
 
 /// Seed of the estates this benchmark generates (its own subscription, so its own buckets).
 pub const SEED_READINESS: u64 = 51;
 /// Seed of the 20-share estate of the sequential comparison.
 pub const SEED_READINESS_SMALL: u64 = 53;
-/// Hidden `bench` name of the child process that runs one check (see module docs).
-pub const PROBE: &str = "readiness-probe";
+/// The hidden subcommand of the child process that runs one check (see module docs).
+pub const PROBE: &str = "bench-readiness-probe";
 /// Env var naming the DR config file the probe checks.
 pub const PROBE_CONFIG_ENV: &str = "DSDR_BENCH_READINESS_CONFIG";
 /// Peak RSS target of one check.
@@ -64,7 +63,6 @@ pub struct ProbeResult {
     pub vmhwm_kb: u64,
     pub status: Status,
     pub findings: usize,
-    pub concurrency: usize,
 }
 
 /// `bench readiness` on its own simulator.
@@ -87,7 +85,7 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
     // ------------------------------------------------------------------ the check (child)
     let spec = table::fleet(quick, SEED_READINESS);
     let label = format!("{}x{}x{}", spec.shares, spec.datasets, spec.consumers);
-    let (cfg, estate) = replicated_estate(sim, &spec, latency_ms).await?;
+    let (cfg, estate) = replicated_estate(sim, &spec).await?;
     let concurrency = cfg.arm.max_concurrency.max(1);
     let config_path = std::env::temp_dir().join(format!(
         "dsdr-bench-readiness-{}-{}.toml",
@@ -156,7 +154,7 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
         seed: SEED_READINESS_SMALL,
     };
     let small_label = format!("{}x{}x{}", small.shares, small.datasets, small.consumers);
-    let (cfg, _) = replicated_estate(sim, &small, latency_ms).await?;
+    let (cfg, _) = replicated_estate(sim, &small).await?;
     sim.reset_counters();
     let (fast, fast_report) = timed_check(&cfg, cfg.arm.max_concurrency.max(1)).await?;
     let fast_stats = sim.stats();
@@ -208,18 +206,12 @@ pub async fn run_on(sim: &SimHandle, quick: bool) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Populates `spec`, replicates it with throttling and latency off (set-up, not measured), then
-/// restores `latency_ms` and throttling. Returns the estate and its DR config.
+/// Populates `spec` and replicates it as an unmeasured set-up step ([`table::in_setup`]), with
+/// one snapshot per share so RPO has something to measure. Returns the DR config and the estate.
 async fn replicated_estate(
     sim: &SimHandle,
     spec: &PopulateSpec,
-    latency_ms: u64,
 ) -> anyhow::Result<(DrConfig, Estate)> {
-    sim.set_faults(&FaultSettings {
-        latency_ms: Some(0),
-        throttle: Some(false),
-        ..FaultSettings::default()
-    });
     let estate = sim.populate(spec).context("generating the estate")?;
     let cfg = table::estate_config(sim, &estate)?;
     let pair = cfg
@@ -230,28 +222,7 @@ async fn replicated_estate(
         s.rate_limits.enabled = false;
         s.max_concurrency = 32;
     })?;
-    let report = replicate(
-        &setup,
-        pair,
-        &ReplicateOptions {
-            dry_run: false,
-            prune: false,
-            concurrency: 32,
-            now: OffsetDateTime::now_utc(),
-        },
-        &|_, _| {},
-    )
-    .await;
-    if let Some(e) = &report.error {
-        anyhow::bail!("set-up replicate failed: {e}");
-    }
-    // One snapshot per share, so RPO has something to measure.
-    sim.fire_triggers();
-    sim.set_faults(&FaultSettings {
-        latency_ms: Some(latency_ms),
-        throttle: Some(true),
-        ..FaultSettings::default()
-    });
+    table::in_setup(sim, table::replicate_setup(sim, &setup, pair, 32)).await?;
     Ok((cfg, estate))
 }
 
@@ -309,7 +280,7 @@ async fn check_with(
 async fn run_probe(config: &std::path::Path) -> anyhow::Result<ProbeResult> {
     let exe = std::env::current_exe().context("locating the datashare-dr binary")?;
     let out = tokio::process::Command::new(&exe)
-        .args(["bench", PROBE])
+        .arg(PROBE)
         .env(PROBE_CONFIG_ENV, config)
         .env_remove("ARM_ENDPOINT")
         .env_remove("ARM_AUTH")
@@ -317,7 +288,7 @@ async fn run_probe(config: &std::path::Path) -> anyhow::Result<ProbeResult> {
         .kill_on_drop(true)
         .output()
         .await
-        .with_context(|| format!("running {} bench {PROBE}", exe.display()))?;
+        .with_context(|| format!("running {} {PROBE}", exe.display()))?;
     if !out.status.success() {
         anyhow::bail!(
             "the readiness probe failed ({}): {}",
@@ -354,25 +325,13 @@ pub fn probe_main() -> anyhow::Result<i32> {
     let cfg = DrConfig::load(std::path::Path::new(&path))
         .map_err(|e| anyhow::anyhow!("{}: {e}", std::path::Path::new(&path).display()))?;
     let rt = table::runtime()?;
-    let result = rt.block_on(async {
-        let concurrency = cfg.arm.max_concurrency.max(1);
-        let client = arm_client_from_config(&cfg).context("building the ARM client")?;
-        let pair = cfg.pairs.first().context("the config has no pair")?;
-        let t0 = Instant::now();
-        let report = check_with(&client, &cfg, pair, concurrency).await;
-        let elapsed = t0.elapsed();
-        anyhow::Ok(ProbeResult {
-            elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-            vmhwm_kb: 0,
-            status: report.status,
-            findings: report.findings.len(),
-            concurrency,
-        })
-    })?;
+    let (elapsed, report) = rt.block_on(timed_check(&cfg, cfg.arm.max_concurrency))?;
     drop(rt);
     let result = ProbeResult {
+        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
         vmhwm_kb: vmhwm_kb().context("reading VmHWM from /proc/self/status")?,
-        ..result
+        status: report.status,
+        findings: report.findings.len(),
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::to_string(&result)?)?;
@@ -396,7 +355,6 @@ mod tests {
             vmhwm_kb: 20_000,
             status: Status::Ready,
             findings: 0,
-            concurrency: 16,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));

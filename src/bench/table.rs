@@ -164,6 +164,42 @@ pub fn end_setup(sim: &SimHandle, latency_ms: u64) {
     });
 }
 
+/// Runs `step` as an unmeasured set-up step ([`begin_setup`] … [`end_setup`]); latency and
+/// throttling are restored whether it succeeds or not.
+pub async fn in_setup<T>(sim: &SimHandle, step: impl Future<Output = T>) -> T {
+    let latency_ms = begin_setup(sim);
+    let out = step.await;
+    end_setup(sim, latency_ms);
+    out
+}
+
+/// The set-up replicate pass of `pair` (through a limiter-less `setup` client), then one
+/// snapshot per share (the simulator fires every trigger once).
+pub async fn replicate_setup(
+    sim: &SimHandle,
+    setup: &ArmClient,
+    pair: &crate::config::dr::Pair,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let rep = crate::reconcile::apply::replicate(
+        setup,
+        pair,
+        &crate::reconcile::apply::ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: concurrency.max(1),
+            now: time::OffsetDateTime::now_utc(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    if let Some(e) = rep.error {
+        anyhow::bail!("set-up replicate failed: {e}");
+    }
+    sim.fire_triggers();
+    Ok(())
+}
+
 /// A client for unmeasured set-up steps: no client-side limiter (run them between
 /// [`begin_setup`] and [`end_setup`]).
 pub fn setup_client(sim: &SimHandle, estate: &Estate) -> anyhow::Result<ArmClient> {

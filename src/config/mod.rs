@@ -480,11 +480,9 @@ fn parse_secret_url(key: &'static str, raw: &str) -> Result<SecretUrl, ConfigErr
     }
 }
 
-/// True when the URL's host is `localhost` or a loopback IP address.
-pub fn url_is_loopback(url: &Url) -> bool {
-    // One rule for every endpoint the app talks to (ARM, storage, webhooks).
-    crate::arm::auth::is_loopback(url)
-}
+/// True when the URL's host is `localhost` or a loopback IP address: the one rule for every
+/// endpoint the app talks to (ARM, storage, webhooks).
+pub use crate::arm::auth::is_loopback as url_is_loopback;
 
 fn read_storage(
     get: &impl Fn(&'static str) -> Option<String>,

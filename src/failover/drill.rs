@@ -118,18 +118,12 @@ pub fn run_drill(args: &DrillArgs) -> anyhow::Result<i32> {
             return Ok(crate::cli::EXIT_USAGE);
         }
     };
-    let consumer = match args.role.as_str() {
-        "provider" => false,
-        "consumer" if spec.consumers == 0 => {
-            eprintln!("error: --role consumer needs at least one consumer in --populate");
-            return Ok(crate::cli::EXIT_USAGE);
-        }
-        "consumer" => true,
-        other => {
-            eprintln!("error: --role {other:?} is not one of provider, consumer");
-            return Ok(crate::cli::EXIT_USAGE);
-        }
-    };
+    // clap admits only `provider` and `consumer`.
+    let consumer = args.role == "consumer";
+    if consumer && spec.consumers == 0 {
+        eprintln!("error: --role consumer needs at least one consumer in --populate");
+        return Ok(crate::cli::EXIT_USAGE);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

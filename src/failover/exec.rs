@@ -1155,7 +1155,7 @@ fn live(expiration: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
 }
 
 /// Active consumers (subscriptions) and pending invitations of every share of `model`.
-fn roster_of(model: &AccountModel) -> Vec<RosterEntry> {
+pub fn roster_of(model: &AccountModel) -> Vec<RosterEntry> {
     let now = OffsetDateTime::now_utc();
     let mut out = BTreeSet::new();
     for (name, share) in &model.shares {

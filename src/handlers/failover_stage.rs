@@ -93,13 +93,9 @@ pub async fn handle(
             "{}: failed permanently; run {} marked failed",
             msg.stage, msg.run_id
         ))),
-        // Transient (retry, or out of retries → the host poisons the message): 500.
-        Err(e) if e.is_transient() => Err(HandlerError::transient(
-            format!("stage {} of run {}", msg.stage, msg.run_id),
-            e,
-        )),
-        // Permanent even while marking the run failed (e.g. the run does not exist): retrying
-        // cannot help, so acknowledge with the reason logged instead of 5 retries + poison.
+        // The one classification: transient → 500 (retry, then the host poisons the message);
+        // a run that does not exist → acknowledged with the reason logged (retrying cannot
+        // help); a state conflict → retried.
         Err(e) => Err(failover_error(
             &format!("stage {} of run {}", msg.stage, msg.run_id),
             e,

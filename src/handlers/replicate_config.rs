@@ -34,6 +34,8 @@ use time::OffsetDateTime;
 use crate::arm::client::ArmClient;
 use crate::arm::error::ArmError;
 use crate::config::dr::Pair;
+use crate::failover::exec::{roster_of, save_roster};
+use crate::failover::run::RosterEntry;
 use crate::host::{InvocationResponse, OutputValue, QueueMessage, TimerTrigger};
 use crate::reconcile::apply::{apply, plan_pair};
 use crate::reconcile::observe::{AccountObservation, ObserveError};
@@ -78,6 +80,9 @@ pub struct Pass {
     pub report: ReplicateReport,
     /// Pairs whose observation failed with an error that retrying may fix.
     pub transient: Vec<(String, ObserveError)>,
+    /// Per observed pair (not in dry runs): the consumer roster of the primary, taken from the
+    /// pass's own observation for [`record_rosters`].
+    pub rosters: Vec<(String, Vec<RosterEntry>)>,
 }
 
 impl Pass {
@@ -160,6 +165,7 @@ pub async fn run_pass(
     let mut pass = Pass {
         report: ReplicateReport::default(),
         transient: Vec::new(),
+        rosters: Vec::new(),
     };
     for pair in pairs {
         let started = Instant::now();
@@ -184,6 +190,9 @@ pub async fn run_pass(
             }
             Ok((obs, plan)) => {
                 report.secondary_exists = obs.secondary != AccountObservation::Missing;
+                if !dry_run && let (Some(primary), _) = obs.primary.model() {
+                    pass.rosters.push((pair.name.clone(), roster_of(&primary)));
+                }
                 if !dry_run {
                     report.results =
                         apply(client, &pair.secondary, &plan, concurrency, &|_, _| {}).await;
@@ -204,29 +213,14 @@ pub async fn run_pass(
     pass
 }
 
-/// After a pass: records the consumer roster (`rosters/{pair}.json`, through
-/// `failover::exec::capture_roster`) of every pair whose accounts were observed, so a failover
-/// that finds the primary down still knows whom to invite on the secondary. Pairs that could
-/// not be observed (a primary that is down or missing fails the pass) keep their last roster.
-/// Best effort: a failure is logged and returned as a `Logs` line; the replicate result stands
-/// and the next pass records it again.
-pub async fn record_rosters(
-    state: &AppState,
-    client: &ArmClient,
-    pairs: &[&Pair],
-    report: &ReplicateReport,
-) -> Vec<String> {
-    let observed: Vec<&Pair> = pairs
-        .iter()
-        .copied()
-        .filter(|p| {
-            report
-                .pairs
-                .iter()
-                .any(|r| r.pair == p.name && r.error.is_none() && !r.dry_run)
-        })
-        .collect();
-    if observed.is_empty() {
+/// After a pass: records the consumer roster (`rosters/{pair}.json`) of every pair the pass
+/// observed — from that observation, no second read of the primary — so a failover that finds
+/// the primary down still knows whom to invite on the secondary. Pairs that could not be
+/// observed (a primary that is down or missing fails the pass) keep their last roster. Best
+/// effort: a failure is logged and returned as a `Logs` line; the replicate result stands and
+/// the next pass records it again.
+pub async fn record_rosters(state: &AppState, pass: &Pass) -> Vec<String> {
+    if pass.rosters.is_empty() {
         return Vec::new();
     }
     let storage = match state.storage().await {
@@ -238,18 +232,17 @@ pub async fn record_rosters(
         }
     };
     let mut lines = Vec::new();
-    for pair in observed {
+    for (pair, roster) in &pass.rosters {
         let now = OffsetDateTime::now_utc();
-        match crate::failover::exec::capture_roster(client, storage.blobs.as_ref(), pair, now).await
-        {
-            Ok(n) => lines.push(format!(
-                "pair {}: roster of {n} consumer(s) recorded",
-                pair.name
+        match save_roster(storage.blobs.as_ref(), pair, roster, now).await {
+            Ok(()) => lines.push(format!(
+                "pair {pair}: roster of {} consumer(s) recorded",
+                roster.len()
             )),
             Err(e) => {
                 let text = error_chain(&e);
-                tracing::warn!(event = "replicate.roster-failed", pair = %pair.name, error = %text, "consumer roster not recorded");
-                lines.push(format!("pair {}: roster not recorded: {text}", pair.name));
+                tracing::warn!(event = "replicate.roster-failed", pair = %pair, error = %text, "consumer roster not recorded");
+                lines.push(format!("pair {pair}: roster not recorded: {text}"));
             }
         }
     }
@@ -426,14 +419,14 @@ pub async fn handle(
         ));
         // The consumer role's part of the timer: keep the primary snapshots fresh, so a
         // failover with the primary region down still knows the sinks and the schedule.
-        for line in record_consumer_snapshots(state).await? {
+        for line in record_consumer_snapshots(state, dr).await? {
             response = response.log(line);
         }
         return Ok(response);
     }
     let client = state.arm().await?;
     let pass = run_pass(client, &pairs, false, false, dr.arm.max_concurrency, NAME).await;
-    let roster_lines = record_rosters(state, client, &pairs, &pass.report).await;
+    let roster_lines = record_rosters(state, &pass).await;
 
     if let Some((first, error)) = pass.transient.into_iter().next() {
         let pairs_failed: Vec<&str> = pass
@@ -464,8 +457,10 @@ pub async fn handle(
 /// `consumer-snapshots/{name}.json` (`failover::consumer::capture_primary`). Best effort, one
 /// log line per subscription: a primary that does not answer leaves the last snapshot as it is
 /// (a failover then works from it) and is logged as a warning, not retried.
-async fn record_consumer_snapshots(state: &AppState) -> Result<Vec<String>, HandlerError> {
-    let dr = state.dr()?;
+async fn record_consumer_snapshots(
+    state: &AppState,
+    dr: &crate::config::dr::DrConfig,
+) -> Result<Vec<String>, HandlerError> {
     if dr.subscriptions.is_empty() {
         return Ok(Vec::new());
     }

@@ -196,7 +196,7 @@ pub async fn handle(
     )
     .await;
     // Consumer rosters for failovers with the primary down (dry runs record nothing).
-    super::replicate_config::record_rosters(state, client, &pairs, &pass.report).await;
+    let roster_lines = super::replicate_config::record_rosters(state, &pass).await;
     let nothing_observed = pass.report.pairs.iter().all(|p| p.error.is_some());
     if nothing_observed && let Some((pair, error)) = pass.transient.into_iter().next() {
         return Err(HandlerError::transient(
@@ -204,10 +204,11 @@ pub async fn handle(
             error,
         ));
     }
-    Ok(InvocationResponse::http(render(
-        &pass.report,
-        body.dry_run(),
-    )?))
+    let mut response = InvocationResponse::http(render(&pass.report, body.dry_run())?);
+    for line in roster_lines {
+        response = response.log(line);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

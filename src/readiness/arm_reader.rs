@@ -49,25 +49,25 @@ impl PairReader for ArmReader<'_> {
         id: &AccountId,
         selects: &(dyn Fn(&str) -> bool + Sync),
     ) -> AccountRead {
-        // The account GET and the share listing do not depend on each other: issue them
-        // together (reconcile's observe would send them one after the other).
+        // Reconcile's observe, plus the account GET (sent alongside the share listing).
         let opts = ObserveOptions {
             concurrency: self.concurrency.max(1),
-            read_account: false,
+            read_account: true,
         };
-        let (account, observed) = futures::join!(
-            self.client.get_account(id),
-            observe::observe_account(self.client, id, selects, &opts)
-        );
-        match (account, observed) {
-            (Err(e), _) if e.is_not_found() => AccountRead::Missing,
-            (_, Ok(ReconcileAccount::Missing)) => AccountRead::Missing,
-            (Err(e), _) => AccountRead::Unreachable(reason(&e)),
-            (Ok(account), Ok(ReconcileAccount::Present { shares, .. })) => AccountRead::Present {
+        match observe::observe_account(self.client, id, selects, &opts).await {
+            Ok(ReconcileAccount::Missing) => AccountRead::Missing,
+            Ok(ReconcileAccount::Present {
+                account: Some(account),
+                shares,
+            }) => AccountRead::Present {
                 account: Box::new(account),
                 shares,
             },
-            (Ok(_), Err(e)) => AccountRead::Unreachable(match e.arm() {
+            // `read_account` always reads it; kept total rather than panicking.
+            Ok(ReconcileAccount::Present { account: None, .. }) => {
+                AccountRead::Unreachable("the account was not read".into())
+            }
+            Err(e) => AccountRead::Unreachable(match e.arm() {
                 Some(a) => reason(a),
                 None => e.to_string(),
             }),

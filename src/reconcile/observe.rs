@@ -1,6 +1,6 @@
 //! OBSERVE: read a Data Share account with the fewest ARM reads — lists only.
 //!
-//! Reads per account: `Shares_ListByAccount` (plus `Accounts_Get` only when
+//! Reads per account: `Shares_ListByAccount` (plus `Accounts_Get`, sent alongside it, only when
 //! [`ObserveOptions::read_account`] asks for it: readiness needs the account's provisioning
 //! state and identity, replication does not), then per selected share, concurrently,
 //! `DataSets_ListByShare`, `SynchronizationSettings_ListByShare`, `Invitations_ListByShare` and
@@ -182,30 +182,34 @@ pub async fn observe_account(
     selects: &(dyn Fn(&str) -> bool + Sync),
     opts: &ObserveOptions,
 ) -> Result<AccountObservation, ObserveError> {
-    let account = if opts.read_account {
-        match client.get_account(id).await {
-            Ok(a) => Some(a),
-            Err(e) if e.is_not_found() => return Ok(AccountObservation::Missing),
-            Err(source) => {
-                return Err(ObserveError::GetAccount {
-                    account: id.to_string(),
-                    source,
-                });
-            }
-        }
+    // The account GET and the share listing do not depend on each other: sent together.
+    let (account, shares) = if opts.read_account {
+        let (a, s) = futures::join!(client.get_account(id), client.list_shares(id));
+        (Some(a), s)
     } else {
-        None
+        (None, client.list_shares(id).await)
     };
-    let shares = match client.list_shares(id).await {
-        Ok(s) => s,
-        Err(e) if e.is_not_found() => return Ok(AccountObservation::Missing),
+    let gone = |e: &ArmError| e.is_not_found();
+    if account
+        .as_ref()
+        .is_some_and(|a| a.as_ref().err().is_some_and(gone))
+        || shares.as_ref().err().is_some_and(gone)
+    {
+        return Ok(AccountObservation::Missing);
+    }
+    let account = match account.transpose() {
+        Ok(a) => a,
         Err(source) => {
-            return Err(ObserveError::ListShares {
+            return Err(ObserveError::GetAccount {
                 account: id.to_string(),
                 source,
             });
         }
     };
+    let shares = shares.map_err(|source| ObserveError::ListShares {
+        account: id.to_string(),
+        source,
+    })?;
     let mut selected = Vec::new();
     for s in shares {
         let Some(name) = s.meta.name.clone() else {

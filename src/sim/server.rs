@@ -127,7 +127,7 @@ pub struct RequestLogEntry {
     pub query: String,
     pub operation: String,
     pub status: u16,
-    /// served | throttled | fault_429 | fault_5xx | region_down | rejected
+    /// served | throttled | fault_429 | fault_5xx | fault_4xx | region_down | rejected
     pub outcome: String,
     pub principal: String,
     pub correlation_id: String,
@@ -596,6 +596,11 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
                 op.faulted += 1;
                 stats.faults_5xx += 1;
             }
+            // An injected refusal (403, …): counted like the simulator's own refusals.
+            "fault_4xx" => {
+                op.faulted += 1;
+                stats.rejected += 1;
+            }
             "region_down" => {
                 op.region_down += 1;
                 stats.region_down += 1;
@@ -740,10 +745,14 @@ fn process(
             Instant::now(),
         );
         let roll: f64 = rt.rng.random();
-        let forced = f
-            .fail_operations
-            .get(&op_name.to_ascii_lowercase())
-            .copied();
+        // (Empty but in tests that set it: no per-request allocation then.)
+        let forced = if f.fail_operations.is_empty() {
+            None
+        } else {
+            f.fail_operations
+                .get(&op_name.to_ascii_lowercase())
+                .copied()
+        };
         let fault = if forced.is_some() {
             forced
         } else if roll < f.fault_429 {
@@ -804,15 +813,12 @@ fn process(
                             "The client does not have authorization to perform {op_name} (injected fault)."
                         ),
                     );
-                    (Outcome::err(e, &op_name, "fault_5xx", &who), rem)
+                    (Outcome::err(e, &op_name, "fault_4xx", &who), rem)
                 }
+                // 408 or 5xx (`apply_faults` admits only 400..=599).
                 Some(status) => {
                     let e = ApiError::new(
-                        if status >= 500 || status == 408 {
-                            status
-                        } else {
-                            503
-                        },
+                        status,
                         "ServiceUnavailable",
                         "The service is temporarily unavailable (injected fault).",
                     );
