@@ -22,10 +22,10 @@ use datashare_dr::failover::exec::StageMessage;
 use datashare_dr::failover::run::{RunStatus, StageStatus, update_run};
 use datashare_dr::failover::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
 use datashare_dr::failover::start::{AlertAnswer, StartRequest, approve, ingest_alert, start_run};
-use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
+use datashare_dr::failover::{Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
 use datashare_dr::sim::{self, ConsumerInfo, Estate, SimHandle};
-use datashare_dr::store::{BlobStore, MemoryBlobStore};
+use datashare_dr::store::BlobStore;
 use time::OffsetDateTime;
 
 /// ARM operations that write on the consumer side.
@@ -82,16 +82,8 @@ async fn world_with(edit: impl Fn(String) -> String) -> World {
     let toml = edit(sim::write_consumer_config(&estate, &sim.base_url, 0).expect("consumer00"));
     let cfg = Arc::new(DrConfig::from_toml_str(&toml, "consumer.toml").expect("consumer config"));
     let arm = arm_client_from_config(&cfg).expect("consumer client");
-    let clock = Clock::default();
-    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let queue = InProcessQueue::new(clock.clone());
-    let mut ctx = StageContext::new(
-        cfg.clone(),
-        arm.clone(),
-        store.clone(),
-        Arc::new(queue.clone()),
-    );
-    ctx.clock = clock;
+    let (mut ctx, queue) = datashare_dr::failover::runner::in_process(cfg.clone(), arm.clone());
+    let store = ctx.store.clone();
     ctx.probe_deadline = Duration::from_secs(2);
     World {
         sim,

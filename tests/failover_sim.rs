@@ -15,9 +15,9 @@ use datashare_dr::failover::runner::{InProcessQueue, RunnerOptions, Stopped, dri
 use datashare_dr::failover::start::{
     AlertAnswer, StartRequest, approve, cancel, ingest_alert, start_run,
 };
-use datashare_dr::failover::{Clock, Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
+use datashare_dr::failover::{Mode, Outcome, RunRecord, Stage, StageContext, run_one_stage};
 use datashare_dr::sim::{self, Estate, SimHandle};
-use datashare_dr::store::{BlobStore, MemoryBlobStore, Queue, STAGE_QUEUE};
+use datashare_dr::store::{BlobStore, Queue, STAGE_QUEUE};
 use time::OffsetDateTime;
 
 struct World {
@@ -35,16 +35,8 @@ async fn world_with(edit: impl Fn(String) -> String) -> World {
     let toml = edit(sim::write_config(&estate, &sim.base_url));
     let cfg = Arc::new(DrConfig::from_toml_str(&toml, "sim.toml").expect("config"));
     let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
-    let clock = Clock::default();
-    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let queue = InProcessQueue::new(clock.clone());
-    let mut ctx = StageContext::new(
-        cfg.clone(),
-        arm.clone(),
-        store.clone(),
-        Arc::new(queue.clone()),
-    );
-    ctx.clock = clock;
+    let (mut ctx, queue) = datashare_dr::failover::runner::in_process(cfg.clone(), arm.clone());
+    let store = ctx.store.clone();
     ctx.probe_deadline = Duration::from_secs(2);
     World {
         sim,

@@ -19,7 +19,7 @@ use datashare_dr::config::StorageSettings as ConfigStorage;
 use datashare_dr::config::dr::DrConfig;
 use datashare_dr::failover::RunRecord;
 use datashare_dr::failover::drill::resource_health_alert;
-use datashare_dr::sim::{self, PopulateSpec, SimHandle, SimOptions};
+use datashare_dr::sim::{self, SimHandle};
 use datashare_dr::startup::AppState;
 use datashare_dr::store::{self, AzureBlobStore, BlobStore, CONTAINER};
 use serde_json::{Value, json};
@@ -41,21 +41,7 @@ struct World {
 }
 
 async fn world(az: &TestAzurite, prefix: &str) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::spawn(SimOptions {
-        lro_delay_ms: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let mut estate = sim
-        .populate(&PopulateSpec {
-            shares: 2,
-            datasets: 1,
-            consumers: 2,
-            seed: 7,
-        })
-        .expect("populate");
+    let (sim, mut estate) = support::estate::populated(2, 1, 2, 7).await;
     let pair = unique_name(prefix);
     estate.pair_name = pair.clone();
     let cfg = Arc::new(

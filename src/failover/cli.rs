@@ -20,11 +20,10 @@ use anyhow::{Context as _, anyhow};
 use crate::cli::{DrillArgs, EXIT_USAGE, FailoverCommand, FailoverRunArgs, FailoverStartArgs};
 use crate::config::dr::DrConfig;
 use crate::readiness::arm_reader::arm_client_from_config;
-use crate::store::{self, BlobStore, MemoryBlobStore, MessageEncoding, Queue, StorageSettings};
+use crate::store::{self, BlobStore, MessageEncoding, Queue, StorageSettings};
 
-use super::exec::{Clock, StageContext};
 use super::run::{RunRecord, RunStatus, StartError};
-use super::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
+use super::runner::{RunnerOptions, Stopped, drive, in_process};
 use super::stages::Mode;
 use super::start::{self, StartRequest};
 
@@ -171,12 +170,8 @@ async fn start_local(
     cfg: Arc<DrConfig>,
 ) -> anyhow::Result<i32> {
     let arm = arm_client_from_config(&cfg).context("ARM client")?;
-    let clock = Clock::default();
-    let queue = InProcessQueue::new(clock.clone());
-    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let mut ctx = StageContext::new(cfg.clone(), arm, store.clone(), Arc::new(queue.clone()));
-    ctx.clock = clock.clone();
-    let run = match start::start_run(store.as_ref(), &queue, &cfg, req, clock.now()).await {
+    let (ctx, queue) = in_process(cfg.clone(), arm);
+    let run = match start::start_run(ctx.store.as_ref(), &queue, &cfg, req, ctx.clock.now()).await {
         Ok(r) => r,
         Err(StartError::Active { run_id, pair }) => {
             eprintln!("error: run {run_id} is already active for pair {pair}");

@@ -31,11 +31,11 @@ use crate::readiness::arm_reader::{ArmReader, arm_client_from_config};
 use crate::readiness::check::check_pair;
 use crate::reconcile::apply::{ReplicateOptions, replicate};
 use crate::sim::{self, OpStats, PopulateSpec, SimOptions};
-use crate::store::{BlobStore, MemoryBlobStore, NOTIFICATIONS_QUEUE};
+use crate::store::NOTIFICATIONS_QUEUE;
 
-use super::exec::{Clock, StageContext, capture_roster};
+use super::exec::capture_roster;
 use super::run::{RunRecord, RunStatus};
-use super::runner::{InProcessQueue, RunnerOptions, Stopped, drive};
+use super::runner::{RunnerOptions, Stopped, drive, in_process};
 use super::start::{AlertAnswer, ingest_alert};
 
 /// The Resource Health alert template (Azure's own test-action sample).
@@ -244,9 +244,9 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
     let before = check_pair(&reader, &cfg, &pair, OffsetDateTime::now_utc(), None).await;
 
     // 3. In-memory store + in-process queue; record who the consumers are.
-    let clock = Clock::default();
-    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let queue = InProcessQueue::new(clock.clone());
+    let (mut ctx, queue) = in_process(cfg.clone(), arm.clone());
+    ctx.probe_deadline = Duration::from_secs(2);
+    let (store, clock) = (ctx.store.clone(), ctx.clock.clone());
     let roster = capture_roster(&arm, store.as_ref(), &pair, clock.now()).await?;
 
     // 4. Outage.
@@ -277,14 +277,6 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
     };
 
     // 6. Run to completion.
-    let mut ctx = StageContext::new(
-        cfg.clone(),
-        arm.clone(),
-        store.clone(),
-        Arc::new(queue.clone()),
-    );
-    ctx.clock = clock.clone();
-    ctx.probe_deadline = Duration::from_secs(2);
     let (run, stopped) = drive(&ctx, &queue, &run_id, RunnerOptions::default()).await?;
     if stopped != Stopped::Ended {
         tracing::warn!(?stopped, "the drill's run did not end");
@@ -371,9 +363,9 @@ pub async fn consumer_drill(
         .ok_or_else(|| anyhow!("the consumer config has no [[subscriptions]]"))?;
     let region = first.primary_region.clone();
     let arm = arm_client_from_config(&cfg).context("ARM client (consumer)")?;
-    let clock = Clock::default();
-    let store: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let queue = InProcessQueue::new(clock.clone());
+    let (mut ctx, queue) = in_process(cfg.clone(), arm.clone());
+    ctx.probe_deadline = Duration::from_secs(2);
+    let (store, clock) = (ctx.store.clone(), ctx.clock.clone());
     let mut mappings = 0;
     for sub in &cfg.subscriptions {
         let snap = super::consumer::capture_primary(&arm, store.as_ref(), sub, clock.now())
@@ -411,14 +403,6 @@ pub async fn consumer_drill(
             approved += 1;
         }
     }
-    let mut ctx = StageContext::new(
-        cfg.clone(),
-        arm.clone(),
-        store.clone(),
-        Arc::new(queue.clone()),
-    );
-    ctx.clock = clock.clone();
-    ctx.probe_deadline = Duration::from_secs(2);
     let mut runs = Vec::new();
     for id in &ids {
         let (run, stopped) = drive(&ctx, &queue, id, RunnerOptions::default()).await?;

@@ -34,6 +34,24 @@ struct Stored {
     pop_receipt: String,
 }
 
+/// A stage context over an in-memory run store and an in-process queue that share one clock —
+/// how runs execute without storage settings (the CLI, the drills, tests and benchmarks).
+pub fn in_process(
+    config: Arc<crate::config::dr::DrConfig>,
+    arm: crate::arm::client::ArmClient,
+) -> (StageContext, InProcessQueue) {
+    let clock = Clock::default();
+    let queue = InProcessQueue::new(clock.clone());
+    let mut ctx = StageContext::new(
+        config,
+        arm,
+        Arc::new(crate::store::MemoryBlobStore::new()),
+        Arc::new(queue.clone()),
+    );
+    ctx.clock = clock;
+    (ctx, queue)
+}
+
 /// An in-process queue service on a [`Clock`] (virtual-time aware). Clones share the queues.
 #[derive(Debug, Clone, Default)]
 pub struct InProcessQueue {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 /// The simulator tests use (long-running operations finish after 5 ms), with the ring TLS
 /// provider installed for the clients.
 pub async fn spawn_sim() -> SimHandle {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    datashare_dr::startup::install_crypto_provider();
     sim::spawn(SimOptions {
         lro_delay_ms: 5,
         ..SimOptions::default()
