@@ -5,7 +5,9 @@
 //! The decision itself (`Decision::Refuse`) is tested in tests/alerts_decide.rs; this goes through
 //! the router as the host calls it, with a capturing tracing subscriber.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -17,27 +19,8 @@ use datashare_dr::startup::{AppState, AppStorage, router};
 use datashare_dr::store::STAGE_QUEUE;
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::logs::Captured;
 use tower::ServiceExt as _;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 const OTHER_SUB: &str = "99999999-9999-9999-9999-999999999999";
 /// On `[alerts].allowed_sources` of examples/dr.toml, with the pair `sales`.
@@ -146,7 +129,7 @@ async fn an_alert_from_a_source_off_the_allow_list_is_refused_with_a_4xx_and_log
         (0, 0),
         "a refused alert enqueued a stage or wrote a run"
     );
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(
         log.lines().any(|l| l.contains("\"level\":\"WARN\"")
             && l.contains("AlertWebhook")

@@ -17,6 +17,8 @@
 //! - in process, a capturing tracing subscriber around the readiness webhook failing (closed
 //!   port and HTTP 500), and the `Debug` output of the settings types.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -29,6 +31,7 @@ use datashare_dr::host::{HttpRequest, InvocationRequest, Trigger, TriggerKind};
 use datashare_dr::readiness::notify::{NotifyTargets, WebhookUrl, post_webhook};
 use datashare_dr::startup::AppState;
 use serde_json::{Value, json};
+use support::logs::Captured;
 
 const ARM_TOKEN: &str = "armtoken-SECRET-3b9d7c1f0e2a4d6b";
 const FUNCTION_KEY: &str = "fnkey-SECRET-8c2e5a7d9f1b3c4e";
@@ -615,33 +618,6 @@ fn serve_refuses_bad_settings_without_echoing_secrets() {
 
 // ---------------------------------------------------------------------------------------------
 // In process
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
 
 /// A loopback server answering every request with `status` (bounded: `max` connections).
 async fn answering(status: u16, max: usize) -> (u16, Arc<Mutex<Vec<String>>>) {

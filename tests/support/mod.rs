@@ -6,3 +6,4 @@ pub mod azurite;
 pub mod azurite_restart;
 pub mod estate;
 pub mod host_emulator;
+pub mod logs;
