@@ -293,6 +293,27 @@ pub async fn capture_primary(
     Ok(snap)
 }
 
+/// The secondary share subscription `accept-invitations` recorded: `None` in a drill (which
+/// accepts nothing), an error in a failover (the stage order guarantees one).
+fn accepted_subscription(
+    run: &RunRecord,
+    stage: Stage,
+    state: &ConsumerState,
+) -> Result<Option<ShareSubscriptionId>, FailoverError> {
+    match &state.share_subscription {
+        Some(text) => ShareSubscriptionId::parse(text)
+            .map(Some)
+            .map_err(|e| stage_err(run, stage, e.to_string(), false)),
+        None if run.mode == Mode::Drill => Ok(None),
+        None => Err(stage_err(
+            run,
+            stage,
+            "no share subscription on the secondary account was recorded by accept-invitations",
+            false,
+        )),
+    }
+}
+
 async fn save_snapshot(
     store: &dyn BlobStore,
     name: &str,
@@ -797,47 +818,37 @@ async fn map_datasets(
         })
         .unwrap_or_default();
 
-    let Some(ss_text) = state.share_subscription.clone() else {
-        if run.mode == Mode::Drill {
-            // Nothing accepted in a drill: check that every primary sink has a secondary one.
-            let (mut would, mut unmapped) = (0u64, 0u64);
-            for m in snap.map(|s| s.mappings.as_slice()).unwrap_or_default() {
-                match mapping_sink(&m.mapping).map(|(k, id)| sub.stores.resolve(k, &id)) {
-                    Some(Ok(_)) => would += 1,
-                    Some(Err(e)) => {
-                        unmapped += 1;
-                        out.finding(
-                            "Warning",
-                            "sink-unmapped",
-                            format!("mapping {}: {e}", m.name),
-                        );
-                    }
-                    None => {
-                        unmapped += 1;
-                        out.finding(
-                            "Warning",
-                            "sink-unknown",
-                            format!("mapping {} has no recognisable sink", m.name),
-                        );
-                    }
+    let Some(ss) = accepted_subscription(run, stage, &state)? else {
+        // Nothing accepted in a drill: check that every primary sink has a secondary one.
+        let (mut would, mut unmapped) = (0u64, 0u64);
+        for m in snap.map(|s| s.mappings.as_slice()).unwrap_or_default() {
+            match mapping_sink(&m.mapping).map(|(k, id)| sub.stores.resolve(k, &id)) {
+                Some(Ok(_)) => would += 1,
+                Some(Err(e)) => {
+                    unmapped += 1;
+                    out.finding(
+                        "Warning",
+                        "sink-unmapped",
+                        format!("mapping {}: {e}", m.name),
+                    );
+                }
+                None => {
+                    unmapped += 1;
+                    out.finding(
+                        "Warning",
+                        "sink-unknown",
+                        format!("mapping {} has no recognisable sink", m.name),
+                    );
                 }
             }
-            out.count("wouldMap", would);
-            out.count("unmapped", unmapped);
-            out.summary = format!(
-                "drill: {would} data set(s) would be mapped, {unmapped} have no secondary sink (nothing written)"
-            );
-            return Ok(out);
         }
-        return Err(stage_err(
-            run,
-            stage,
-            "no share subscription on the secondary account was recorded by accept-invitations",
-            false,
-        ));
+        out.count("wouldMap", would);
+        out.count("unmapped", unmapped);
+        out.summary = format!(
+            "drill: {would} data set(s) would be mapped, {unmapped} have no secondary sink (nothing written)"
+        );
+        return Ok(out);
     };
-    let ss = ShareSubscriptionId::parse(&ss_text)
-        .map_err(|e| stage_err(run, stage, e.to_string(), false))?;
     let sources = arm
         .list_consumer_source_datasets(&ss)
         .await
@@ -1012,24 +1023,15 @@ async fn create_triggers(
     let stage = Stage::CreateTriggers;
     let mut out = StageResult::default();
     let state = load_state(ctx, run).await?;
-    let Some(ss_text) = state.share_subscription.clone() else {
-        if run.mode == Mode::Drill {
-            out.summary = match sub.schedule {
-                ConsumerSchedule::Provider => "drill: triggers with the provider's schedule would be created once the invitation is accepted (nothing written)".into(),
-                ConsumerSchedule::None => "drill: no trigger (schedule = \"none\")".into(),
-            };
-            out.kind = ResultKind::Skipped;
-            return Ok(out);
-        }
-        return Err(stage_err(
-            run,
-            stage,
-            "no share subscription on the secondary account was recorded by accept-invitations",
-            false,
-        ));
+    let Some(ss) = accepted_subscription(run, stage, &state)? else {
+        // A drill accepted nothing: report what a failover would do.
+        out.summary = match sub.schedule {
+            ConsumerSchedule::Provider => "drill: triggers with the provider's schedule would be created once the invitation is accepted (nothing written)".into(),
+            ConsumerSchedule::None => "drill: no trigger (schedule = \"none\")".into(),
+        };
+        out.kind = ResultKind::Skipped;
+        return Ok(out);
     };
-    let ss = ShareSubscriptionId::parse(&ss_text)
-        .map_err(|e| stage_err(run, stage, e.to_string(), false))?;
 
     // 1. A trigger creation still running: poll it.
     if let Some(h) = &state.trigger_operation {

@@ -153,6 +153,15 @@ pub fn run_drill(args: &DrillArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// `start failover (pair: action, …)` for the report.
+fn decision_text(pairs: &[super::start::PairAnswer]) -> String {
+    let each: Vec<String> = pairs
+        .iter()
+        .map(|p| format!("{}: {}", p.pair, p.action))
+        .collect();
+    format!("start failover ({})", each.join(", "))
+}
+
 fn op_diff(
     before: &BTreeMap<String, OpStats>,
     after: &BTreeMap<String, OpStats>,
@@ -260,14 +269,7 @@ pub async fn drill(spec: PopulateSpec, latency_ms: u64) -> anyhow::Result<DrillR
         .context("alert webhook path")?;
     let (decision, run_id) = match &answer {
         AlertAnswer::Accepted { pairs } => (
-            format!(
-                "start failover ({})",
-                pairs
-                    .iter()
-                    .map(|p| format!("{}: {}", p.pair, p.action))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            decision_text(pairs),
             pairs
                 .iter()
                 .find_map(|p| p.run_id.clone())
@@ -384,14 +386,7 @@ pub async fn consumer_drill(
     let AlertAnswer::Accepted { pairs } = &answer else {
         bail!("the alert did not start a failover: {answer:?}");
     };
-    let decision = format!(
-        "start failover ({})",
-        pairs
-            .iter()
-            .map(|p| format!("{}: {}", p.pair, p.action))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let decision = decision_text(pairs);
     let ids: Vec<String> = pairs.iter().filter_map(|p| p.run_id.clone()).collect();
 
     // 4. Approve what waits for approval (the on-call person's step), then run everything.
@@ -463,8 +458,7 @@ pub fn render_consumer(r: &ConsumerDrillReport) -> String {
     ));
     if r.approved > 0 {
         s.push_str(&format!(
-            "  approval         {} run(s) approved (failover = \"approve\")
-",
+            "  approval         {} run(s) approved (failover = \"approve\")\n",
             r.approved
         ));
     }
@@ -473,16 +467,22 @@ pub fn render_consumer(r: &ConsumerDrillReport) -> String {
         s.push_str(&super::cli::render_run(run));
         s.push('\n');
     }
-    let total: u64 = r.arm_calls.values().sum();
-    s.push_str(&format!("ARM calls during the failover: {total}\n"));
-    for (op, n) in &r.arm_calls {
-        s.push_str(&format!("  {n:>5}  {op}\n"));
-    }
+    s.push_str(&render_arm_calls(&r.arm_calls));
     s.push_str(&format!(
         "wall time: {:.2} s (RTO includes the stages' own waits — 1 s polls of long-running \
          operations — which this in-process drill skips ahead in virtual time)\n",
         r.wall_secs
     ));
+    s
+}
+
+/// "ARM calls during the failover: N" and one line per operation.
+fn render_arm_calls(calls: &BTreeMap<String, u64>) -> String {
+    let total: u64 = calls.values().sum();
+    let mut s = format!("ARM calls during the failover: {total}\n");
+    for (op, n) in calls {
+        s.push_str(&format!("  {n:>5}  {op}\n"));
+    }
     s
 }
 
@@ -512,11 +512,7 @@ pub fn render(r: &DrillReport) -> String {
     if run.rto_secs.is_none() {
         s.push_str("RTO: n/a (the run did not complete)\n");
     }
-    let total: u64 = r.arm_calls.values().sum();
-    s.push_str(&format!("ARM calls during the failover: {total}\n"));
-    for (op, n) in &r.arm_calls {
-        s.push_str(&format!("  {n:>5}  {op}\n"));
-    }
+    s.push_str(&render_arm_calls(&r.arm_calls));
     s.push_str(&format!(
         "notifications queued: {}\nwall time: {:.2} s\n",
         r.notifications, r.wall_secs
