@@ -128,12 +128,7 @@ fn client_intervals(
 
 /// `bench failover` on its own simulator.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
-    let quick = args.quick;
-    table::with_sim(args.latency_ms, |sim| async move {
-        let rows = run_on(&sim, quick).await;
-        sim.shutdown().await;
-        rows
-    })
+    table::run_alone(args, run_on)
 }
 
 /// Runs the benchmark on a running simulator (generates its own estate, seed

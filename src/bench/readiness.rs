@@ -67,12 +67,7 @@ pub struct ProbeResult {
 
 /// `bench readiness` on its own simulator.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
-    let quick = args.quick;
-    table::with_sim(args.latency_ms, |sim| async move {
-        let rows = run_on(&sim, quick).await;
-        sim.shutdown().await;
-        rows
-    })
+    table::run_alone(args, run_on)
 }
 
 /// The readiness benchmark against a running simulator (its latency setting is restored after

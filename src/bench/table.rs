@@ -142,6 +142,20 @@ where
     })
 }
 
+/// One benchmark on a simulator of its own (`bench <name>`): `run_on(sim, quick)`, then the
+/// simulator stops.
+pub fn run_alone(
+    args: &BenchArgs,
+    run_on: impl AsyncFn(&SimHandle, bool) -> anyhow::Result<Vec<Row>>,
+) -> anyhow::Result<Vec<Row>> {
+    let quick = args.quick;
+    with_sim(args.latency_ms, |sim| async move {
+        let rows = run_on(&sim, quick).await;
+        sim.shutdown().await;
+        rows
+    })
+}
+
 /// Starts an unmeasured set-up step: the simulator's latency to 0 and its ARM throttling off, so
 /// set-up does not spend the buckets' time (use [`setup_client`], whose limiter is off too).
 /// Returns the latency to give back to [`end_setup`].
