@@ -37,7 +37,15 @@ struct World {
 async fn world(test: &str) -> Option<World> {
     let az = azurite(test)?;
     let (sim, estate) = support::estate::populated(3, 2, 1, 13).await;
-    let text = sim::write_config(&estate, &sim.base_url);
+    // A 5 s per-call deadline (the generated config says 60): with the primary region down a
+    // tick gives up within it, not after 6 jittered attempts (up to ~25 s), so the direct
+    // invocation in the outage test stays inside the test client's 10 s timeout.
+    let text = sim::write_config(&estate, &sim.base_url).replacen(
+        "deadline_secs = 60\n",
+        "deadline_secs = 5\n",
+        1,
+    );
+    assert!(text.contains("deadline_secs = 5\n"), "{text}");
     let file = tempfile::Builder::new()
         .prefix("dsdr-replicate-host-")
         .suffix(".toml")
