@@ -111,138 +111,152 @@ fn decide_value(v: &Value, c: &DrConfig) -> String {
     shape(&decide(&alert, c))
 }
 
-/// Expected decision for every published sample, with the reason.
-const EXPECTED: &[(&str, &str, &str)] = &[
-    (
-        "common.activitylog.administrative.fired.test-action.json",
-        "ignore:not_actionable",
-        "a VM restart activity-log alert never starts a run",
-    ),
-    (
-        "common.costalerts.budget-forecasted.test-action.json",
-        "ignore:not_actionable",
-        "budget alert",
-    ),
-    (
-        "common.log.log-alerts-v2.fired.test-action.json",
-        "ignore:not_actionable",
-        "log search alert",
-    ),
-    (
-        "common.log.log-analytics-v1.numresults.fired.test-action.json",
-        "ignore:not_actionable",
-        "legacy log search alert",
-    ),
-    (
-        "common.metric.availability-test.fired.test-action.json",
-        "ignore:not_actionable",
-        "metric alert",
-    ),
-    (
-        "common.metric.dynamic.fired.test-action.json",
-        "ignore:not_actionable",
-        "metric alert",
-    ),
-    (
-        "common.metric.static.fired.test-action.json",
-        "ignore:not_actionable",
-        "metric alert",
-    ),
-    (
-        "common.metric.static.resolved.docs.json",
-        "ignore:not_actionable",
-        "metric alert (resolved)",
-    ),
-    (
-        "common.resourcehealth.unavailable.fired.test-action.json",
-        "ignore:not_our_resource",
-        "targets test-VM, not a configured Data Share account",
-    ),
-    (
-        "common.servicehealth.incident.resolved.test-action.2022.json",
-        "ignore:synthetic",
-        "IsSynthetic = True",
-    ),
-    (
-        "common.servicehealth.incident.resolved.test-action.2026.json",
-        "ignore:synthetic",
-        "IsSynthetic = True",
-    ),
-    (
-        "common.smartdetector.fired.test-action.json",
-        "ignore:not_actionable",
-        "smart detector",
-    ),
-    (
-        "context.prometheus.docs.json",
-        "ignore:unsupported_schema",
-        "alertContext only, no schemaId",
-    ),
-    (
-        "context.resourcehealth.unavailable.docs.json",
-        "ignore:unsupported_schema",
-        "alertContext only, no schemaId",
-    ),
-    (
-        "context.servicehealth.maintenance.planned.docs.json",
-        "ignore:unsupported_schema",
-        "alertContext only, no schemaId",
-    ),
-    (
-        "context.servicehealth.maintenance.planned.numeric-enums.docs.json",
-        "ignore:unsupported_schema",
-        "alertContext only, no schemaId",
-    ),
-    (
-        "legacy-activitylog.resourcehealth.unavailable.docs.json",
-        "refuse",
-        "subscription is the placeholder `<subscription Id>`, not on the allow-list",
-    ),
-    (
-        "legacy-activitylog.resourcehealth.unavailable.test-action.json",
-        "ignore:not_our_resource",
-        "targets test-VM",
-    ),
-    (
-        "legacy-activitylog.servicehealth.incident.active.docs.json",
-        "ignore:other_service_or_region",
-        "Virtual Machines incident, not Azure Data Share",
-    ),
-    (
-        "legacy-activitylog.servicehealth.incident.resolved.test-action.json",
-        "ignore:synthetic",
-        "isSynthetic = True",
-    ),
-    (
-        "legacy-metric.static.activated.test-action.json",
-        "ignore:not_actionable",
-        "legacy metric alert",
-    ),
-];
+/// Suffix of the sidecar that carries an alert file's expected decision.
+const EXPECT_SUFFIX: &str = ".expect.json";
 
-#[test]
-fn every_sample_in_the_fixture_folder_parses_and_known_ones_get_their_decision() {
-    let c = config();
-    let mut seen = 0;
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let body = std::fs::read(&path).unwrap();
-        let alert = parse_alert(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let decision = decide(&alert, &c);
-        if let Some((_, want, why)) = EXPECTED.iter().find(|(n, _, _)| *n == name) {
-            assert_eq!(shape(&decision), *want, "{name} ({why}): {decision}");
-            seen += 1;
+/// What to write into a missing sidecar (the test's failure message shows it).
+const EXPECT_FORMAT: &str = r#"{"decision": "ignore" | "refuse" | "start" | "resolved", "code": "<ignore code, e.g. not_actionable; only with ignore>", "pairs": [{"pair": "<pair name>", "approval": "auto" | "approval" (start only)}], "why": "<what the alert is and why this is the right decision>"}"#;
+
+/// The expected decision for one alert file, `<name>.expect.json` next to it (decided against
+/// [`config`]: pair `ds-aue` with its primary in Australia East, `other-weu`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    /// `ignore`, `refuse`, `start` or `resolved`.
+    decision: String,
+    /// The ignore code (`IgnoreCode::as_str`); only with `ignore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    /// Pairs a run starts for (with their approval) or whose recovery is recorded; empty for
+    /// `ignore` and `refuse`.
+    pairs: Vec<ExpectPair>,
+    /// Why this is the right decision (not compared).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectPair {
+    pair: String,
+    /// `auto` or `approval`; only with `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<String>,
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl Expect {
+    /// The actual decision in the sidecar's terms (`why` left empty).
+    fn of(d: &Decision) -> Expect {
+        let (decision, code, pairs) = match d {
+            Decision::Ignore(i) => ("ignore", Some(i.code.as_str().to_owned()), vec![]),
+            Decision::Refuse { .. } => ("refuse", None, vec![]),
+            Decision::StartRun(runs) => (
+                "start",
+                None,
+                runs.iter()
+                    .map(|r| ExpectPair {
+                        pair: r.pair.clone(),
+                        approval: Some(
+                            match r.approval {
+                                Approval::Auto => "auto",
+                                Approval::AwaitApproval => "approval",
+                            }
+                            .to_owned(),
+                        ),
+                    })
+                    .collect(),
+            ),
+            Decision::RecordResolved(rs) => (
+                "resolved",
+                None,
+                rs.iter()
+                    .map(|r| ExpectPair {
+                        pair: r.pair.clone(),
+                        approval: None,
+                    })
+                    .collect(),
+            ),
+        };
+        Expect {
+            decision: decision.to_owned(),
+            code,
+            pairs,
+            why: String::new(),
         }
     }
-    assert_eq!(
-        seen,
-        EXPECTED.len(),
-        "a known sample is missing from the folder"
-    );
+}
+
+/// Every alert file in the folder carries an expected decision in its sidecar, and gets it; a
+/// file without one (or a sidecar without its alert) fails, saying what to add.
+#[test]
+fn every_alert_file_in_the_fixture_folder_gets_the_decision_its_sidecar_expects() {
+    let c = config();
+    let mut names: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for name in &names {
+        if let Some(stem) = name.strip_suffix(EXPECT_SUFFIX) {
+            if !names.contains(&format!("{stem}.json")) {
+                problems.push(format!(
+                    "{name}: expectation without its alert file {stem}.json (remove it, or add the alert)"
+                ));
+            }
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let body = std::fs::read(fixtures().join(name)).unwrap();
+        let alert = match parse_alert(&body) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(format!("{name}: does not parse: {e}"));
+                continue;
+            }
+        };
+        let actual = Expect::of(&decide(&alert, &c));
+        let sidecar = format!("{stem}{EXPECT_SUFFIX}");
+        let Ok(text) = std::fs::read_to_string(fixtures().join(&sidecar)) else {
+            problems.push(format!(
+                "{name}: no expected decision; add tests/fixtures/alerts/{sidecar} with {EXPECT_FORMAT} \
+                 (today's decision is {actual}; check it is right before writing it down)"
+            ));
+            continue;
+        };
+        let want: Expect = match serde_json::from_str(&text) {
+            Ok(w) => w,
+            Err(e) => {
+                problems.push(format!(
+                    "{sidecar}: {e}; the format is {EXPECT_FORMAT}"
+                ));
+                continue;
+            }
+        };
+        if want.why.trim().is_empty() {
+            problems.push(format!("{sidecar}: say `why` this is the right decision"));
+        }
+        let mut compared = want.clone();
+        compared.why = String::new();
+        if compared != actual {
+            problems.push(format!(
+                "{name}: expected {compared} ({}), got {actual}",
+                want.why
+            ));
+        }
+        checked += 1;
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked > 0, "no alert files in {}", fixtures().display());
 }
 
 #[test]

@@ -43,6 +43,8 @@ fn fixture_files(dir: &str, suffix: &str) -> Vec<(String, Value)> {
         .expect("the fixtures folder exists")
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.to_string_lossy().ends_with(suffix))
+        // `<name>.expect.json` sidecars hold a fixture's expected outcome, not a fixture.
+        .filter(|p| !p.to_string_lossy().ends_with(".expect.json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("a readable fixture");
             let v: Value = serde_json::from_str(&text).expect("a JSON fixture");
