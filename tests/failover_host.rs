@@ -783,6 +783,8 @@ async fn with_the_primary_region_down_final_sync_is_skipped_and_the_rest_complet
         "every consumer of every share: {roster:#?}"
     );
 
+    // Every request from here on must still be in the request log when we count writes.
+    let outage_from = w.sim.requests().last().map_or(0, |r| r.seq) + 1;
     w.sim.region_down(&pair.primary_region);
     let (status, answer) = post_alert(&w.host, &alert_body(&w)).await;
     let run_id = run_id_of(status, &answer);
@@ -823,21 +825,44 @@ async fn with_the_primary_region_down_final_sync_is_skipped_and_the_rest_complet
     );
     assert!(invite.counts["invited"] > 0);
     assert_roster_invited_once(&w, &run).await;
-    // The primary was asked and was down; nothing was ever written to it.
+    // The primary was asked and was down; nothing was ever written to it. Every request that
+    // would change the primary counts, whatever its outcome (while the region is down each one
+    // is answered `region_down`, so an outcome filter would hide them): anything but GET and
+    // the read-only POST `list*` actions.
     assert!(
         w.sim.stats().region_down > 0,
         "the primary was asked and was down"
     );
     let primary = w.cfg.pairs[0].primary.as_str().to_ascii_lowercase();
-    let writes: Vec<String> = w
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET" && r.method != "POST" && r.outcome == "served")
+    let log = w.sim.requests();
+    assert!(
+        log.first().is_some_and(|r| r.seq <= outage_from),
+        "the simulator's request log dropped requests made during the outage; raise log_capacity"
+    );
+    let to_primary: Vec<_> = log
+        .iter()
         .filter(|r| r.path.to_ascii_lowercase().starts_with(&primary))
-        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        to_primary
+            .iter()
+            .any(|r| r.seq >= outage_from && r.outcome == "region_down"),
+        "the run asked the primary while it was down: {to_primary:#?}"
+    );
+    let writes: Vec<String> = to_primary
+        .iter()
+        .filter(|r| !is_read(&r.method, &r.path))
+        .map(|r| format!("{} {} ({})", r.method, r.path, r.outcome))
         .collect();
     assert!(writes.is_empty(), "writes to the primary: {writes:?}");
+}
+
+/// A request that cannot change anything: GET, or a POST to a `list…` action
+/// (`listSynchronizations`, `listSynchronizationDetails`, …).
+fn is_read(method: &str, path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    method.eq_ignore_ascii_case("GET")
+        || (method.eq_ignore_ascii_case("POST") && last.to_ascii_lowercase().starts_with("list"))
 }
 
 // ---------------------------------------------------------------------------------------------
