@@ -65,7 +65,9 @@ pub struct Faults {
     pub fault_retry_after_secs: u64,
     /// Operations (spec `operationId`, case-insensitive) that always fail with the given status
     /// (408, 429 or 5xx: an injected transient fault; other 4xx: `AuthorizationFailed`-style
-    /// refusal), e.g. `{"ProviderShareSubscriptions_ListByShare": 503}`.
+    /// refusal), e.g. `{"ProviderShareSubscriptions_ListByShare": 503}`. A key
+    /// `Operation@account` fails the operation only on the Data Share account of that name
+    /// (e.g. the primary's reads, not the secondary's).
     #[serde(default)]
     pub fail_operations: BTreeMap<String, u16>,
 }
@@ -109,6 +111,11 @@ pub struct SimStats {
     pub reads: u64,
     pub writes: u64,
     pub deletes: u64,
+    /// Requests that reached an operation able to change state, any status: every PUT, PATCH
+    /// and DELETE, and every POST action except the read-only `list…` ones (which ARM
+    /// throttles, and `writes` counts, as writes). "Wrote nothing" means this did not move.
+    #[serde(default)]
+    pub mutations: u64,
     pub throttled: u64,
     pub faults_429: u64,
     pub faults_5xx: u64,
@@ -583,6 +590,9 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
                     OpType::Write => stats.writes += 1,
                     OpType::Delete => stats.deletes += 1,
                 }
+                if is_mutation(&method, &path) {
+                    stats.mutations += 1;
+                }
             }
             "throttled" => {
                 op.throttled += 1;
@@ -629,6 +639,19 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
         rt.log.push_back(entry);
     }
     json_response(out.status, out.body.as_ref(), &out.headers)
+}
+
+/// Whether a request can change state: anything but GET/HEAD and the POST `list…` actions
+/// (`listSynchronizations`, `listSourceShareSynchronizationSettings`, …).
+fn is_mutation(method: &str, path: &str) -> bool {
+    match method {
+        "GET" | "HEAD" => false,
+        "POST" => !path.rsplit('/').next().is_some_and(|last| {
+            last.get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("list"))
+        }),
+        _ => true,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -749,8 +772,14 @@ fn process(
         let forced = if f.fail_operations.is_empty() {
             None
         } else {
+            let op = op_name.to_ascii_lowercase();
+            let account = segs
+                .windows(2)
+                .find(|w| w[0].eq_ignore_ascii_case("accounts"))
+                .map(|w| w[1].to_ascii_lowercase());
             f.fail_operations
-                .get(&op_name.to_ascii_lowercase())
+                .get(&op)
+                .or_else(|| account.and_then(|a| f.fail_operations.get(&format!("{op}@{a}"))))
                 .copied()
         };
         let fault = if forced.is_some() {
@@ -1119,5 +1148,36 @@ fn control(
             "NotFound",
             format!("unknown control endpoint {method} {path}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mutation;
+
+    #[test]
+    fn only_requests_that_can_change_state_count_as_mutations() {
+        let a = "/subscriptions/s/resourceGroups/g/providers/Microsoft.DataShare/accounts/a";
+        assert!(!is_mutation("GET", a));
+        assert!(!is_mutation("HEAD", a));
+        assert!(is_mutation("PUT", a));
+        assert!(is_mutation("PATCH", a));
+        assert!(is_mutation("DELETE", a));
+        assert!(!is_mutation(
+            "POST",
+            &format!("{a}/shares/x/listSynchronizations")
+        ));
+        assert!(!is_mutation(
+            "POST",
+            &format!("{a}/shareSubscriptions/x/listSourceShareSynchronizationSettings")
+        ));
+        assert!(is_mutation(
+            "POST",
+            &format!("{a}/shareSubscriptions/x/synchronize")
+        ));
+        assert!(is_mutation(
+            "POST",
+            &format!("{a}/shares/x/providerShareSubscriptions/p/revoke")
+        ));
     }
 }
