@@ -206,8 +206,16 @@ async fn a_stage_message_delivered_twice_sends_no_second_invitation() {
         "{second:?}"
     );
     assert_eq!(ops(&w, "Invitations_Create"), after_first);
-    // And a second full run of the stage body (a fresh run) finds everyone covered.
-    assert!(after_first >= before);
+    // The first delivery did invite: one `Invitations_Create` per invitation it recorded.
+    let (run, _) = datashare_dr::failover::run::require_run(w.store.as_ref(), &run.run_id)
+        .await
+        .expect("run");
+    let invited = run
+        .stage(Stage::InviteConsumers)
+        .and_then(|s| s.counts.get("invited").copied())
+        .unwrap_or_default();
+    assert!(invited > 0, "the first delivery invited no one: {run:#?}");
+    assert_eq!(after_first - before, invited, "one PUT per invitation");
     let invs = invitations_on(&w, &w.cfg.pairs[0].secondary).await;
     let mut dedup = invs.clone();
     dedup.dedup();
@@ -610,4 +618,452 @@ async fn preflight_retries_an_unreadable_roster_then_goes_on_with_a_critical_fin
             f.message
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documented guarantees (docs/failover.md "Guarantees", `failover::exec` module docs)
+
+/// Runs stages by hand (as the queue function would, without a queue) until `until` is the
+/// run's current stage.
+async fn walk_to(w: &World, run_id: &str, until: Stage) {
+    let mut stage = Stage::Preflight;
+    while stage != until {
+        match run_one_stage(&w.ctx, &StageMessage::new(run_id, stage, 0))
+            .await
+            .unwrap_or_else(|e| panic!("{stage}: {e}"))
+        {
+            Outcome::Advance(n) => stage = n,
+            other => panic!("{stage}: {other:?}"),
+        }
+    }
+}
+
+async fn runbook_run(w: &World) -> RunRecord {
+    let req = StartRequest {
+        pair: w.cfg.pairs[0].name.clone(),
+        mode: Mode::Failover,
+        force: false,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    start_run(w.store.as_ref(), &w.queue, &w.cfg, &req, w.ctx.clock.now())
+        .await
+        .expect("start")
+}
+
+async fn load(w: &World, run_id: &str) -> RunRecord {
+    datashare_dr::failover::run::require_run(w.store.as_ref(), run_id)
+        .await
+        .expect("run")
+        .0
+}
+
+/// "A claim older than 120 s is taken over (the claimant died)": a delivery that finds a
+/// younger claim waits; once the claim is older than `CLAIM_LEASE`, the next delivery runs the
+/// stage itself.
+#[tokio::test]
+async fn a_stage_claim_older_than_its_lease_is_taken_over() {
+    use datashare_dr::failover::exec::{CLAIM_LEASE, CLAIMED_RETRY};
+    use datashare_dr::failover::run::update_run;
+    let w = world().await;
+    let run = runbook_run(&w).await;
+    // A delivery claimed preflight, then its process died.
+    let claimed_at = w.ctx.clock.now();
+    update_run(w.store.as_ref(), &run.run_id, |r| {
+        let rec = r.stage_mut(Stage::Preflight).expect("preflight");
+        rec.status = StageStatus::Running;
+        rec.claim = Some("dead-delivery".into());
+        rec.claimed_at = Some(claimed_at);
+        rec.attempts = 1;
+        Ok(())
+    })
+    .await
+    .expect("claim");
+    let msg = StageMessage::new(&run.run_id, Stage::Preflight, 0);
+    // Within the lease the claim is respected.
+    w.ctx.clock.advance(CLAIM_LEASE - Duration::from_secs(5));
+    let out = run_one_stage(&w.ctx, &msg).await.expect("within the lease");
+    assert_eq!(out, Outcome::Wait(CLAIMED_RETRY));
+    let rec = load(&w, &run.run_id).await;
+    assert_eq!(
+        rec.stage(Stage::Preflight).and_then(|s| s.claim.clone()),
+        Some("dead-delivery".into())
+    );
+    // Past the lease the stage is taken over and runs to its end.
+    w.ctx.clock.advance(Duration::from_secs(10));
+    let out = run_one_stage(&w.ctx, &msg).await.expect("after the lease");
+    assert_eq!(out, Outcome::Advance(Stage::FinalSync));
+    let rec = load(&w, &run.run_id).await;
+    let pre = rec.stage(Stage::Preflight).expect("preflight");
+    assert_eq!(pre.status, StageStatus::Succeeded, "{pre:#?}");
+    assert_eq!(pre.attempts, 2, "{pre:#?}");
+    assert_eq!(pre.claim, None);
+}
+
+/// "Resolved/Available alerts are recorded on the active run (`resolvedAlerts`), never an
+/// automatic failback."
+#[tokio::test]
+async fn a_resolved_alert_is_recorded_on_the_active_run_and_starts_nothing() {
+    use serde_json::{Value, json};
+    let w = world().await;
+    let run_id = alert_run(&w).await;
+    let mut v: Value = serde_json::from_slice(
+        &resource_health_alert(
+            w.cfg.pairs[0].primary.as_str(),
+            &w.estate.subscription_id,
+            OffsetDateTime::now_utc(),
+        )
+        .expect("alert"),
+    )
+    .expect("alert JSON");
+    v["data"]["essentials"]["monitorCondition"] = json!("Resolved");
+    v["data"]["alertContext"]["status"] = json!("Resolved");
+    v["data"]["alertContext"]["properties"]["previousHealthStatus"] = json!("Unavailable");
+    v["data"]["alertContext"]["properties"]["currentHealthStatus"] = json!("Available");
+    let alert_id = v["data"]["essentials"]["alertId"]
+        .as_str()
+        .expect("alert id")
+        .to_owned();
+    let answer = ingest_alert(
+        w.store.as_ref(),
+        &w.queue,
+        &w.cfg,
+        v.to_string().as_bytes(),
+        w.ctx.clock.now(),
+    )
+    .await
+    .expect("ingest");
+    let AlertAnswer::Recorded { pairs } = answer else {
+        panic!("expected the recovery to be recorded, got {answer:?}")
+    };
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(pairs[0].action, "recorded", "{pairs:?}");
+    assert_eq!(pairs[0].run_id.as_deref(), Some(run_id.as_str()));
+    let run = load(&w, &run_id).await;
+    assert_eq!(run.resolved_alerts.len(), 1, "{run:#?}");
+    assert_eq!(run.resolved_alerts[0].alert_id, alert_id);
+    assert!(!run.status.is_terminal(), "{run:#?}");
+    assert_eq!(run.mode, Mode::Failover);
+    assert_eq!(
+        w.store.list("runs/").await.expect("list").len(),
+        1,
+        "no failback run"
+    );
+    // The failover goes on and keeps the record.
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.resolved_alerts.len(), 1);
+}
+
+/// "after 30 rounds the run goes on with `final-sync-incomplete`": a long-running operation of
+/// the final sync that never finishes does not hold the failover.
+#[tokio::test]
+async fn final_sync_gives_up_after_its_bounded_rounds_with_a_finding() {
+    use datashare_dr::arm::models::SynchronizationSettingKind;
+    let mut w = world().await;
+    let pair = w.cfg.pairs[0].clone();
+    // A changed schedule on the primary: the final sync replaces the secondary's (DELETE: an LRO).
+    let s0 = pair.primary.share(&w.estate.shares[0]).expect("share id");
+    let mut setting = w
+        .arm
+        .list_synchronization_settings(&s0)
+        .await
+        .expect("list")[0]
+        .clone();
+    let name = setting.name().expect("name").to_string();
+    if let SynchronizationSettingKind::ScheduleBased(p) = &mut setting.kind {
+        p.synchronization_time += time::Duration::hours(2);
+    }
+    let sid = s0.synchronization_setting(&name).expect("id");
+    w.arm
+        .delete_synchronization_setting(&sid)
+        .await
+        .expect("delete");
+    w.arm
+        .put_synchronization_setting(&sid, &setting.for_create())
+        .await
+        .expect("put");
+    // From now on an LRO outlives the test (an hour); a stage polls it for 10 ms at most.
+    w.sim.set_faults(&sim::FaultSettings {
+        lro_delay_ms: Some(3_600_000),
+        ..Default::default()
+    });
+    w.ctx.lro_handoff = Duration::from_millis(10);
+    w.sim.reset_counters();
+    let run = runbook_run(&w).await;
+    let (run, stopped) = drive(
+        &w.ctx,
+        &w.queue,
+        &run.run_id,
+        RunnerOptions {
+            max_wall: Duration::from_secs(120),
+            max_virtual: Duration::from_secs(2 * 3600),
+            ..RunnerOptions::default()
+        },
+    )
+    .await
+    .expect("drive");
+    assert_eq!(stopped, Stopped::Ended, "{run:#?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let fs = run.stage(Stage::FinalSync).expect("final-sync");
+    assert_eq!(fs.status, StageStatus::Succeeded, "{fs:#?}");
+    assert_eq!(fs.attempts, 30, "30 rounds, then on: {fs:#?}");
+    let incomplete: Vec<_> = run
+        .findings
+        .iter()
+        .filter(|f| f.code == "final-sync-incomplete")
+        .collect();
+    assert_eq!(incomplete.len(), 1, "{:#?}", run.findings);
+    assert_eq!(incomplete[0].severity, "Warning");
+    assert_eq!(incomplete[0].stage, Some(Stage::FinalSync));
+    assert!(
+        incomplete[0].message.contains("SynchronizationSettings")
+            || incomplete[0].message.contains(&name),
+        "the finding names the open operation: {:?}",
+        incomplete[0]
+    );
+    assert!(run.pending_operations.is_empty(), "{run:#?}");
+    assert_eq!(
+        ops(&w, "SynchronizationSettings_Delete"),
+        1,
+        "one DELETE, polled, never repeated"
+    );
+    // enable-schedules cannot create the schedule while its deletion runs: a finding, not a
+    // failed failover.
+    assert!(
+        run.findings
+            .iter()
+            .any(|f| f.code == "schedule-not-enabled" && f.stage == Some(Stage::EnableSchedules)),
+        "{:#?}",
+        run.findings
+    );
+}
+
+/// "the message of the current stage is emitted again when its predecessor is redelivered and
+/// the current stage never started": a crash between recording preflight and enqueueing its
+/// successor loses the successor's message; the host redelivers preflight, which does no work
+/// again and emits exactly one message for the current stage. Once that stage has started, a
+/// further redelivery of preflight emits nothing.
+#[tokio::test]
+async fn a_redelivered_predecessor_re_emits_the_current_stage_exactly_once() {
+    use datashare_dr::failover::runner::process_message;
+    let w = world_with(|t| t.replace("failover = \"auto\"", "failover = \"approve\"")).await;
+    let run_id = alert_run(&w).await;
+    let take_all = || async {
+        let got = w
+            .queue
+            .receive(STAGE_QUEUE, 32, Duration::from_secs(600))
+            .await
+            .expect("receive");
+        for m in &got {
+            w.queue
+                .delete(STAGE_QUEUE, &m.id, &m.pop_receipt)
+                .await
+                .expect("delete");
+        }
+        got.into_iter()
+            .map(|m| serde_json::from_str::<StageMessage>(&m.text).expect("stage message"))
+            .collect::<Vec<_>>()
+    };
+    let first = take_all().await;
+    assert_eq!(first.len(), 1);
+    let preflight = first[0].clone();
+    assert_eq!(preflight.stage, "preflight");
+    let out = process_message(&w.ctx, &preflight, 1, 5, true)
+        .await
+        .expect("preflight");
+    assert_eq!(out, Some(Outcome::Advance(Stage::AwaitApproval)));
+    // The crash: the successor's message never made it to the queue.
+    assert_eq!(take_all().await.len(), 1);
+    assert_eq!(w.queue.len(STAGE_QUEUE), 0);
+
+    // The host redelivers preflight: no ARM call, one message for await-approval.
+    let calls = w.sim.stats().total;
+    let out = process_message(&w.ctx, &preflight, 2, 5, true)
+        .await
+        .expect("redelivered preflight");
+    assert_eq!(out, Some(Outcome::Advance(Stage::AwaitApproval)));
+    assert_eq!(w.sim.stats().total, calls, "preflight ran again");
+    let emitted = take_all().await;
+    assert_eq!(
+        emitted.iter().map(|m| m.stage.as_str()).collect::<Vec<_>>(),
+        vec!["await-approval"],
+        "exactly one message for the current stage"
+    );
+    let run = load(&w, &run_id).await;
+    assert_eq!(run.stage(Stage::Preflight).map(|s| s.attempts), Some(1));
+
+    // The current stage starts (and waits for approval); preflight again emits nothing.
+    let out = process_message(&w.ctx, &emitted[0], 1, 5, true)
+        .await
+        .expect("await-approval");
+    assert!(matches!(out, Some(Outcome::Wait(_))), "{out:?}");
+    let waiting = w.queue.len(STAGE_QUEUE);
+    assert_eq!(waiting, 1, "the delayed re-check of await-approval");
+    let out = process_message(&w.ctx, &preflight, 3, 5, true)
+        .await
+        .expect("preflight once more");
+    assert_eq!(out, Some(Outcome::Done));
+    assert_eq!(w.queue.len(STAGE_QUEUE), waiting, "nothing emitted");
+}
+
+/// `enable-schedules` with a primary that answered preflight but whose schedules cannot be read
+/// now: not "no schedule". A transient failure retries the stage (first deliveries); after
+/// that, or for a permanent refusal, the stage goes on with a Warning naming the failed read.
+#[tokio::test]
+async fn enable_schedules_does_not_take_an_unreadable_primary_for_one_without_schedules() {
+    use datashare_dr::failover::exec::Delivery;
+    for (status, retried) in [(503u16, true), (403, false)] {
+        let mut w = world().await;
+        let run = runbook_run(&w).await;
+        walk_to(&w, &run.run_id, Stage::EnableSchedules).await;
+        assert_eq!(load(&w, &run.run_id).await.primary_reachable, Some(true));
+        let primary = w.cfg.pairs[0].primary.name().to_owned();
+        w.sim.set_faults(&sim::FaultSettings {
+            fail_operations: Some(
+                [(
+                    format!("SynchronizationSettings_ListByShare@{primary}"),
+                    status,
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        let msg = StageMessage::new(&run.run_id, Stage::EnableSchedules, 0);
+        w.ctx.delivery = Some(Delivery {
+            message_id: "m-enable".into(),
+            dequeue_count: 1,
+        });
+        let first = run_one_stage(&w.ctx, &msg).await;
+        if retried {
+            let e = first.expect_err("a transient failure retries the stage");
+            assert!(e.is_transient(), "{e}");
+            let text = datashare_dr::failover::error_text(&e);
+            assert!(
+                text.contains("schedules") && text.contains(&primary),
+                "names the read: {text}"
+            );
+            w.ctx.delivery = Some(Delivery {
+                message_id: "m-enable".into(),
+                dequeue_count: 3,
+            });
+            let third = run_one_stage(&w.ctx, &msg).await.expect("third delivery");
+            assert_eq!(third, Outcome::Advance(Stage::Notify), "{status}");
+        } else {
+            assert_eq!(
+                first.expect("a refusal goes on at once"),
+                Outcome::Advance(Stage::Notify)
+            );
+        }
+        let run = load(&w, &run.run_id).await;
+        let unread: Vec<_> = run
+            .findings
+            .iter()
+            .filter(|f| f.code == "schedules-unread")
+            .collect();
+        assert_eq!(unread.len(), 1, "{status}: {:#?}", run.findings);
+        assert_eq!(unread[0].severity, "Warning");
+        assert_eq!(unread[0].stage, Some(Stage::EnableSchedules));
+        assert!(
+            unread[0].message.contains(&primary)
+                && unread[0].message.contains("SynchronizationSettings"),
+            "{status}: the finding names the read that failed: {:?}",
+            unread[0]
+        );
+    }
+}
+
+/// A queue that refuses every notification (the stage queue works).
+#[derive(Clone)]
+struct NoNotifications(InProcessQueue);
+
+impl Queue for NoNotifications {
+    fn ensure_queue<'a>(&'a self, queue: &'a str) -> datashare_dr::store::StoreFuture<'a, ()> {
+        self.0.ensure_queue(queue)
+    }
+    fn send<'a>(
+        &'a self,
+        queue: &'a str,
+        text: &'a str,
+        visibility_delay: Option<Duration>,
+    ) -> datashare_dr::store::StoreFuture<'a, String> {
+        if queue == datashare_dr::store::NOTIFICATIONS_QUEUE {
+            return Box::pin(async move {
+                Err(datashare_dr::store::StoreError::SendMessage {
+                    queue: queue.to_owned(),
+                    source: datashare_dr::store::RemoteError {
+                        status: Some(503),
+                        code: Some("ServerBusy".into()),
+                        message: "the notifications queue refuses messages (test)".into(),
+                        transient: true,
+                    },
+                })
+            });
+        }
+        self.0.send(queue, text, visibility_delay)
+    }
+    fn receive<'a>(
+        &'a self,
+        queue: &'a str,
+        max: u32,
+        visibility_timeout: Duration,
+    ) -> datashare_dr::store::StoreFuture<'a, Vec<datashare_dr::store::ReceivedMessage>> {
+        self.0.receive(queue, max, visibility_timeout)
+    }
+    fn delete<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        pop_receipt: &'a str,
+    ) -> datashare_dr::store::StoreFuture<'a, ()> {
+        self.0.delete(queue, id, pop_receipt)
+    }
+    fn update_visibility<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        pop_receipt: &'a str,
+        visibility_timeout: Duration,
+    ) -> datashare_dr::store::StoreFuture<'a, String> {
+        self.0
+            .update_visibility(queue, id, pop_receipt, visibility_timeout)
+    }
+}
+
+/// A run that ends without success notifies; when that notification cannot be queued, a WARN
+/// line with the run id says so (nobody else would know).
+#[tokio::test]
+async fn a_notification_that_cannot_be_queued_is_logged_at_warn_with_the_run_id() {
+    use datashare_dr::failover::exec::fail_run;
+    use support::logs::Captured;
+    let w = world().await;
+    let run = runbook_run(&w).await;
+    let mut ctx = w.ctx.clone();
+    ctx.queue = Arc::new(NoNotifications(w.queue.clone()));
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let failed = fail_run(&ctx, &run.run_id, Some(Stage::Preflight), "test failure")
+        .await
+        .expect("fail the run");
+    assert_eq!(failed.status, RunStatus::Failed);
+    let text = captured.text();
+    let warned: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "WARN")
+        .filter(|v| v["fields"]["run_id"] == run.run_id.as_str())
+        .collect();
+    assert!(
+        warned.iter().any(|v| v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("notification"))
+            && v["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refuses messages"))),
+        "a WARN line with the run id and the error: {text}"
+    );
 }

@@ -243,6 +243,10 @@ const FINAL_SYNC_MAX_ROUNDS: u32 = 30;
 /// before the run goes on without them (with a Critical finding).
 const ROSTER_READ_DELIVERIES: u32 = 3;
 
+/// Deliveries of an `enable-schedules` message that retry a failed (transient) read of the
+/// source's snapshot schedules before the stage goes on without them (with a Warning finding).
+const SCHEDULE_READ_DELIVERIES: u32 = 3;
+
 pub(super) fn stage_err(
     run: &RunRecord,
     stage: Stage,
@@ -543,8 +547,10 @@ async fn after_end(ctx: &StageContext, run: &RunRecord) {
     if let Err(e) = release_lock(ctx.store.as_ref(), &run.pair, &run.run_id).await {
         tracing::warn!(run_id = %run.run_id, error = %e, "could not release the pair lock (the next start breaks it)");
     }
-    if run.status != RunStatus::Succeeded {
-        let _ = notify(ctx, run).await;
+    if run.status != RunStatus::Succeeded
+        && let Err(e) = notify(ctx, run).await
+    {
+        tracing::warn!(run_id = %run.run_id, status = run.status.as_str(), error = %super::error_text(&e), "could not queue the notification of the run's end; nobody was told");
     }
     tracing::info!(
         event = "failover.ended",
@@ -1418,11 +1424,43 @@ async fn enable_schedules(
         _ => (&pair.primary, &pair.secondary),
     };
     let source_up = run.mode == Mode::Failback || run.primary_reachable != Some(false);
+    // A source that answered before but whose schedules cannot be read now is not "no
+    // schedule": retry a transient failure (first deliveries), else go on and say so.
+    let mut source_unread = false;
     let source_model = if source_up {
-        observe_model(&arm.with_deadline(ctx.probe_deadline), pair, source)
-            .await
-            .ok()
-            .flatten()
+        match observe_model(&arm.with_deadline(ctx.probe_deadline), pair, source).await {
+            Ok(model) => model,
+            Err(e) => {
+                let (reason, transient) = read_failure(&e);
+                let retry = transient
+                    && ctx
+                        .delivery
+                        .as_ref()
+                        .is_some_and(|d| d.dequeue_count < SCHEDULE_READ_DELIVERIES);
+                if retry {
+                    return Err(stage_err(
+                        run,
+                        Stage::EnableSchedules,
+                        format!(
+                            "the snapshot schedules of {} could not be read ({reason}); retrying",
+                            source.name()
+                        ),
+                        true,
+                    ));
+                }
+                out.finding(
+                    "Warning",
+                    "schedules-unread",
+                    format!(
+                        "the snapshot schedules of {} could not be read ({reason}): shares of {} without a schedule were left without one; compare the two accounts and create the missing schedules by hand",
+                        source.name(),
+                        target.name()
+                    ),
+                );
+                source_unread = true;
+                None
+            }
+        }
     } else {
         None
     };
@@ -1453,18 +1491,30 @@ async fn enable_schedules(
                         .map_err(|e| {
                             stage_err(run, Stage::EnableSchedules, e.to_string(), false)
                         })?;
-                    arm.put_synchronization_setting(&id, &schedule_body(spec))
-                        .await
-                        .map_err(|e| {
-                            arm_err(
+                    match arm.put_synchronization_setting(&id, &schedule_body(spec)).await {
+                        Ok(_) => created += 1,
+                        // The secondary's setting is still changing (e.g. a replacement's DELETE
+                        // that final-sync stopped waiting for): the failover goes on; say what
+                        // is missing.
+                        Err(e) if e.is_conflict() => out.finding(
+                            "Warning",
+                            "schedule-not-enabled",
+                            format!(
+                                "snapshot schedule {setting} of share {name} could not be created on {} ({}): create it by hand once the setting's pending change has finished",
+                                target.name(),
+                                super::error_text(&e)
+                            ),
+                        ),
+                        Err(e) => {
+                            return Err(arm_err(
                                 run,
                                 Stage::EnableSchedules,
                                 "create synchronization setting",
                                 id.as_str(),
                                 e,
-                            )
-                        })?;
-                    created += 1;
+                            ));
+                        }
+                    }
                 }
             }
             None if !share.sync_settings.is_empty() => present += share.sync_settings.len() as u64,
@@ -1472,7 +1522,9 @@ async fn enable_schedules(
             None if share.props.kind == ShareKind::InPlace => {}
             None => {
                 unknown += 1;
-                if source_up {
+                if source_unread {
+                    // Said once, in the `schedules-unread` finding.
+                } else if source_up {
                     // The source has no schedule for it either: nothing to enable.
                 } else {
                     out.finding(

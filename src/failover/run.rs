@@ -700,6 +700,45 @@ mod tests {
         assert_eq!(lock.as_deref(), Some("r2"));
     }
 
+    /// A crash between taking the lock and writing the run record leaves a lock whose run
+    /// never appears: it holds the pair for [`LOCK_ORPHAN_GRACE`], then the next start breaks it.
+    #[tokio::test]
+    async fn a_lock_whose_run_never_appeared_is_broken_after_the_grace() {
+        let store = MemoryBlobStore::new();
+        let locked_at = OffsetDateTime::now_utc();
+        let orphan = LockRecord {
+            run_id: "r-lost".into(),
+            pair: "p".into(),
+            at: locked_at,
+        };
+        let put = store::put_json(
+            &store,
+            &lock_path("p"),
+            &orphan,
+            Precondition::IfNoneMatchAny,
+        )
+        .await;
+        assert!(put.is_ok(), "{put:?}");
+        let grace = time::Duration::try_from(LOCK_ORPHAN_GRACE).unwrap_or_default();
+        // Within the grace the record may still be on its way: the pair stays taken.
+        let early = locked_at + grace - time::Duration::seconds(5);
+        match create_run(&store, &run("r2", "p"), early).await {
+            Err(StartError::Active { run_id, .. }) => assert_eq!(run_id, "r-lost"),
+            other => panic!("expected Active within the grace, got {other:?}"),
+        }
+        // After it, the lock is orphaned and the next start takes the pair.
+        let late = locked_at + grace + time::Duration::seconds(1);
+        let started = create_run(&store, &run("r3", "p"), late).await;
+        assert!(started.is_ok(), "{started:?}");
+        let lock = read_lock(&store, "p")
+            .await
+            .ok()
+            .flatten()
+            .map(|l| l.0.run_id);
+        assert_eq!(lock.as_deref(), Some("r3"));
+        assert!(matches!(load_run(&store, "r3").await, Ok(Some(_))));
+    }
+
     #[tokio::test]
     async fn releasing_only_removes_the_lock_of_the_same_run() {
         let store = MemoryBlobStore::new();
