@@ -236,9 +236,7 @@ fn every_alert_file_in_the_fixture_folder_gets_the_decision_its_sidecar_expects(
         let want: Expect = match serde_json::from_str(&text) {
             Ok(w) => w,
             Err(e) => {
-                problems.push(format!(
-                    "{sidecar}: {e}; the format is {EXPECT_FORMAT}"
-                ));
+                problems.push(format!("{sidecar}: {e}; the format is {EXPECT_FORMAT}"));
                 continue;
             }
         };

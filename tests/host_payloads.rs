@@ -146,7 +146,9 @@ fn every_request_fixture_decodes_as_its_trigger_and_keeps_what_it_carries() {
         .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
     {
         if name != "README.md" && !is_request_file(&name) && !is_response_file(&name) {
-            unnamed.push(format!("{name}: neither a request nor a response; {NAMING_HINT}"));
+            unnamed.push(format!(
+                "{name}: neither a request nor a response; {NAMING_HINT}"
+            ));
         }
     }
     assert!(unnamed.is_empty(), "{}", unnamed.join("\n"));
@@ -181,7 +183,10 @@ fn every_request_fixture_decodes_as_its_trigger_and_keeps_what_it_carries() {
                     Some(u64::from(q.dequeue_count)),
                     "{p}: DequeueCount"
                 );
-                assert!(q.dequeue_count >= 1, "{p}: a delivery is at least the first");
+                assert!(
+                    q.dequeue_count >= 1,
+                    "{p}: a delivery is at least the first"
+                );
                 let id = get_ci(&meta, "Id").map(unquoted);
                 assert_eq!(
                     id.as_ref().and_then(Value::as_str),
@@ -203,16 +208,14 @@ fn every_request_fixture_decodes_as_its_trigger_and_keeps_what_it_carries() {
             }
             Decoded::Http(h) => {
                 let req = raw.as_object().unwrap_or_else(|| panic!("{p}: {binding}"));
-                let method = get_ci(req, "Method").and_then(Value::as_str).unwrap_or_default();
+                let method = get_ci(req, "Method")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 assert!(!h.method.is_empty(), "{p}: method");
                 assert_eq!(h.method, method.to_ascii_uppercase(), "{p}: Method");
                 if let Some(query) = get_ci(req, "Query").and_then(Value::as_object) {
                     for (k, v) in query {
-                        assert_eq!(
-                            h.query_param(k),
-                            v.as_str(),
-                            "{p}: query parameter {k}"
-                        );
+                        assert_eq!(h.query_param(k), v.as_str(), "{p}: query parameter {k}");
                     }
                 }
             }
