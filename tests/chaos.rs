@@ -164,6 +164,109 @@ async fn a_redelivered_message_takes_over_the_stage_its_killed_first_delivery_cl
 }
 
 // ---------------------------------------------------------------------------------------------
+// A write applied whose response is lost: the case behind duplicate e-mails. In Azure a repeated
+// invitation PUT answers 201 again and sends the e-mail again (recordings README, .NET #17), so
+// the client must not re-PUT an invitation blindly after a lost answer: it observes first.
+
+#[tokio::test]
+async fn an_invitation_put_whose_response_is_lost_is_not_sent_twice() {
+    let (sim, estate) = support::estate::populated(3, 1, 2, 7).await;
+    let cfg = Arc::new(
+        DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
+            .expect("config"),
+    );
+    let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
+    let (ctx, queue) = datashare_dr::failover::runner::in_process(cfg.clone(), arm.clone());
+    let before = invitations(&arm, &cfg).await;
+    let run = start_run(
+        ctx.store.as_ref(),
+        &queue,
+        &cfg,
+        &StartRequest {
+            pair: cfg.pairs[0].name.clone(),
+            mode: Mode::Failover,
+            force: true,
+            reason: "lost response".into(),
+            caller: "test".into(),
+        },
+        ctx.clock.now(),
+    )
+    .await
+    .expect("start");
+    sim.reset_counters();
+    // The first two invitation PUTs are applied, then their connections close unanswered.
+    sim.set_faults(&FaultSettings {
+        drop_after_apply: Some(
+            [("Invitations_Create".to_string(), 2)]
+                .into_iter()
+                .collect(),
+        ),
+        ..FaultSettings::default()
+    });
+    let (done, stopped) = datashare_dr::failover::runner::drive(
+        &ctx,
+        &queue,
+        &run.run_id,
+        datashare_dr::failover::runner::RunnerOptions {
+            max_wall: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("drive");
+    assert_eq!(done.status, RunStatus::Succeeded, "{stopped:?} {done:#?}");
+    // The chaos happened: two writes were applied and their answers lost.
+    let stats = sim.stats();
+    assert_eq!(stats.dropped, 2, "both planned drops landed: {stats:?}");
+    let log = sim.requests();
+    let puts: Vec<_> = log
+        .iter()
+        .filter(|e| e.operation == "Invitations_Create")
+        .collect();
+    assert_eq!(
+        puts.iter().filter(|e| e.outcome == "dropped").count(),
+        2,
+        "{puts:#?}"
+    );
+    // Exactly one invitation per target, every consumer covered ...
+    let after = invitations(&arm, &cfg).await;
+    let consumers: BTreeSet<String> = estate
+        .consumers
+        .iter()
+        .map(|c| c.email.to_ascii_lowercase())
+        .collect();
+    for (share, per) in &after {
+        for (target, n) in per {
+            assert_eq!(*n, 1, "{n} invitations for {target} on {share}");
+        }
+        let have: BTreeSet<String> = per.keys().cloned().collect();
+        assert_eq!(have, consumers, "consumers invited on {share}");
+    }
+    let new = total(&after) - total(&before);
+    assert!(
+        new >= 2,
+        "the run invited {new}: the drops need invitations to hit"
+    );
+    // ... and exactly one PUT per invitation: no PUT was repeated after a lost answer (each
+    // would be a second e-mail in Azure).
+    let mut per_path: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &puts {
+        *per_path.entry(e.path.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_path.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "invitation PUTs repeated after a lost response (duplicate e-mails): {repeated:?}"
+    );
+    assert_eq!(
+        puts.len(),
+        new,
+        "invitation PUTs that reached ARM vs invitations created: {puts:#?}"
+    );
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The handler as a child process.
 
 /// `datashare-dr serve` on a fixed loopback port, SIGKILLed and restarted by the chaos thread.
