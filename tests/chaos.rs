@@ -1,7 +1,8 @@
 //! Chaos: failover runs driven through the host emulator (pumping `failover-stages`) against the
 //! real `datashare-dr serve` binary as a child process, which is SIGKILLed at random points and
-//! restarted; the simulator injects 10 % 429, 5 % 5xx and latency spikes; Azurite (the run
-//! store and the queues) is restarted once in the middle of a run.
+//! restarted; the simulator injects 10 % 429, 5 % 5xx and latency spikes, and loses the answer
+//! of the first invitation PUT it applies (`drop_after_apply`); Azurite (the run store and the
+//! queues) is restarted once in the middle of a run.
 //!
 //! Sizes: the CI version does 3 runs of 10 shares; `DSDR_CHAOS_LONG=1` does 20 runs of 50 shares.
 //! `DSDR_CHAOS_SEED=N` repeats a schedule (the seed is printed either way). Figures of the long
@@ -12,7 +13,9 @@
 //! simulator equal the invitations that appeared); zero lost stages (the run's stage history is
 //! its plan, in order, every stage succeeded or skipped with start ≤ end ≤ next start, no claim
 //! left, no message of the run poisoned); run records consistent (terminal status, no current
-//! stage, completion time, RTO, the pair's lock released).
+//! stage, completion time, RTO, the pair's lock released); and the chaos happened (at least one
+//! SIGKILL inside a stage's span, injected 429s and 5xx served in every run — counters and request
+//! log agree — and the planned lost invitation answer in every run).
 //!
 //! Each run has its own simulator, estate and uniquely named pair. This binary restarts the shared
 //! Azurite, so it holds no other test that uses Azurite concurrently with the chaos run.
@@ -449,6 +452,7 @@ struct RunFigures {
     invitation_puts: u64,
     faults_429: u64,
     faults_5xx: u64,
+    dropped: u64,
 }
 
 struct Setup {
@@ -669,6 +673,12 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
             spike_p: Some(0.05),
             spike_ms: Some(if long { 1_000 } else { 400 }),
             seed: Some(seed ^ index as u64),
+            // The first invitation PUT the simulator applies loses its answer.
+            drop_after_apply: Some(
+                [("Invitations_Create".to_string(), 1)]
+                    .into_iter()
+                    .collect(),
+            ),
             ..FaultSettings::default()
         });
 
@@ -916,6 +926,44 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
         let stats = s.sim.stats();
         fig.faults_429 = stats.faults_429;
         fig.faults_5xx = stats.faults_5xx;
+        fig.dropped = stats.dropped;
+        // The chaos happened: injected 429s and 5xx were served (counters and request log
+        // agree), and the planned lost invitation answer landed.
+        let log = s.sim.requests();
+        let logged = |outcome: &str, statuses: &[u16]| {
+            log.iter()
+                .filter(|e| e.outcome == outcome && statuses.contains(&e.status))
+                .count() as u64
+        };
+        assert!(
+            stats.faults_429 > 0 && stats.faults_5xx > 0,
+            "{ctx}: no injected 429 or 5xx was served: {stats:?}"
+        );
+        if (log.len() as u64) < stats.total {
+            eprintln!("chaos: run {index}: request log wrapped; fault counts from counters only");
+        } else {
+            assert_eq!(
+                logged("fault_429", &[429]),
+                stats.faults_429,
+                "{ctx}: 429s in the request log"
+            );
+            assert_eq!(
+                logged("fault_5xx", &[500, 503]),
+                stats.faults_5xx,
+                "{ctx}: 5xx in the request log"
+            );
+        }
+        assert_eq!(
+            stats.dropped, 1,
+            "{ctx}: the lost invitation answer did not happen"
+        );
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.outcome == "dropped" && e.operation == "Invitations_Create")
+                .count(),
+            1,
+            "{ctx}: dropped invitation PUT in the request log"
+        );
         fig.invitation_puts = stats
             .operations
             .get("Invitations_Create")
@@ -995,10 +1043,16 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
     }
     let kills: u32 = figures.iter().map(|f| f.kills).sum();
     let in_stage: u32 = figures.iter().map(|f| f.kills_in_stage).sum();
+    let dropped: u64 = figures.iter().map(|f| f.dropped).sum();
+    // The kills are what this test is about: at least one must have hit a stage while it ran.
+    assert!(
+        in_stage >= 1,
+        "no SIGKILL landed inside a stage ({kills} kills, seed {seed}): the kill schedule missed every stage"
+    );
     let rtos: Vec<f64> = figures.iter().map(|f| f.rto_secs).collect();
     let max_rto = rtos.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "\nchaos: seed {seed}: {} runs × {} shares in {:.1} s; {kills} SIGKILLs ({in_stage} inside a stage); max RTO {max_rto:.1} s; 0 duplicate invitations, 0 lost stages",
+        "\nchaos: seed {seed}: {} runs × {} shares in {:.1} s; {kills} SIGKILLs ({in_stage} inside a stage); {dropped} invitation answers lost after the write; max RTO {max_rto:.1} s; 0 duplicate invitations, 0 lost stages",
         figures.len(),
         size.shares,
         total_elapsed.as_secs_f64()
