@@ -1423,7 +1423,7 @@ async fn put_invitation_observed(
     target: &Target,
     now: OffsetDateTime,
 ) -> Result<(), ArmError> {
-    let policy = arm.settings().retry.clone();
+    let policy = arm.settings().retry;
     let once = arm.with_max_attempts(1);
     let mut attempt: u32 = 0;
     loop {
