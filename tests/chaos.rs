@@ -1,7 +1,8 @@
 //! Chaos: failover runs driven through the host emulator (pumping `failover-stages`) against the
 //! real `datashare-dr serve` binary as a child process, which is SIGKILLed at random points and
-//! restarted; the simulator injects 10 % 429, 5 % 5xx and latency spikes; Azurite (the run
-//! store and the queues) is restarted once in the middle of a run.
+//! restarted; the simulator injects 10 % 429, 5 % 5xx and latency spikes, and loses the answer
+//! of the first invitation PUT it applies (`drop_after_apply`); Azurite (the run store and the
+//! queues) is restarted once in the middle of a run.
 //!
 //! Sizes: the CI version does 3 runs of 10 shares; `DSDR_CHAOS_LONG=1` does 20 runs of 50 shares.
 //! `DSDR_CHAOS_SEED=N` repeats a schedule (the seed is printed either way). Figures of the long
@@ -12,7 +13,9 @@
 //! simulator equal the invitations that appeared); zero lost stages (the run's stage history is
 //! its plan, in order, every stage succeeded or skipped with start ≤ end ≤ next start, no claim
 //! left, no message of the run poisoned); run records consistent (terminal status, no current
-//! stage, completion time, RTO, the pair's lock released).
+//! stage, completion time, RTO, the pair's lock released); and the chaos happened (at least one
+//! SIGKILL inside a stage's span, injected 429s and 5xx served in every run — counters and request
+//! log agree — and the planned lost invitation answer in every run).
 //!
 //! Each run has its own simulator, estate and uniquely named pair. This binary restarts the shared
 //! Azurite, so it holds no other test that uses Azurite concurrently with the chaos run.
@@ -161,6 +164,109 @@ async fn a_redelivered_message_takes_over_the_stage_its_killed_first_delivery_cl
     assert_eq!(pre.status, StageStatus::Succeeded);
     assert_eq!(pre.attempts, 2);
     assert!(pre.claim.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A write applied whose response is lost: the case behind duplicate e-mails. In Azure a repeated
+// invitation PUT answers 201 again and sends the e-mail again (recordings README, .NET #17), so
+// the client must not re-PUT an invitation blindly after a lost answer: it observes first.
+
+#[tokio::test]
+async fn an_invitation_put_whose_response_is_lost_is_not_sent_twice() {
+    let (sim, estate) = support::estate::populated(3, 1, 2, 7).await;
+    let cfg = Arc::new(
+        DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
+            .expect("config"),
+    );
+    let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
+    let (ctx, queue) = datashare_dr::failover::runner::in_process(cfg.clone(), arm.clone());
+    let before = invitations(&arm, &cfg).await;
+    let run = start_run(
+        ctx.store.as_ref(),
+        &queue,
+        &cfg,
+        &StartRequest {
+            pair: cfg.pairs[0].name.clone(),
+            mode: Mode::Failover,
+            force: true,
+            reason: "lost response".into(),
+            caller: "test".into(),
+        },
+        ctx.clock.now(),
+    )
+    .await
+    .expect("start");
+    sim.reset_counters();
+    // The first two invitation PUTs are applied, then their connections close unanswered.
+    sim.set_faults(&FaultSettings {
+        drop_after_apply: Some(
+            [("Invitations_Create".to_string(), 2)]
+                .into_iter()
+                .collect(),
+        ),
+        ..FaultSettings::default()
+    });
+    let (done, stopped) = datashare_dr::failover::runner::drive(
+        &ctx,
+        &queue,
+        &run.run_id,
+        datashare_dr::failover::runner::RunnerOptions {
+            max_wall: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("drive");
+    assert_eq!(done.status, RunStatus::Succeeded, "{stopped:?} {done:#?}");
+    // The chaos happened: two writes were applied and their answers lost.
+    let stats = sim.stats();
+    assert_eq!(stats.dropped, 2, "both planned drops landed: {stats:?}");
+    let log = sim.requests();
+    let puts: Vec<_> = log
+        .iter()
+        .filter(|e| e.operation == "Invitations_Create")
+        .collect();
+    assert_eq!(
+        puts.iter().filter(|e| e.outcome == "dropped").count(),
+        2,
+        "{puts:#?}"
+    );
+    // Exactly one invitation per target, every consumer covered ...
+    let after = invitations(&arm, &cfg).await;
+    let consumers: BTreeSet<String> = estate
+        .consumers
+        .iter()
+        .map(|c| c.email.to_ascii_lowercase())
+        .collect();
+    for (share, per) in &after {
+        for (target, n) in per {
+            assert_eq!(*n, 1, "{n} invitations for {target} on {share}");
+        }
+        let have: BTreeSet<String> = per.keys().cloned().collect();
+        assert_eq!(have, consumers, "consumers invited on {share}");
+    }
+    let new = total(&after) - total(&before);
+    assert!(
+        new >= 2,
+        "the run invited {new}: the drops need invitations to hit"
+    );
+    // ... and exactly one PUT per invitation: no PUT was repeated after a lost answer (each
+    // would be a second e-mail in Azure).
+    let mut per_path: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &puts {
+        *per_path.entry(e.path.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_path.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "invitation PUTs repeated after a lost response (duplicate e-mails): {repeated:?}"
+    );
+    assert_eq!(
+        puts.len(),
+        new,
+        "invitation PUTs that reached ARM vs invitations created: {puts:#?}"
+    );
+    sim.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +452,7 @@ struct RunFigures {
     invitation_puts: u64,
     faults_429: u64,
     faults_5xx: u64,
+    dropped: u64,
 }
 
 struct Setup {
@@ -566,6 +673,12 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
             spike_p: Some(0.05),
             spike_ms: Some(if long { 1_000 } else { 400 }),
             seed: Some(seed ^ index as u64),
+            // The first invitation PUT the simulator applies loses its answer.
+            drop_after_apply: Some(
+                [("Invitations_Create".to_string(), 1)]
+                    .into_iter()
+                    .collect(),
+            ),
             ..FaultSettings::default()
         });
 
@@ -813,6 +926,44 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
         let stats = s.sim.stats();
         fig.faults_429 = stats.faults_429;
         fig.faults_5xx = stats.faults_5xx;
+        fig.dropped = stats.dropped;
+        // The chaos happened: injected 429s and 5xx were served (counters and request log
+        // agree), and the planned lost invitation answer landed.
+        let log = s.sim.requests();
+        let logged = |outcome: &str, statuses: &[u16]| {
+            log.iter()
+                .filter(|e| e.outcome == outcome && statuses.contains(&e.status))
+                .count() as u64
+        };
+        assert!(
+            stats.faults_429 > 0 && stats.faults_5xx > 0,
+            "{ctx}: no injected 429 or 5xx was served: {stats:?}"
+        );
+        if (log.len() as u64) < stats.total {
+            eprintln!("chaos: run {index}: request log wrapped; fault counts from counters only");
+        } else {
+            assert_eq!(
+                logged("fault_429", &[429]),
+                stats.faults_429,
+                "{ctx}: 429s in the request log"
+            );
+            assert_eq!(
+                logged("fault_5xx", &[500, 503]),
+                stats.faults_5xx,
+                "{ctx}: 5xx in the request log"
+            );
+        }
+        assert_eq!(
+            stats.dropped, 1,
+            "{ctx}: the lost invitation answer did not happen"
+        );
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.outcome == "dropped" && e.operation == "Invitations_Create")
+                .count(),
+            1,
+            "{ctx}: dropped invitation PUT in the request log"
+        );
         fig.invitation_puts = stats
             .operations
             .get("Invitations_Create")
@@ -892,10 +1043,16 @@ async fn failover_runs_complete_exactly_once_through_handler_kills_arm_faults_an
     }
     let kills: u32 = figures.iter().map(|f| f.kills).sum();
     let in_stage: u32 = figures.iter().map(|f| f.kills_in_stage).sum();
+    let dropped: u64 = figures.iter().map(|f| f.dropped).sum();
+    // The kills are what this test is about: at least one must have hit a stage while it ran.
+    assert!(
+        in_stage >= 1,
+        "no SIGKILL landed inside a stage ({kills} kills, seed {seed}): the kill schedule missed every stage"
+    );
     let rtos: Vec<f64> = figures.iter().map(|f| f.rto_secs).collect();
     let max_rto = rtos.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "\nchaos: seed {seed}: {} runs × {} shares in {:.1} s; {kills} SIGKILLs ({in_stage} inside a stage); max RTO {max_rto:.1} s; 0 duplicate invitations, 0 lost stages",
+        "\nchaos: seed {seed}: {} runs × {} shares in {:.1} s; {kills} SIGKILLs ({in_stage} inside a stage); {dropped} invitation answers lost after the write; max RTO {max_rto:.1} s; 0 duplicate invitations, 0 lost stages",
         figures.len(),
         size.shares,
         total_elapsed.as_secs_f64()

@@ -655,6 +655,159 @@ async fn throttle_off_and_injected_faults_are_switchable_at_runtime() {
     h.shutdown().await;
 }
 
+/// One raw HTTP/1.1 request over TCP; returns every byte the simulator sent before closing.
+async fn raw_http(h: &SimHandle, method: &str, path: &str, body: &str) -> Vec<u8> {
+    let (addr, method, path, body) = (
+        h.addr,
+        method.to_string(),
+        path.to_string(),
+        body.to_string(),
+    );
+    match tokio::task::spawn_blocking(move || raw_http_blocking(addr, &method, &path, &body)).await
+    {
+        Ok(v) => v,
+        Err(e) => panic!("raw request: {e}"),
+    }
+}
+
+fn raw_http_blocking(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = match std::net::TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!(
+        "{method} {path}?api-version={V} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer sim\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        addr,
+        body.len()
+    );
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        panic!("write: {e}");
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read (the simulator neither answered nor closed): {e}"),
+        }
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            // A complete answer head: enough to tell an answer from a dropped connection.
+            break;
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn drop_after_apply_applies_the_write_then_closes_the_connection_without_an_answer() {
+    let h = start(SimOptions {
+        throttle: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let c = client();
+    let a = acct("drop");
+    account(&c, &h, "sim", &a, "westeurope").await;
+    put_ok(
+        &c,
+        &h,
+        "sim",
+        &format!("{a}/shares/s1"),
+        json!({"properties": {}}),
+    )
+    .await;
+    // The next Invitations_Create (case-insensitive id) is applied and its answer lost.
+    let resp = c
+        .post(format!("{}/_sim/faults", h.base_url))
+        .json(&json!({"drop_after_apply": {"invitations_create": 1}}))
+        .send()
+        .await;
+    assert_eq!(resp.map(|r| r.status().as_u16()).unwrap_or(0), 200);
+    assert_eq!(
+        h.faults().drop_after_apply.get("invitations_create"),
+        Some(&1)
+    );
+    let inv = format!("{a}/shares/s1/invitations/i1");
+    // A call the operation refuses (invalid body: nothing applied) uses up no drop.
+    let bad = raw_http(&h, "PUT", &inv, r#"{"properties": {"targetEmail": 5}}"#).await;
+    assert!(
+        bad.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&bad)
+    );
+    let body = r#"{"properties": {"targetEmail": "bob@fabrikam.example"}}"#;
+    let lost = raw_http(&h, "PUT", &inv, body).await;
+    assert!(
+        lost.is_empty(),
+        "the connection must close with no answer, got: {}",
+        String::from_utf8_lossy(&lost)
+    );
+    // A client sees a transport error, not a status.
+    let r = c
+        .put(url(&h, &format!("{a}/shares/s1/invitations/i2")))
+        .bearer_auth("sim")
+        .json(&json!({"properties": {"targetEmail": "carol@fabrikam.example"}}))
+        .send()
+        .await;
+    assert!(r.is_ok(), "the drop was used up: i2 is answered normally");
+    // The write was applied: the invitation exists.
+    let g = call(&c, Some("sim"), "GET", &url(&h, &inv), None).await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    assert_eq!(g.body["properties"]["targetEmail"], "bob@fabrikam.example");
+    // Counted as served (a write and a call of the operation) and as dropped; logged `dropped`.
+    let s = h.stats();
+    assert_eq!(s.dropped, 1);
+    let op = s
+        .operations
+        .get("Invitations_Create")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(op.calls, 3, "400 + dropped + i2: {op:?}");
+    let log: Vec<(String, u16, String)> = h
+        .requests()
+        .into_iter()
+        .filter(|e| e.operation == "Invitations_Create")
+        .map(|e| (e.path, e.status, e.outcome))
+        .collect();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[0].2, "served");
+    assert_eq!(
+        (log[1].0.as_str(), log[1].1, log[1].2.as_str()),
+        (inv.as_str(), 201, "dropped")
+    );
+    assert_eq!(log[2].2, "served");
+    assert!(
+        h.faults().drop_after_apply.is_empty(),
+        "a count of 1 is used up"
+    );
+    // Through a real client: the next planned drop is a transport error after the write.
+    h.set_faults(&FaultSettings {
+        drop_after_apply: Some([("Shares_Create".to_string(), 1)].into_iter().collect()),
+        ..FaultSettings::default()
+    });
+    let r = c
+        .put(url(&h, &format!("{a}/shares/s2")))
+        .bearer_auth("sim")
+        .json(&json!({"properties": {}}))
+        .send()
+        .await;
+    assert!(r.is_err(), "a dropped answer is a transport error: {r:?}");
+    let g = call(
+        &c,
+        Some("sim"),
+        "GET",
+        &url(&h, &format!("{a}/shares/s2")),
+        None,
+    )
+    .await;
+    assert_eq!(g.status, 200);
+    assert_eq!(h.stats().dropped, 2);
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_region_outage_fails_calls_for_that_region_only() {
     let h = start(SimOptions::default()).await;

@@ -191,6 +191,8 @@ pub struct ArmClient {
     deadline: Option<Duration>,
     /// See [`ArmClient::with_lro_handoff`].
     lro_handoff: Option<Duration>,
+    /// See [`ArmClient::with_max_attempts`].
+    max_attempts: Option<u32>,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -359,6 +361,7 @@ impl ArmClient {
             log: None,
             deadline: None,
             lro_handoff: None,
+            max_attempts: None,
         })
     }
 
@@ -387,6 +390,18 @@ impl ArmClient {
     pub fn with_lro_handoff(&self, budget: Duration) -> Self {
         Self {
             lro_handoff: Some(budget),
+            ..self.clone()
+        }
+    }
+
+    /// A clone whose calls make at most `attempts` attempts (at least 1) instead of the retry
+    /// policy's `max_attempts`. With 1, a transient failure is returned to the caller at once:
+    /// for a write whose repetition has an effect of its own (an invitation PUT sends an e-mail
+    /// each time), the caller observes before writing again instead of the client re-sending
+    /// a request that may already have been applied (a lost response).
+    pub fn with_max_attempts(&self, attempts: u32) -> Self {
+        Self {
+            max_attempts: Some(attempts.max(1)),
             ..self.clone()
         }
     }
@@ -616,7 +631,10 @@ impl ArmClient {
                 }
                 Err(e) => e,
             };
-            if !err.is_transient() || attempts >= inner.settings.retry.max_attempts {
+            let max_attempts = self
+                .max_attempts
+                .unwrap_or(inner.settings.retry.max_attempts);
+            if !err.is_transient() || attempts >= max_attempts {
                 break Err(err);
             }
             let server_delay = match &err {

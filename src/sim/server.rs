@@ -19,7 +19,11 @@
 //! - `GET /_sim/requests?since=SEQ&limit=N` (ring buffer, oldest first)
 //! - `GET /_sim/faults`, `POST /_sim/faults` with a partial [`FaultSettings`] JSON (latency,
 //!   429/5xx probabilities, spikes, LRO delay, page size, throttling, and `fail_operations`:
-//!   operationIds that fail every time with a given status, e.g. `{"Accounts_Get": 503}`)
+//!   operationIds that fail every time with a given status, e.g. `{"Accounts_Get": 503}`; and
+//!   `drop_after_apply`: operationIds whose next N successful calls are applied and then
+//!   answered by closing the connection without a response, e.g. `{"Invitations_Create": 1}`
+//!   — the lost-response case: the write happened, the client sees a transport error. Such a
+//!   call is logged with outcome `dropped` and counted as served plus `dropped`)
 //! - `POST /_sim/triggers/fire` (one snapshot per active trigger), `POST /_sim/history/age?hours=H`
 //! - `POST /_sim/populate` with a [`PopulateSpec`] JSON → the [`Estate`]; `GET /_sim/estate`;
 //!   `GET /_sim/config` (DR config TOML for the last estate); `GET /_sim/health`
@@ -70,6 +74,13 @@ pub struct Faults {
     /// (e.g. the primary's reads, not the secondary's).
     #[serde(default)]
     pub fail_operations: BTreeMap<String, u16>,
+    /// Operations (spec `operationId`, case-insensitive) whose next N calls that the operation
+    /// answers with a 2xx are applied (state changed, counted as served) and then answered by
+    /// closing the connection without sending a response: a write whose response is lost. Each
+    /// such call uses up one of N; at 0 the entry is removed. A call the operation refuses
+    /// (4xx/5xx, nothing applied) and an injected fault use up nothing.
+    #[serde(default)]
+    pub drop_after_apply: BTreeMap<String, u32>,
 }
 
 /// Partial update of [`Faults`] (`POST /_sim/faults`); absent fields are unchanged.
@@ -87,6 +98,8 @@ pub struct FaultSettings {
     pub fault_retry_after_secs: Option<u64>,
     /// Replaces [`Faults::fail_operations`] (an empty map clears it).
     pub fail_operations: Option<BTreeMap<String, u16>>,
+    /// Replaces [`Faults::drop_after_apply`] (an empty map clears it; a count of 0 is ignored).
+    pub drop_after_apply: Option<BTreeMap<String, u32>>,
     /// Re-seed the fault generator.
     pub seed: Option<u64>,
 }
@@ -121,6 +134,10 @@ pub struct SimStats {
     pub faults_5xx: u64,
     pub region_down: u64,
     pub rejected: u64,
+    /// Calls applied whose response was then dropped ([`Faults::drop_after_apply`]); also
+    /// counted in `reads`/`writes`/`deletes` and the operation's `calls`.
+    #[serde(default)]
+    pub dropped: u64,
     pub operations: BTreeMap<String, OpStats>,
 }
 
@@ -134,7 +151,8 @@ pub struct RequestLogEntry {
     pub query: String,
     pub operation: String,
     pub status: u16,
-    /// served | throttled | fault_429 | fault_5xx | fault_4xx | region_down | rejected
+    /// served | dropped (served, then the connection closed without a response) | throttled |
+    /// fault_429 | fault_5xx | fault_4xx | region_down | rejected
     pub outcome: String,
     pub principal: String,
     pub correlation_id: String,
@@ -211,6 +229,7 @@ pub async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
                 spike_ms: 0,
                 fault_retry_after_secs: 1,
                 fail_operations: BTreeMap::new(),
+                drop_after_apply: BTreeMap::new(),
             },
             stats: SimStats::default(),
             log: VecDeque::new(),
@@ -378,6 +397,13 @@ fn apply_faults(rt: &mut Runtime, f: &FaultSettings) {
             .iter()
             .filter(|(_, s)| (400..=599).contains(*s))
             .map(|(k, s)| (k.to_ascii_lowercase(), *s))
+            .collect();
+    }
+    if let Some(ops) = &f.drop_after_apply {
+        x.drop_after_apply = ops
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.to_ascii_lowercase(), *n))
             .collect();
     }
     if let Some(s) = f.seed {
@@ -576,11 +602,20 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     {
         let mut rt = lock(&sh.rt);
+        if out.outcome == "served"
+            && (200..300).contains(&out.status)
+            && take_drop(&mut rt.faults, &out.operation)
+        {
+            out.outcome = "dropped";
+        }
         let stats = &mut rt.stats;
         stats.total += 1;
         let op = stats.operations.entry(out.operation.clone()).or_default();
         match out.outcome {
-            "served" => {
+            "served" | "dropped" => {
+                if out.outcome == "dropped" {
+                    stats.dropped += 1;
+                }
                 op.calls += 1;
                 if out.status >= 400 {
                     op.errors += 1;
@@ -638,6 +673,9 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
         }
         rt.log.push_back(entry);
     }
+    if out.outcome == "dropped" {
+        return lost_response();
+    }
     json_response(out.status, out.body.as_ref(), &out.headers)
 }
 
@@ -652,6 +690,38 @@ fn is_mutation(method: &str, path: &str) -> bool {
         }),
         _ => true,
     }
+}
+
+/// Uses up one planned drop of `operation` ([`Faults::drop_after_apply`]); true if one was left.
+fn take_drop(f: &mut Faults, operation: &str) -> bool {
+    if f.drop_after_apply.is_empty() {
+        return false;
+    }
+    let key = operation.to_ascii_lowercase();
+    let Some(n) = f.drop_after_apply.get_mut(&key) else {
+        return false;
+    };
+    *n = n.saturating_sub(1);
+    if *n == 0 {
+        f.drop_after_apply.remove(&key);
+    }
+    true
+}
+
+/// A response whose body fails before its first byte: hyper then closes the connection without
+/// flushing the status line, so the client sees the connection end with no answer (the write
+/// already happened).
+fn lost_response() -> Response {
+    let fail = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "simulator: response dropped after the write was applied (drop_after_apply)",
+        ))
+    });
+    let mut r = Response::new(Body::from_stream(fail));
+    r.headers_mut()
+        .insert("connection", HeaderValue::from_static("close"));
+    r
 }
 
 #[allow(clippy::too_many_arguments)]

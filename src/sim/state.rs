@@ -2453,6 +2453,7 @@ fn share_sync_json(s: &SyncRec) -> Value {
     if let Some(e) = s.end {
         v["endTime"] = json!(ts(e));
         v["durationMs"] = json!((e - s.start).whole_milliseconds() as i64);
+        v["message"] = json!(format!("The synchronization ended: {}.", s.status));
     }
     v
 }
@@ -2462,6 +2463,7 @@ fn sub_sync_json(s: &SyncRec) -> Value {
     if let Some(e) = s.end {
         v["endTime"] = json!(ts(e));
         v["durationMs"] = json!((e - s.start).whole_milliseconds() as i64);
+        v["message"] = json!(format!("The synchronization ended: {}.", s.status));
     }
     v
 }
