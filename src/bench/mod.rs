@@ -97,10 +97,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "replicate" => replicate::run(args)?,
         "failover" => failover::run(args)?,
         "readiness" => readiness::run(args)?,
-        other => anyhow::bail!(
-            "unknown benchmark `{other}` (available: all, table, cold-start, arm-reads, \
-             replicate, readiness, failover)"
-        ),
+        other => {
+            // clap refuses other names first (`BENCHMARKS`); this covers programmatic callers.
+            eprintln!(
+                "error: unknown benchmark `{other}` (available: {})",
+                crate::cli::BENCHMARKS.join(", ")
+            );
+            return Ok(crate::cli::EXIT_USAGE);
+        }
     };
     print_table(&rows);
     Ok(if rows.iter().all(Row::within_target) {

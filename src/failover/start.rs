@@ -23,7 +23,7 @@ use crate::store::{self, BlobStore, Precondition, Queue, StoreError};
 use super::alert::{self, Alert, AlertParseError, Approval as AlertApproval, Decision, DedupKey};
 use super::exec::enqueue_stage;
 use super::run::{
-    ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run, new_run_id,
+    Cancellation, ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run, new_run_id,
     release_lock, require_run, update_run,
 };
 use super::stages::{Mode, Policy, Role, Stage, plan};
@@ -197,6 +197,19 @@ pub async fn approve(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<RunRecord, FailoverError> {
+    approve_because(store, queue, run_id, by, None, now).await
+}
+
+/// [`approve`], recording why on the run's approval (the audit trail: who, when, why).
+pub async fn approve_because(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    run_id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let reason = clean_reason(reason);
     let run = update_run(store, run_id, |r| {
         if r.status.is_terminal() {
             return Err(FailoverError::InvalidState {
@@ -216,6 +229,7 @@ pub async fn approve(
         r.approval.state = "approved".into();
         r.approval.by = Some(by.to_owned());
         r.approval.at = Some(now);
+        r.approval.reason = reason.clone();
         r.updated_at = now;
         Ok(())
     })
@@ -234,6 +248,18 @@ pub async fn cancel(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<RunRecord, FailoverError> {
+    cancel_because(store, run_id, by, None, now).await
+}
+
+/// [`cancel`], recording who, when and why on the run ([`Cancellation`]).
+pub async fn cancel_because(
+    store: &dyn BlobStore,
+    run_id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let reason = clean_reason(reason);
     let run = update_run(store, run_id, |r| {
         if r.status.is_terminal() {
             return Err(FailoverError::InvalidState {
@@ -247,6 +273,12 @@ pub async fn cancel(
             .stages
             .iter()
             .any(|s| s.status == super::run::StageStatus::Running);
+        r.cancellation = Some(Cancellation {
+            by: by.to_owned(),
+            at: now,
+            reason: reason.clone(),
+            stage: r.current_stage,
+        });
         if !running {
             let before = r
                 .current_stage
@@ -269,6 +301,51 @@ pub async fn cancel(
 /// Reads a run (for status answers).
 pub async fn status(store: &dyn BlobStore, run_id: &str) -> Result<RunRecord, FailoverError> {
     require_run(store, run_id).await.map(|(r, _)| r)
+}
+
+/// A reason as recorded: trimmed, at most 500 characters; empty is none.
+fn clean_reason(reason: Option<&str>) -> Option<String> {
+    reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.chars().take(500).collect())
+}
+
+/// Every run in the run store (`runs/*.json`), newest first (creation time, then run id), only
+/// `pair`'s when given. A record that cannot be read is returned as an error naming it.
+pub async fn list_runs(
+    store: &dyn BlobStore,
+    pair: Option<&str>,
+) -> Result<Vec<RunRecord>, FailoverError> {
+    let entries = store
+        .list("runs/")
+        .await
+        .map_err(|source| FailoverError::ListRuns {
+            source: Box::new(source),
+        })?;
+    let mut runs = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Some(run_id) = e
+            .path
+            .strip_prefix("runs/")
+            .and_then(|p| p.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        // Gone between the listing and the read: skip it.
+        let Some((run, _)) = super::run::load_run(store, run_id).await? else {
+            continue;
+        };
+        if pair.is_none_or(|p| run.pair == p) {
+            runs.push(run);
+        }
+    }
+    runs.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
+    Ok(runs)
 }
 
 // ---------------------------------------------------------------------------------------------
