@@ -691,6 +691,26 @@ mod tests {
         )
     }
 
+    #[test]
+    fn a_run_record_written_before_approval_reasons_and_cancellations_still_loads() {
+        // As the previous version wrote it: approval without `reason`, no `cancellation`.
+        let old = r#"{"runId":"r-old","pair":"p","mode":"failover","role":"provider",
+            "status":"cancelled","trigger":{"kind":"runbook","caller":"cli:ann",
+            "reason":"test","at":"2026-01-01T00:00:00Z"},
+            "approval":{"required":true,"state":"approved","by":"cli:ann",
+            "at":"2026-01-01T00:01:00Z"},
+            "createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:02:00Z",
+            "stages":[],"cancelRequested":true,"error":"cancelled by cli:ann before final-sync"}"#;
+        let run: RunRecord = serde_json::from_str(old).expect("an older record loads");
+        assert_eq!(run.approval.by.as_deref(), Some("cli:ann"));
+        assert_eq!(run.approval.reason, None);
+        assert_eq!(run.cancellation, None);
+        // And a record without them is written as before (no new keys).
+        let text = serde_json::to_string(&run).expect("encode");
+        assert!(!text.contains("reason\":null"), "{text}");
+        assert!(!text.contains("cancellation"), "{text}");
+    }
+
     #[tokio::test]
     async fn a_second_start_for_the_same_pair_gets_the_active_run_id() {
         let store = MemoryBlobStore::new();

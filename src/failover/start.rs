@@ -651,3 +651,97 @@ pub fn approval_policy(cfg: &DrConfig, pair: &str) -> Option<FailoverPolicy> {
         .map(|p| p.failover)
         .or_else(|| cfg.subscription(pair).map(|s| s.failover))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failover::run::{create_run, run_path};
+    use crate::store::{MemoryBlobStore, MemoryQueue};
+    use time::macros::datetime;
+
+    fn run(id: &str, pair: &str, approval_required: bool, at: OffsetDateTime) -> RunRecord {
+        RunRecord::new(
+            id.into(),
+            pair.into(),
+            Mode::Failover,
+            Policy {
+                role: Role::Provider,
+                approval_required,
+            },
+            false,
+            Trigger {
+                kind: "alert".into(),
+                reason: "region down".into(),
+                at,
+                ..Trigger::default()
+            },
+            at,
+        )
+    }
+
+    #[tokio::test]
+    async fn approve_with_a_reason_records_who_when_and_why_on_the_approval() {
+        let store = MemoryBlobStore::new();
+        let queue = MemoryQueue::new();
+        let t = datetime!(2026-03-01 10:00 UTC);
+        assert!(create_run(&store, &run("r1", "p", true, t), t).await.is_ok());
+        let later = datetime!(2026-03-01 10:05 UTC);
+        let approved = approve_because(&store, &queue, "r1", "cli:ann", Some("  bridge call ok "), later)
+            .await
+            .expect("approve");
+        assert_eq!(approved.approval.state, "approved");
+        assert_eq!(approved.approval.by.as_deref(), Some("cli:ann"));
+        assert_eq!(approved.approval.at, Some(later));
+        assert_eq!(approved.approval.reason.as_deref(), Some("bridge call ok"));
+        // Stored, not only answered.
+        let stored = status(&store, "r1").await.expect("status");
+        assert_eq!(stored.approval.reason.as_deref(), Some("bridge call ok"));
+    }
+
+    #[tokio::test]
+    async fn cancel_with_a_reason_records_the_cancellation_and_the_stage_it_stopped_before() {
+        let store = MemoryBlobStore::new();
+        let t = datetime!(2026-03-01 10:00 UTC);
+        assert!(create_run(&store, &run("r2", "p", false, t), t).await.is_ok());
+        let cancelled = cancel_because(&store, "r2", "cli:bob", Some("false alarm"), t)
+            .await
+            .expect("cancel");
+        assert_eq!(cancelled.status, RunStatus::Cancelled);
+        let c = cancelled.cancellation.expect("a cancellation record");
+        assert_eq!(c.by, "cli:bob");
+        assert_eq!(c.reason.as_deref(), Some("false alarm"));
+        assert_eq!(c.stage, Some(Stage::Preflight));
+        assert_eq!(
+            status(&store, "r2").await.expect("status").cancellation,
+            Some(c)
+        );
+    }
+
+    #[tokio::test]
+    async fn list_runs_is_newest_first_and_filters_by_pair() {
+        let store = MemoryBlobStore::new();
+        let t1 = datetime!(2026-03-01 10:00 UTC);
+        let t2 = datetime!(2026-03-02 10:00 UTC);
+        let t3 = datetime!(2026-03-03 10:00 UTC);
+        // Different pairs (one lock each); written out of order.
+        for (id, pair, at) in [("b", "p2", t2), ("a", "p1", t1), ("c", "p3", t3)] {
+            assert!(create_run(&store, &run(id, pair, false, at), at).await.is_ok());
+        }
+        // Something else under runs/ that is no run record is not listed.
+        store
+            .put("runs/notes.txt", b"x".to_vec(), Precondition::None)
+            .await
+            .expect("put");
+        let all: Vec<String> = list_runs(&store, None)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(all, ["c", "b", "a"]);
+        let one = list_runs(&store, Some("p2")).await.expect("list");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].run_id, "b");
+        assert!(store.get(&run_path("b")).await.expect("get").is_some());
+    }
+}

@@ -36,6 +36,14 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
+/// The approve / cancel body (absent or empty: no reason); status reads no body.
+pub fn decode_decision(req: &HttpRequest, action: &RunAction) -> Result<Decision, HandlerError> {
+    Ok(match action {
+        RunAction::Status { .. } => Decision::default(),
+        _ => req.json_body_or_default()?,
+    })
+}
+
 /// Decodes method + route parameters into a [`RunAction`].
 pub fn decode(req: &HttpRequest) -> Result<RunAction, HandlerError> {
     let run_id = req
@@ -81,10 +89,7 @@ pub async fn handle(
     let blobs = storage.blobs.as_ref();
     let now = time::OffsetDateTime::now_utc();
     let who = caller_of(&req);
-    let decision: Decision = match &action {
-        RunAction::Status { .. } => Decision::default(),
-        _ => req.json_body_or_default()?,
-    };
+    let decision = decode_decision(&req, &action)?;
     let reason = decision.reason.as_deref();
     let run = match &action {
         RunAction::Status { run_id } => start::status(blobs, run_id).await,
@@ -97,4 +102,41 @@ pub async fn handle(
     }
     .map_err(|e| failover_error("answer the run request", e))?;
     Ok(InvocationResponse::http(HttpOutput::json(200, &run)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approve(body: &str) -> Result<Decision, HandlerError> {
+        let req = HttpRequest::new("POST", "http://localhost/api/failover/r1/approve").with_body(body);
+        decode_decision(
+            &req,
+            &RunAction::Approve {
+                run_id: "r1".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn an_approve_or_cancel_body_carries_the_reason_and_may_be_empty() {
+        assert_eq!(
+            approve(r#"{"reason":"bridge call agreed"}"#).expect("decodes").reason.as_deref(),
+            Some("bridge call agreed")
+        );
+        assert_eq!(approve("").expect("empty body").reason, None);
+        assert_eq!(approve("{}").expect("no reason").reason, None);
+    }
+
+    #[test]
+    fn an_approve_body_with_another_field_is_refused_naming_it() {
+        let err = approve(r#"{"why":"x"}"#).expect_err("unknown field");
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(text.contains("why"), "{text}");
+    }
 }
