@@ -237,6 +237,22 @@ async fn progress_is_shown_at_a_terminal_and_nowhere_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_html_writes_the_page_readiness_status_serves() {
     let w = world(0).await;
+    // A second pair (one share of the same accounts), so the page of all pairs and the page of
+    // one pair differ.
+    let text = std::fs::read_to_string(&w.config).expect("config");
+    let first = text.find("[[pairs]]").expect("a pair");
+    let head: String = text[first..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("shares"))
+        .filter(|l| !l.starts_with("name"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        &w.config,
+        format!("{text}\n{head}\nname = \"pair-two\"\nshares = [\"share-000\"]\n"),
+    )
+    .expect("add a pair");
+    let configured = [w.pair.clone(), "pair-two".to_owned()];
     let dir = tempfile::tempdir().expect("tempdir");
     let page = dir.path().join("status.html");
     let page_s = path_str(&page);
@@ -253,10 +269,10 @@ async fn check_html_writes_the_page_readiness_status_serves() {
     );
     let reports: Vec<Report> = serde_json::from_str(&ran.stdout)
         .unwrap_or_else(|e| panic!("check --json ({e}): {}", ran.stdout));
-    assert_eq!(reports.len(), 1);
+    assert_eq!(reports.len(), 2, "both pairs checked");
     let written = std::fs::read_to_string(&page).expect("the status page was written");
     let served = api::respond(
-        std::slice::from_ref(&w.pair),
+        &configured,
         &reports,
         None,
         Some("text/html"),
@@ -268,6 +284,7 @@ async fn check_html_writes_the_page_readiness_status_serves() {
         "check --html writes what ReadinessStatus serves"
     );
     assert!(written.contains(&w.pair), "the page names the pair");
+    assert!(written.contains("pair-two"), "and the other pair");
 
     // One pair: that pair's page.
     let one = run(
@@ -280,16 +297,15 @@ async fn check_html_writes_the_page_readiness_status_serves() {
     let report: Report = serde_json::from_str(&one.stdout)
         .unwrap_or_else(|e| panic!("check --pair --json ({e}): {}", one.stdout));
     let served = api::respond(
-        std::slice::from_ref(&w.pair),
+        &configured,
         std::slice::from_ref(&report),
         Some(&w.pair),
         Some("text/html"),
         report.checked_at,
     );
-    assert_eq!(
-        std::fs::read_to_string(&page).expect("page"),
-        served.body
-    );
+    let one_page = std::fs::read_to_string(&page).expect("page");
+    assert_eq!(one_page, served.body, "the pair's page");
+    assert!(!one_page.contains("pair-two"), "only the pair asked for");
 
     // A path that cannot be written: a usage error before any read, with the OS reason.
     w.sim.reset_counters();
