@@ -85,7 +85,9 @@ async fn run(mode: &str, args: &[&str]) -> Ran {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().expect("start python3 (the pseudo-terminal driver)");
+    let child = cmd
+        .spawn()
+        .expect("start python3 (the pseudo-terminal driver)");
     let out = tokio::time::timeout(BOUND, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{args:?} did not end within {BOUND:?}"))
@@ -97,7 +99,10 @@ async fn run(mode: &str, args: &[&str]) -> Ran {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert!(v["timeout"].is_null(), "{args:?} timed out in the pty driver");
+    assert!(
+        v["timeout"].is_null(),
+        "{args:?} timed out in the pty driver"
+    );
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
     Ran {
         code: v["code"].as_i64().map(|c| c as i32),
@@ -184,14 +189,18 @@ async fn progress_is_shown_at_a_terminal_and_nowhere_else() {
     // --json at a terminal: nothing but the JSON.
     let json = run("both", &["plan", "--config", c, "--json"]).await;
     assert_eq!(json.code, Some(0), "{json:?}");
-    assert!(!has_progress(&json.tty), "--json shows no progress: {json:?}");
+    assert!(
+        !has_progress(&json.tty),
+        "--json shows no progress: {json:?}"
+    );
 
     // replicate at a terminal: read phase, then what was applied.
     let rep = run("both", &["replicate", "--config", c]).await;
     assert_eq!(rep.code, Some(0), "{rep:?}");
     assert!(
-        rep.tty
-            .contains(&format!("replicating {pair}: reading primary and secondary")),
+        rep.tty.contains(&format!(
+            "replicating {pair}: reading primary and secondary"
+        )),
         "{:?}",
         rep.tty
     );
@@ -203,13 +212,17 @@ async fn progress_is_shown_at_a_terminal_and_nowhere_else() {
     // check at a terminal: which pair of how many, then the total.
     let check = run("both", &["check", "--config", c]).await;
     assert!(
-        check
-            .tty
-            .contains(&format!("checking pair {pair} (1/1): reading primary and secondary")),
+        check.tty.contains(&format!(
+            "checking pair {pair} (1/1): reading primary and secondary"
+        )),
         "{:?}",
         check.tty
     );
-    assert!(check.tty.contains("checked 1 pair(s) in "), "{:?}", check.tty);
+    assert!(
+        check.tty.contains("checked 1 pair(s) in "),
+        "{:?}",
+        check.tty
+    );
     let check_piped = run("none", &["check", "--config", c]).await;
     assert_eq!(check_piped.code, check.code, "same verdict either way");
     assert_eq!(check_piped.stderr, "", "{check_piped:?}");
@@ -217,7 +230,9 @@ async fn progress_is_shown_at_a_terminal_and_nowhere_else() {
     assert!(!has_progress(&check_json.tty), "{check_json:?}");
 
     // failover start (in process, no storage): the running stage while it runs.
-    let fo = ["failover", "start", "--config", c, "--pair", pair, "--mode", "drill"];
+    let fo = [
+        "failover", "start", "--config", c, "--pair", pair, "--mode", "drill",
+    ];
     let start = run("both", &fo).await;
     assert_eq!(start.code, Some(0), "{start:?}");
     assert!(
@@ -390,14 +405,22 @@ async fn a_config_that_cannot_be_read_is_named_with_the_os_reason() {
         vec!["check", "--config", missing.as_str()],
         vec!["plan", "--config", missing.as_str()],
         vec!["replicate", "--config", missing.as_str()],
-        vec!["failover", "start", "--config", missing.as_str(), "--pair", "p"],
+        vec![
+            "failover",
+            "start",
+            "--config",
+            missing.as_str(),
+            "--pair",
+            "p",
+        ],
         vec!["failover", "list", "--config", missing.as_str()],
     ] {
         let r = run("none", &args).await;
         assert_eq!(r.code, Some(64), "{args:?}: {r:?}");
         assert!(
-            r.stderr
-                .contains(&format!("cannot read DR config {missing}: No such file or directory")),
+            r.stderr.contains(&format!(
+                "cannot read DR config {missing}: No such file or directory"
+            )),
             "{args:?} names the file and why: {}",
             r.stderr
         );

@@ -348,8 +348,9 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     let storage = Some(az.connection_string.as_str());
     let pair = unique_name("cli-list");
     let w = world(&pair).await;
-    let blobs = datashare_dr::store::AzureBlobStore::new(&az.settings, datashare_dr::store::CONTAINER)
-        .expect("run store");
+    let blobs =
+        datashare_dr::store::AzureBlobStore::new(&az.settings, datashare_dr::store::CONTAINER)
+            .expect("run store");
     datashare_dr::store::BlobStore::ensure_container(&blobs)
         .await
         .expect("container");
@@ -360,15 +361,37 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
         format!("{pair}-2"),
         format!("{pair}-3"),
     );
-    put_run(&blobs, &new, &pair, Mode::Failover, datetime!(2026-03-03 10:00 UTC), |_| {}).await;
-    put_run(&blobs, &old, &pair, Mode::Failover, datetime!(2026-03-01 10:00 UTC), |r| {
-        r.status = RunStatus::Succeeded;
-        r.rto_secs = Some(42.5);
-    })
+    put_run(
+        &blobs,
+        &new,
+        &pair,
+        Mode::Failover,
+        datetime!(2026-03-03 10:00 UTC),
+        |_| {},
+    )
     .await;
-    put_run(&blobs, &mid, &pair, Mode::Drill, datetime!(2026-03-02 10:00 UTC), |r| {
-        r.status = RunStatus::Cancelled;
-    })
+    put_run(
+        &blobs,
+        &old,
+        &pair,
+        Mode::Failover,
+        datetime!(2026-03-01 10:00 UTC),
+        |r| {
+            r.status = RunStatus::Succeeded;
+            r.rto_secs = Some(42.5);
+        },
+    )
+    .await;
+    put_run(
+        &blobs,
+        &mid,
+        &pair,
+        Mode::Drill,
+        datetime!(2026-03-02 10:00 UTC),
+        |r| {
+            r.status = RunStatus::Cancelled;
+        },
+    )
     .await;
 
     // Human list: header, then newest first with mode, status, trigger and RTO.
@@ -383,16 +406,34 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     for h in ["RUN", "PAIR", "MODE", "STATUS", "TRIGGER", "CREATED", "RTO"] {
         assert!(lines[0].contains(h), "header names {h}: {}", lines[0]);
     }
-    assert!(lines[1].starts_with(&new) && lines[1].contains("pending"), "{}", list.stdout);
-    assert!(lines[2].starts_with(&mid) && lines[2].contains("drill"), "{}", list.stdout);
+    assert!(
+        lines[1].starts_with(&new) && lines[1].contains("pending"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        lines[2].starts_with(&mid) && lines[2].contains("drill"),
+        "{}",
+        list.stdout
+    );
     assert!(lines[2].contains("cancelled"), "{}", list.stdout);
-    assert!(lines[3].starts_with(&old) && lines[3].contains("succeeded"), "{}", list.stdout);
+    assert!(
+        lines[3].starts_with(&old) && lines[3].contains("succeeded"),
+        "{}",
+        list.stdout
+    );
     assert!(lines[3].contains("42.5 s"), "RTO: {}", lines[3]);
-    assert!(lines[3].contains("alert (region down)"), "trigger: {}", lines[3]);
+    assert!(
+        lines[3].contains("alert (region down)"),
+        "trigger: {}",
+        lines[3]
+    );
 
     // JSON: the same order, camelCase keys.
     let json = cli(
-        &["failover", "list", "--config", &w.config, "--pair", &pair, "--json"],
+        &[
+            "failover", "list", "--config", &w.config, "--pair", &pair, "--json",
+        ],
         storage,
     )
     .await;
@@ -415,7 +456,14 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     assert!(at(&new) < at(&mid) && at(&mid) < at(&old), "{}", all.stdout);
     // A pair not in the config, and no storage: usage errors naming what is wrong.
     let bad = cli(
-        &["failover", "list", "--config", &w.config, "--pair", "no-such-pair"],
+        &[
+            "failover",
+            "list",
+            "--config",
+            &w.config,
+            "--pair",
+            "no-such-pair",
+        ],
         storage,
     )
     .await;
@@ -423,12 +471,22 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     assert!(bad.stderr.contains("no-such-pair"), "{}", bad.stderr);
     let nostore = cli(&["failover", "list", "--config", &w.config], None).await;
     assert_eq!(nostore.code, Some(64), "{}", nostore.stderr);
-    assert!(nostore.stderr.contains("AzureWebJobsStorage"), "{}", nostore.stderr);
+    assert!(
+        nostore.stderr.contains("AzureWebJobsStorage"),
+        "{}",
+        nostore.stderr
+    );
 
     // approve --reason: prints the new state; the reason is stored on the approval.
     let approve = cli(
         &[
-            "failover", "approve", "--config", &w.config, &new, "--reason", "bridge call agreed",
+            "failover",
+            "approve",
+            "--config",
+            &w.config,
+            &new,
+            "--reason",
+            "bridge call agreed",
         ],
         storage,
     )
@@ -436,12 +494,17 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     assert_eq!(approve.code, Some(0), "{}", approve.stderr);
     let first = approve.stdout.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with(&format!("approved run {new} (failover of pair {pair}) by cli:"))
-            && first.contains("now pending, next stage preflight"),
+        first.starts_with(&format!(
+            "approved run {new} (failover of pair {pair}) by cli:"
+        )) && first.contains("now pending, next stage preflight"),
         "{}",
         approve.stdout
     );
-    assert!(approve.stdout.contains("reason: bridge call agreed"), "{}", approve.stdout);
+    assert!(
+        approve.stdout.contains("reason: bridge call agreed"),
+        "{}",
+        approve.stdout
+    );
     let status = cli(
         &["failover", "status", "--config", &w.config, &new, "--json"],
         storage,
@@ -452,7 +515,13 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
     // cancel --reason of the pending run: says what it cancelled, no `error:`.
     let cancel = cli(
         &[
-            "failover", "cancel", "--config", &w.config, &new, "--reason", "false alarm",
+            "failover",
+            "cancel",
+            "--config",
+            &w.config,
+            &new,
+            "--reason",
+            "false alarm",
         ],
         storage,
     )
@@ -465,8 +534,16 @@ async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record
         "{}",
         cancel.stdout
     );
-    assert!(cancel.stdout.contains("before stage preflight"), "{}", cancel.stdout);
-    assert!(cancel.stdout.contains("reason: false alarm"), "{}", cancel.stdout);
+    assert!(
+        cancel.stdout.contains("before stage preflight"),
+        "{}",
+        cancel.stdout
+    );
+    assert!(
+        cancel.stdout.contains("reason: false alarm"),
+        "{}",
+        cancel.stdout
+    );
     assert!(
         !cancel.stdout.contains("error:") && !cancel.stderr.contains("error:"),
         "a cancellation is not an error:\n{}\n{}",

@@ -561,7 +561,11 @@ async fn under_the_approve_policy_a_run_waits_until_approved_through_the_api() {
     assert_eq!(res.json()["approval"]["state"], "approved", "{}", res.body);
     // The audit trail records why (the body's reason) on the stored approval.
     assert_eq!(
-        load_run(w.blobs.as_ref(), &run_id).await.approval.reason.as_deref(),
+        load_run(w.blobs.as_ref(), &run_id)
+            .await
+            .approval
+            .reason
+            .as_deref(),
         Some("bridge call agreed")
     );
 

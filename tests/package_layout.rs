@@ -156,7 +156,11 @@ fn the_packaged_dr_config_has_the_name_every_default_points_to() {
         "--dr-config",
         dr.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shipped: Vec<String> = std::fs::read_dir(out_dir.path().join("app"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -165,7 +169,10 @@ fn the_packaged_dr_config_has_the_name_every_default_points_to() {
     assert_eq!(shipped, ["dr-config.toml"], "the one packaged DR config");
     // … is what a fresh deploy's DR_CONFIG_PATH names (so `serve` finds it) …
     assert_eq!(bicep_dr_config_path("infra/main.bicep"), "dr-config.toml");
-    assert_eq!(bicep_dr_config_path("infra/main.bicepparam"), "dr-config.toml");
+    assert_eq!(
+        bicep_dr_config_path("infra/main.bicepparam"),
+        "dr-config.toml"
+    );
     // … and what a local `func start` of the package uses.
     let sample: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("local.settings.json.sample")).unwrap(),

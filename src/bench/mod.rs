@@ -128,7 +128,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     };
     print_table(&rows);
     if args.quick && rows.iter().any(|r| !r.is_exact() && !r.within_target()) {
-        eprintln!("bench: quick run: times are shown, not asserted (exit 0 when every benchmark ran)");
+        eprintln!(
+            "bench: quick run: times are shown, not asserted (exit 0 when every benchmark ran)"
+        );
     }
     Ok(exit_code(&rows, args.quick))
 }

@@ -14,7 +14,11 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 /// Adds a suggestion to `err` when the mistyped word has a close match; otherwise returns it
 /// unchanged. `cmd` is the whole command line definition, `args` the process arguments
 /// (program name first).
-pub fn with_suggestion(mut err: clap::Error, cmd: &clap::Command, args: &[OsString]) -> clap::Error {
+pub fn with_suggestion(
+    mut err: clap::Error,
+    cmd: &clap::Command,
+    args: &[OsString],
+) -> clap::Error {
     let words: Vec<String> = args
         .iter()
         .skip(1)
@@ -29,7 +33,12 @@ pub fn with_suggestion(mut err: clap::Error, cmd: &clap::Command, args: &[OsStri
             ContextKind::SuggestedSubcommand,
             context(ContextKind::InvalidSubcommand).and_then(|bad| {
                 let at = deepest(cmd, &words, &bad);
-                closest(&bad, at.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_owned()))
+                closest(
+                    &bad,
+                    at.get_subcommands()
+                        .filter(|c| !c.is_hide_set())
+                        .map(|c| c.get_name().to_owned()),
+                )
             }),
         ),
         ErrorKind::UnknownArgument => (
@@ -47,9 +56,11 @@ pub fn with_suggestion(mut err: clap::Error, cmd: &clap::Command, args: &[OsStri
         ),
         ErrorKind::InvalidValue => (
             ContextKind::SuggestedValue,
-            context(ContextKind::InvalidValue).and_then(|bad| match err.get(ContextKind::ValidValue) {
-                Some(ContextValue::Strings(valid)) => closest(&bad, valid.iter().cloned()),
-                _ => None,
+            context(ContextKind::InvalidValue).and_then(|bad| {
+                match err.get(ContextKind::ValidValue) {
+                    Some(ContextValue::Strings(valid)) => closest(&bad, valid.iter().cloned()),
+                    _ => None,
+                }
             }),
         ),
         _ => return err,
@@ -135,6 +146,9 @@ mod tests {
     #[test]
     fn a_word_far_from_every_name_gets_no_suggestion() {
         assert_eq!(closest("xyz", names(&["sim", "plan", "check"])), None);
-        assert_eq!(closest("nope", names(&["all", "readiness", "failover"])), None);
+        assert_eq!(
+            closest("nope", names(&["all", "readiness", "failover"])),
+            None
+        );
     }
 }

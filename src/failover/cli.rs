@@ -271,15 +271,8 @@ fn run_action(a: &FailoverRunArgs, action: &str, reason: Option<&str>) -> anyhow
         let by = caller();
         let result = match action {
             "approve" => {
-                start::approve_because(
-                    blobs.as_ref(),
-                    queue.as_ref(),
-                    &a.run_id,
-                    &by,
-                    reason,
-                    now,
-                )
-                .await
+                start::approve_because(blobs.as_ref(), queue.as_ref(), &a.run_id, &by, reason, now)
+                    .await
             }
             "cancel" => start::cancel_because(blobs.as_ref(), &a.run_id, &by, reason, now).await,
             _ => start::status(blobs.as_ref(), &a.run_id).await,
@@ -396,14 +389,12 @@ pub fn render_list(runs: &[RunRecord], pair: Option<&str>) -> String {
                 r.created_at
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
-                r.rto_secs.map_or_else(|| "-".into(), |s| format!("{s:.1} s")),
+                r.rto_secs
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1} s")),
             ]
         })
         .collect();
-    let header = [
-        "RUN", "PAIR", "MODE", "STATUS", "TRIGGER", "CREATED", "RTO",
-    ]
-    .map(str::to_owned);
+    let header = ["RUN", "PAIR", "MODE", "STATUS", "TRIGGER", "CREATED", "RTO"].map(str::to_owned);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row.iter()) {
@@ -527,7 +518,12 @@ pub fn render_run(run: &RunRecord) -> String {
             ));
         }
     }
-    if let Some(a) = run.approval.by.as_deref().filter(|_| run.approval.state == "approved") {
+    if let Some(a) = run
+        .approval
+        .by
+        .as_deref()
+        .filter(|_| run.approval.state == "approved")
+    {
         s.push_str(&format!("  approved by {a}"));
         if let Some(r) = &run.approval.reason {
             s.push_str(&format!(" ({r})"));

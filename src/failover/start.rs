@@ -23,8 +23,8 @@ use crate::store::{self, BlobStore, Precondition, Queue, StoreError};
 use super::alert::{self, Alert, AlertParseError, Approval as AlertApproval, Decision, DedupKey};
 use super::exec::enqueue_stage;
 use super::run::{
-    Cancellation, ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run, new_run_id,
-    release_lock, require_run, update_run,
+    Cancellation, ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run,
+    new_run_id, release_lock, require_run, update_run,
 };
 use super::stages::{Mode, Policy, Role, Stage, plan};
 use super::{FailoverError, error_text};
@@ -684,11 +684,22 @@ mod tests {
         let store = MemoryBlobStore::new();
         let queue = MemoryQueue::new();
         let t = datetime!(2026-03-01 10:00 UTC);
-        assert!(create_run(&store, &run("r1", "p", true, t), t).await.is_ok());
+        assert!(
+            create_run(&store, &run("r1", "p", true, t), t)
+                .await
+                .is_ok()
+        );
         let later = datetime!(2026-03-01 10:05 UTC);
-        let approved = approve_because(&store, &queue, "r1", "cli:ann", Some("  bridge call ok "), later)
-            .await
-            .expect("approve");
+        let approved = approve_because(
+            &store,
+            &queue,
+            "r1",
+            "cli:ann",
+            Some("  bridge call ok "),
+            later,
+        )
+        .await
+        .expect("approve");
         assert_eq!(approved.approval.state, "approved");
         assert_eq!(approved.approval.by.as_deref(), Some("cli:ann"));
         assert_eq!(approved.approval.at, Some(later));
@@ -702,7 +713,11 @@ mod tests {
     async fn cancel_with_a_reason_records_the_cancellation_and_the_stage_it_stopped_before() {
         let store = MemoryBlobStore::new();
         let t = datetime!(2026-03-01 10:00 UTC);
-        assert!(create_run(&store, &run("r2", "p", false, t), t).await.is_ok());
+        assert!(
+            create_run(&store, &run("r2", "p", false, t), t)
+                .await
+                .is_ok()
+        );
         let cancelled = cancel_because(&store, "r2", "cli:bob", Some("false alarm"), t)
             .await
             .expect("cancel");
@@ -725,7 +740,11 @@ mod tests {
         let t3 = datetime!(2026-03-03 10:00 UTC);
         // Different pairs (one lock each); written out of order.
         for (id, pair, at) in [("b", "p2", t2), ("a", "p1", t1), ("c", "p3", t3)] {
-            assert!(create_run(&store, &run(id, pair, false, at), at).await.is_ok());
+            assert!(
+                create_run(&store, &run(id, pair, false, at), at)
+                    .await
+                    .is_ok()
+            );
         }
         // Something else under runs/ that is no run record is not listed.
         store

@@ -109,7 +109,8 @@ mod tests {
     use super::*;
 
     fn approve(body: &str) -> Result<Decision, HandlerError> {
-        let req = HttpRequest::new("POST", "http://localhost/api/failover/r1/approve").with_body(body);
+        let req =
+            HttpRequest::new("POST", "http://localhost/api/failover/r1/approve").with_body(body);
         decode_decision(
             &req,
             &RunAction::Approve {
@@ -121,7 +122,10 @@ mod tests {
     #[test]
     fn an_approve_or_cancel_body_carries_the_reason_and_may_be_empty() {
         assert_eq!(
-            approve(r#"{"reason":"bridge call agreed"}"#).expect("decodes").reason.as_deref(),
+            approve(r#"{"reason":"bridge call agreed"}"#)
+                .expect("decodes")
+                .reason
+                .as_deref(),
             Some("bridge call agreed")
         );
         assert_eq!(approve("").expect("empty body").reason, None);

@@ -266,11 +266,9 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
         let started = Instant::now();
         let line = PairProgress::new(progress, "replicating", &pair.name, &s.client);
         let cb = |done: usize, total: usize| line.applied(done, total);
-        let r = rt.block_on(
-            progress.watch(replicate(&s.client, pair, &opts, &cb), |t| {
-                Some(line.line(t))
-            }),
-        );
+        let r = rt.block_on(progress.watch(replicate(&s.client, pair, &opts, &cb), |t| {
+            Some(line.line(t))
+        }));
         line.finish(&r, started.elapsed());
         report.pairs.push(r);
     }
