@@ -3,6 +3,9 @@
 //! Subcommand, flag names and exit codes are operator interfaces (runbooks call them): add, never
 //! rename. Every `run` function returns the process exit code; errors are printed once by `main`.
 
+pub mod progress;
+pub mod suggest;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -130,6 +133,9 @@ pub struct CheckArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Also write the HTML status page (the page `ReadinessStatus` serves) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,9 +145,11 @@ pub enum FailoverCommand {
     /// Show a run.
     Status(FailoverRunArgs),
     /// Approve a run waiting for approval.
-    Approve(FailoverRunArgs),
+    Approve(FailoverDecisionArgs),
     /// Cancel a run before its next stage.
-    Cancel(FailoverRunArgs),
+    Cancel(FailoverDecisionArgs),
+    /// List the runs in the run store, newest first.
+    List(FailoverListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +192,29 @@ pub struct FailoverRunArgs {
     pub json: bool,
 }
 
+/// `failover approve|cancel`: a run and why.
+#[derive(Debug, Args)]
+pub struct FailoverDecisionArgs {
+    #[command(flatten)]
+    pub run: FailoverRunArgs,
+    /// Why (recorded on the run's approval or cancellation, for the audit trail).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverListArgs {
+    /// DR config TOML (defaults to $DR_CONFIG_PATH).
+    #[arg(long, env = "DR_CONFIG_PATH")]
+    pub config: PathBuf,
+    /// Only the runs of this pair.
+    #[arg(long)]
+    pub pair: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     /// Generated estate size: shares=S,datasets=D,consumers=C.
@@ -202,10 +233,21 @@ pub struct DrillArgs {
     pub role: String,
 }
 
+/// The names `bench` accepts (`table` = `all`); anything else is a usage error (64).
+pub const BENCHMARKS: [&str; 7] = [
+    "all",
+    "table",
+    "cold-start",
+    "arm-reads",
+    "replicate",
+    "readiness",
+    "failover",
+];
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Which benchmark: all, cold-start, arm-reads, readiness, replicate, failover.
-    #[arg(default_value = "all")]
+    #[arg(default_value = "all", value_parser = BENCHMARKS)]
     pub which: String,
     /// Simulated ARM latency in milliseconds.
     #[arg(long, default_value_t = 20)]

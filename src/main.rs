@@ -3,8 +3,8 @@
 //! Exit codes: 64 for usage/configuration errors (a missing or bad setting, named in the
 //! message), 1 for other failures, else what the subcommand returns.
 
-use clap::Parser as _;
-use datashare_dr::cli::{Cli, Command, EXIT_USAGE};
+use clap::{CommandFactory as _, Parser as _};
+use datashare_dr::cli::{Cli, Command, EXIT_USAGE, suggest};
 use datashare_dr::config::Config;
 use datashare_dr::startup::{self, App, StartupError};
 use datashare_dr::{bench, telemetry};
@@ -13,9 +13,12 @@ fn main() {
     startup::install_crypto_provider();
     // Usage errors exit 64, not clap's 2: `check` uses 2 for NotReady, and a runbook must not
     // read a mistyped flag as a verdict. --help / --version still exit 0.
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            // A mistyped subcommand, flag or value gets "a similar … exists: '…'".
+            let e = suggest::with_suggestion(e, &Cli::command(), &args);
             let _ = e.print();
             std::process::exit(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }

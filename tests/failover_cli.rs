@@ -303,3 +303,260 @@ async fn with_storage_start_enqueues_and_status_approve_cancel_work_on_the_run()
     // No Functions app runs here: take the run's preflight message off the shared queue.
     az.remove_stage_messages(&[run_id].into()).await;
 }
+
+/// Writes a run record straight into the app's run store (no lock, no stage message).
+async fn put_run(
+    blobs: &dyn datashare_dr::store::BlobStore,
+    id: &str,
+    pair: &str,
+    mode: datashare_dr::failover::stages::Mode,
+    at: time::OffsetDateTime,
+    change: impl FnOnce(&mut datashare_dr::failover::run::RunRecord),
+) {
+    use datashare_dr::failover::run::{RunRecord, Trigger, save_run};
+    use datashare_dr::failover::stages::{Policy, Role};
+    let mut run = RunRecord::new(
+        id.into(),
+        pair.into(),
+        mode,
+        Policy {
+            role: Role::Provider,
+            approval_required: true,
+        },
+        false,
+        Trigger {
+            kind: "alert".into(),
+            reason: "region down".into(),
+            at,
+            ..Trigger::default()
+        },
+        at,
+    );
+    change(&mut run);
+    save_run(blobs, &run, None).await.expect("write the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record_why() {
+    use datashare_dr::failover::run::RunStatus;
+    use datashare_dr::failover::stages::Mode;
+    use time::macros::datetime;
+    let test = "with_storage_list_shows_runs_newest_first_and_approve_and_cancel_record_why";
+    let Some(az) = azurite(test) else {
+        return;
+    };
+    let storage = Some(az.connection_string.as_str());
+    let pair = unique_name("cli-list");
+    let w = world(&pair).await;
+    let blobs =
+        datashare_dr::store::AzureBlobStore::new(&az.settings, datashare_dr::store::CONTAINER)
+            .expect("run store");
+    datashare_dr::store::BlobStore::ensure_container(&blobs)
+        .await
+        .expect("container");
+    // Three runs of this pair, written oldest last: a finished failover with its RTO, a
+    // cancelled drill, and the newest, pending approval.
+    let (old, mid, new) = (
+        format!("{pair}-1"),
+        format!("{pair}-2"),
+        format!("{pair}-3"),
+    );
+    put_run(
+        &blobs,
+        &new,
+        &pair,
+        Mode::Failover,
+        datetime!(2026-03-03 10:00 UTC),
+        |_| {},
+    )
+    .await;
+    put_run(
+        &blobs,
+        &old,
+        &pair,
+        Mode::Failover,
+        datetime!(2026-03-01 10:00 UTC),
+        |r| {
+            r.status = RunStatus::Succeeded;
+            r.rto_secs = Some(42.5);
+        },
+    )
+    .await;
+    put_run(
+        &blobs,
+        &mid,
+        &pair,
+        Mode::Drill,
+        datetime!(2026-03-02 10:00 UTC),
+        |r| {
+            r.status = RunStatus::Cancelled;
+        },
+    )
+    .await;
+
+    // Human list: header, then newest first with mode, status, trigger and RTO.
+    let list = cli(
+        &["failover", "list", "--config", &w.config, "--pair", &pair],
+        storage,
+    )
+    .await;
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", list.stdout);
+    for h in ["RUN", "PAIR", "MODE", "STATUS", "TRIGGER", "CREATED", "RTO"] {
+        assert!(lines[0].contains(h), "header names {h}: {}", lines[0]);
+    }
+    assert!(
+        lines[1].starts_with(&new) && lines[1].contains("pending"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        lines[2].starts_with(&mid) && lines[2].contains("drill"),
+        "{}",
+        list.stdout
+    );
+    assert!(lines[2].contains("cancelled"), "{}", list.stdout);
+    assert!(
+        lines[3].starts_with(&old) && lines[3].contains("succeeded"),
+        "{}",
+        list.stdout
+    );
+    assert!(lines[3].contains("42.5 s"), "RTO: {}", lines[3]);
+    assert!(
+        lines[3].contains("alert (region down)"),
+        "trigger: {}",
+        lines[3]
+    );
+
+    // JSON: the same order, camelCase keys.
+    let json = cli(
+        &[
+            "failover", "list", "--config", &w.config, "--pair", &pair, "--json",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(json.code, Some(0), "{}", json.stderr);
+    let v = json.json();
+    let ids: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|r| r["runId"].as_str())
+        .collect();
+    assert_eq!(ids, [new.as_str(), mid.as_str(), old.as_str()], "{v:#}");
+    assert_eq!(v[2]["rtoSecs"], 42.5, "{v:#}");
+    assert_eq!(v[1]["mode"], "drill", "{v:#}");
+    assert_eq!(v[2]["trigger"]["kind"], "alert", "{v:#}");
+    // Without --pair: every pair's runs, ours still newest first among them.
+    let all = cli(&["failover", "list", "--config", &w.config], storage).await;
+    assert_eq!(all.code, Some(0), "{}", all.stderr);
+    let at = |id: &str| all.stdout.find(id).unwrap_or_else(|| panic!("{id} listed"));
+    assert!(at(&new) < at(&mid) && at(&mid) < at(&old), "{}", all.stdout);
+    // A pair not in the config, and no storage: usage errors naming what is wrong.
+    let bad = cli(
+        &[
+            "failover",
+            "list",
+            "--config",
+            &w.config,
+            "--pair",
+            "no-such-pair",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(bad.code, Some(64), "{}", bad.stderr);
+    assert!(bad.stderr.contains("no-such-pair"), "{}", bad.stderr);
+    let nostore = cli(&["failover", "list", "--config", &w.config], None).await;
+    assert_eq!(nostore.code, Some(64), "{}", nostore.stderr);
+    assert!(
+        nostore.stderr.contains("AzureWebJobsStorage"),
+        "{}",
+        nostore.stderr
+    );
+
+    // approve --reason: prints the new state; the reason is stored on the approval.
+    let approve = cli(
+        &[
+            "failover",
+            "approve",
+            "--config",
+            &w.config,
+            &new,
+            "--reason",
+            "bridge call agreed",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(approve.code, Some(0), "{}", approve.stderr);
+    let first = approve.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "approved run {new} (failover of pair {pair}) by cli:"
+        )) && first.contains("now pending, next stage preflight"),
+        "{}",
+        approve.stdout
+    );
+    assert!(
+        approve.stdout.contains("reason: bridge call agreed"),
+        "{}",
+        approve.stdout
+    );
+    let status = cli(
+        &["failover", "status", "--config", &w.config, &new, "--json"],
+        storage,
+    )
+    .await;
+    assert_eq!(status.json()["approval"]["reason"], "bridge call agreed");
+
+    // cancel --reason of the pending run: says what it cancelled, no `error:`.
+    let cancel = cli(
+        &[
+            "failover",
+            "cancel",
+            "--config",
+            &w.config,
+            &new,
+            "--reason",
+            "false alarm",
+        ],
+        storage,
+    )
+    .await;
+    assert_eq!(cancel.code, Some(0), "{}", cancel.stderr);
+    assert!(
+        cancel.stdout.starts_with(&format!(
+            "cancelled run {new} (failover of pair {pair}) by cli:"
+        )),
+        "{}",
+        cancel.stdout
+    );
+    assert!(
+        cancel.stdout.contains("before stage preflight"),
+        "{}",
+        cancel.stdout
+    );
+    assert!(
+        cancel.stdout.contains("reason: false alarm"),
+        "{}",
+        cancel.stdout
+    );
+    assert!(
+        !cancel.stdout.contains("error:") && !cancel.stderr.contains("error:"),
+        "a cancellation is not an error:\n{}\n{}",
+        cancel.stdout,
+        cancel.stderr
+    );
+    let status = cli(
+        &["failover", "status", "--config", &w.config, &new, "--json"],
+        storage,
+    )
+    .await;
+    let run = status.json();
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(run["cancellation"]["reason"], "false alarm", "{run:#}");
+    assert_eq!(run["cancellation"]["stage"], "preflight", "{run:#}");
+}

@@ -549,11 +549,25 @@ async fn under_the_approve_policy_a_run_waits_until_approved_through_the_api() {
 
     let res = w
         .host
-        .request("POST", &format!("/api/failover/{run_id}/approve"), &[], b"")
+        .request(
+            "POST",
+            &format!("/api/failover/{run_id}/approve"),
+            &[],
+            br#"{"reason":"bridge call agreed"}"#,
+        )
         .await
         .expect("POST approve");
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.json()["approval"]["state"], "approved", "{}", res.body);
+    // The audit trail records why (the body's reason) on the stored approval.
+    assert_eq!(
+        load_run(w.blobs.as_ref(), &run_id)
+            .await
+            .approval
+            .reason
+            .as_deref(),
+        Some("bridge call agreed")
+    );
 
     let (run, _) = pump_to_end(&w.host, w.blobs.as_ref(), &run_id, Duration::from_secs(120)).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
@@ -595,12 +609,19 @@ async fn cancel_through_the_api_stops_a_waiting_run_and_lists_what_was_done() {
 
     let res = w
         .host
-        .request("POST", &format!("/api/failover/{run_id}/cancel"), &[], b"")
+        .request(
+            "POST",
+            &format!("/api/failover/{run_id}/cancel"),
+            &[],
+            br#"{"reason":"false alarm"}"#,
+        )
         .await
         .expect("POST cancel");
     assert_eq!(res.status, 200, "{}", res.body);
     let answer = res.json();
     assert_eq!(answer["status"], "cancelled", "{answer}");
+    assert_eq!(answer["cancellation"]["reason"], "false alarm", "{answer}");
+    assert_eq!(answer["cancellation"]["by"], "function-key", "{answer}");
     let error = answer["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("cancelled by function-key before await-approval"),

@@ -48,7 +48,7 @@ fn the_package_zip_has_the_host_layout_and_keeps_the_exec_bit() {
         .collect();
     expected.extend([
         "datashare-dr".to_owned(),
-        "dr.toml".to_owned(),
+        "dr-config.toml".to_owned(),
         "host.json".to_owned(),
     ]);
     expected.sort();
@@ -133,4 +133,56 @@ fn a_host_json_naming_another_executable_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("defaultExecutablePath is 'handler'"), "{err}");
     assert!(!out_dir.path().join("app.zip").exists());
+}
+
+/// The value of `param drConfigPath … = '…'` in a Bicep file.
+fn bicep_dr_config_path(file: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("param drConfigPath"))
+        .find_map(|l| l.split('\'').nth(1).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{file} sets no default for drConfigPath"))
+}
+
+#[test]
+fn the_packaged_dr_config_has_the_name_every_default_points_to() {
+    // What scripts/package ships …
+    let out_dir = tempfile::tempdir().unwrap();
+    let dr = out_dir.path().join("some-name.toml");
+    std::fs::write(&dr, datashare_dr::bench::cold_start::BENCH_DR_CONFIG).unwrap();
+    let out = package(&[
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        "--dr-config",
+        dr.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shipped: Vec<String> = std::fs::read_dir(out_dir.path().join("app"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    assert_eq!(shipped, ["dr-config.toml"], "the one packaged DR config");
+    // … is what a fresh deploy's DR_CONFIG_PATH names (so `serve` finds it) …
+    assert_eq!(bicep_dr_config_path("infra/main.bicep"), "dr-config.toml");
+    assert_eq!(
+        bicep_dr_config_path("infra/main.bicepparam"),
+        "dr-config.toml"
+    );
+    // … and what a local `func start` of the package uses.
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("local.settings.json.sample")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sample["Values"]["DR_CONFIG_PATH"], "dr-config.toml");
+    // The README says the same name.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains("shipped as `dr-config.toml`") && !readme.contains("as `dr.toml`"),
+        "README names the packaged DR config dr-config.toml"
+    );
 }

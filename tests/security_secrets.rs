@@ -452,7 +452,8 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
 
     let out = out_lines.lock().expect("lock").clone();
     let err = err_lines.lock().expect("lock").clone();
-    if std::env::var_os("H10_SHOW").is_some() {
+    // DSDR_SHOW_CAPTURE=1: print what was captured (for debugging this test).
+    if std::env::var_os("DSDR_SHOW_CAPTURE").is_some() {
         eprintln!(
             "{} invocations, {} stdout lines, {} stderr lines, {} requests to the fake",
             all.len(),

@@ -2,7 +2,7 @@
 //! the simulator (latency 20 ms, ARM throttling on).
 //!
 //! Set-up (not measured): an estate of 200 shares × 10 data sets × 5 consumers (`--quick`:
-//! 20 × 5 × 3), replicated to the secondary with H7's `replicate` — with throttling and latency
+//! 20 × 5 × 3), replicated to the secondary with `replicate` — with throttling and latency
 //! switched off and an unthrottled client, so the set-up takes seconds, not the minutes ARM's
 //! write bucket would impose. Then latency and throttling go back on and the simulator's counters
 //! and buckets are reset (full buckets, the state the bound assumes).

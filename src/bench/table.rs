@@ -79,7 +79,7 @@ pub fn exact_count_row(name: impl Into<String>, measured: u64, expected: u64, wh
         name: name.into(),
         measured: measured.to_string(),
         detail: String::new(),
-        reference: format!("{what} {expected} (exact)"),
+        reference: format!("{what} {expected} {}", super::EXACT_MARK),
         ratio: match (measured == expected, expected) {
             (true, 0) => 0.0,
             (true, _) => 1.0,

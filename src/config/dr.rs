@@ -75,7 +75,7 @@ impl fmt::Display for ConfigIssue {
 #[derive(Debug, thiserror::Error)]
 pub enum DrConfigError {
     /// The file could not be read.
-    #[error("cannot read DR config {}", path.display())]
+    #[error("cannot read DR config {}: {source}", path.display())]
     Read {
         path: PathBuf,
         #[source]

@@ -1,4 +1,9 @@
-//! `datashare-dr failover start|status|approve|cancel` and `datashare-dr drill`.
+//! `datashare-dr failover start|status|approve|cancel|list` and `datashare-dr drill`.
+//!
+//! `approve` / `cancel` take `--reason`, recorded on the run (approval / cancellation: who,
+//! when, why) and print the new state (what was cancelled) before the run. `list` shows the
+//! runs of the run store, newest first. At a terminal (stdout and stderr both terminals, no
+//! `--json`) `start` shows the running stage on stderr while it waits.
 //!
 //! With storage settings (`AzureWebJobsStorage` or the identity-based
 //! `AzureWebJobsStorage__blobServiceUri` / `__queueServiceUri`) the CLI works on the same
@@ -17,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 
-use crate::cli::{DrillArgs, EXIT_USAGE, FailoverCommand, FailoverRunArgs, FailoverStartArgs};
+use crate::cli::progress::{Progress, secs};
+use crate::cli::{
+    DrillArgs, EXIT_USAGE, FailoverCommand, FailoverListArgs, FailoverRunArgs, FailoverStartArgs,
+};
 use crate::config::dr::DrConfig;
 use crate::readiness::arm_reader::arm_client_from_config;
 use crate::store::{self, BlobStore, MessageEncoding, Queue, StorageSettings};
@@ -65,9 +73,10 @@ pub fn run_failover(cmd: &FailoverCommand) -> anyhow::Result<i32> {
     crate::startup::install_crypto_provider();
     match cmd {
         FailoverCommand::Start(a) => run_start(a),
-        FailoverCommand::Status(a) => run_action(a, "status"),
-        FailoverCommand::Approve(a) => run_action(a, "approve"),
-        FailoverCommand::Cancel(a) => run_action(a, "cancel"),
+        FailoverCommand::Status(a) => run_action(a, "status", None),
+        FailoverCommand::Approve(a) => run_action(&a.run, "approve", a.reason.as_deref()),
+        FailoverCommand::Cancel(a) => run_action(&a.run, "cancel", a.reason.as_deref()),
+        FailoverCommand::List(a) => run_list(a),
     }
 }
 
@@ -153,13 +162,16 @@ async fn start_remote(
     if !a.json {
         eprintln!("run {} started; waiting for it to end…", run.run_id);
     }
+    let progress = Progress::for_terminal(a.json);
     let started = Instant::now();
     loop {
         let r = start::status(blobs.as_ref(), &run.run_id).await?;
         if r.status.is_terminal() || started.elapsed() > Duration::from_secs(3600) {
+            progress.clear();
             print_run(&r, a.json);
             return Ok(exit_for(&r));
         }
+        progress.status(&stage_line(&r, started.elapsed()));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -185,12 +197,57 @@ async fn start_local(
             run.run_id
         );
     }
-    let (run, stopped) = drive(&ctx, &queue, &run.run_id, RunnerOptions::default()).await?;
+    let progress = Progress::for_terminal(a.json);
+    let (run, stopped) = if progress.enabled() {
+        // Redraw the running stage while the stages run (the run store is in memory: a read
+        // between two polls of the runner costs nothing).
+        let started = Instant::now();
+        let mut work = std::pin::pin!(drive(&ctx, &queue, &run.run_id, RunnerOptions::default()));
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                out = &mut work => break out?,
+                _ = tick.tick() => {
+                    if let Ok(r) = start::status(ctx.store.as_ref(), &run.run_id).await {
+                        progress.status(&stage_line(&r, started.elapsed()));
+                    }
+                }
+            }
+        }
+    } else {
+        drive(&ctx, &queue, &run.run_id, RunnerOptions::default()).await?
+    };
+    progress.clear();
     print_run(&run, a.json);
     if stopped == Stopped::Waiting && !a.json {
         eprintln!("the run is waiting (e.g. for approval) and cannot continue in this process");
     }
     Ok(exit_for(&run))
+}
+
+/// The progress line of a running run: its stage and how many stages are done.
+fn stage_line(r: &RunRecord, elapsed: Duration) -> String {
+    let done = r
+        .stages
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.status,
+                super::run::StageStatus::Pending
+                    | super::run::StageStatus::Running
+                    | super::run::StageStatus::Waiting
+            )
+        })
+        .count();
+    format!(
+        "run {}: {}, stage {} ({done}/{} stages done, {})",
+        r.run_id,
+        r.status.as_str(),
+        r.current_stage
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        r.stages.len(),
+        secs(elapsed)
+    )
 }
 
 fn exit_for(run: &RunRecord) -> i32 {
@@ -200,7 +257,7 @@ fn exit_for(run: &RunRecord) -> i32 {
     }
 }
 
-fn run_action(a: &FailoverRunArgs, action: &str) -> anyhow::Result<i32> {
+fn run_action(a: &FailoverRunArgs, action: &str, reason: Option<&str>) -> anyhow::Result<i32> {
     let rt = runtime()?;
     rt.block_on(async {
         let Some((blobs, queue)) = stores_from_env().context("storage settings")? else {
@@ -211,15 +268,24 @@ fn run_action(a: &FailoverRunArgs, action: &str) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         };
         let now = time::OffsetDateTime::now_utc();
+        let by = caller();
         let result = match action {
             "approve" => {
-                start::approve(blobs.as_ref(), queue.as_ref(), &a.run_id, &caller(), now).await
+                start::approve_because(blobs.as_ref(), queue.as_ref(), &a.run_id, &by, reason, now)
+                    .await
             }
-            "cancel" => start::cancel(blobs.as_ref(), &a.run_id, &caller(), now).await,
+            "cancel" => start::cancel_because(blobs.as_ref(), &a.run_id, &by, reason, now).await,
             _ => start::status(blobs.as_ref(), &a.run_id).await,
         };
         match result {
             Ok(run) => {
+                if !a.json {
+                    match action {
+                        "approve" => print!("{}", render_approved(&run)),
+                        "cancel" => print!("{}", render_cancelled(&run)),
+                        _ => {}
+                    }
+                }
                 print_run(&run, a.json);
                 Ok(0)
             }
@@ -231,6 +297,180 @@ fn run_action(a: &FailoverRunArgs, action: &str) -> anyhow::Result<i32> {
             Err(e) => Err(e.into()),
         }
     })
+}
+
+/// `failover list`: the runs in the run store, newest first (same storage rules as `status`).
+fn run_list(a: &FailoverListArgs) -> anyhow::Result<i32> {
+    let cfg = match load_config(&a.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Some(p) = &a.pair
+        && let Err(e) = start::check_pair(&cfg, p)
+    {
+        eprintln!("error: --pair: {e}");
+        return Ok(EXIT_USAGE);
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let Some((blobs, _)) = stores_from_env().context("storage settings")? else {
+            eprintln!(
+                "error: `failover list` needs the run store: set AzureWebJobsStorage (or \
+                 AzureWebJobsStorage__blobServiceUri and __queueServiceUri)"
+            );
+            return Ok(EXIT_USAGE);
+        };
+        let progress = Progress::for_terminal(a.json);
+        progress.status("reading the run store…");
+        let runs = start::list_runs(blobs.as_ref(), a.pair.as_deref()).await;
+        progress.clear();
+        let runs = runs?;
+        if a.json {
+            let rows: Vec<RunSummary<'_>> = runs.iter().map(RunSummary::of).collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            print!("{}", render_list(&runs, a.pair.as_deref()));
+        }
+        Ok(0)
+    })
+}
+
+/// One run in `failover list --json`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary<'a> {
+    pub run_id: &'a str,
+    pub pair: &'a str,
+    pub mode: Mode,
+    pub status: RunStatus,
+    pub trigger: &'a super::run::Trigger,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<time::OffsetDateTime>,
+    pub rto_secs: Option<f64>,
+}
+
+impl<'a> RunSummary<'a> {
+    pub fn of(r: &'a RunRecord) -> RunSummary<'a> {
+        RunSummary {
+            run_id: &r.run_id,
+            pair: &r.pair,
+            mode: r.mode,
+            status: r.status,
+            trigger: &r.trigger,
+            created_at: r.created_at,
+            completed_at: r.completed_at,
+            rto_secs: r.rto_secs,
+        }
+    }
+}
+
+/// `failover list` as people read it: one line per run, newest first.
+pub fn render_list(runs: &[RunRecord], pair: Option<&str>) -> String {
+    if runs.is_empty() {
+        return match pair {
+            Some(p) => format!("no runs of pair {p} in the run store\n"),
+            None => "no runs in the run store\n".to_owned(),
+        };
+    }
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                r.pair.clone(),
+                r.mode.to_string(),
+                r.status.as_str().to_owned(),
+                format!("{} ({})", r.trigger.kind, r.trigger.reason),
+                r.created_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                r.rto_secs
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1} s")),
+            ]
+        })
+        .collect();
+    let header = ["RUN", "PAIR", "MODE", "STATUS", "TRIGGER", "CREATED", "RTO"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let line = row
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The headline of `failover approve`: the run's new state.
+pub fn render_approved(run: &RunRecord) -> String {
+    let mut s = format!(
+        "approved run {} ({} of pair {}) by {}: now {}",
+        run.run_id,
+        run.mode,
+        run.pair,
+        run.approval.by.as_deref().unwrap_or("unknown"),
+        run.status.as_str()
+    );
+    if let Some(stage) = run.current_stage {
+        s.push_str(&format!(", next stage {stage}"));
+    }
+    s.push('\n');
+    if let Some(r) = &run.approval.reason {
+        s.push_str(&format!("  reason: {r}\n"));
+    }
+    s
+}
+
+/// The headline of `failover cancel`: what was cancelled.
+pub fn render_cancelled(run: &RunRecord) -> String {
+    let c = run.cancellation.as_ref();
+    let by = c.map_or("unknown", |c| c.by.as_str());
+    let stage = c.and_then(|c| c.stage);
+    let mut s = if run.status == RunStatus::Cancelled {
+        let done = run.done_stages();
+        format!(
+            "cancelled run {} ({} of pair {}) by {by}{}; stages done: {}\n",
+            run.run_id,
+            run.mode,
+            run.pair,
+            stage.map_or_else(String::new, |st| format!(" before stage {st}")),
+            if done.is_empty() {
+                "none".to_owned()
+            } else {
+                done.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    } else {
+        format!(
+            "cancel requested for run {} ({} of pair {}) by {by}: it stops after the running \
+             stage{} ends\n",
+            run.run_id,
+            run.mode,
+            run.pair,
+            stage.map_or_else(String::new, |st| format!(" {st}"))
+        )
+    };
+    if let Some(r) = c.and_then(|c| c.reason.as_deref()) {
+        s.push_str(&format!("  reason: {r}\n"));
+    }
+    s
 }
 
 fn print_run(run: &RunRecord, json: bool) {
@@ -278,8 +518,30 @@ pub fn render_run(run: &RunRecord) -> String {
             ));
         }
     }
-    if let Some(e) = &run.error {
-        s.push_str(&format!("error: {e}\n"));
+    if let Some(a) = run
+        .approval
+        .by
+        .as_deref()
+        .filter(|_| run.approval.state == "approved")
+    {
+        s.push_str(&format!("  approved by {a}"));
+        if let Some(r) = &run.approval.reason {
+            s.push_str(&format!(" ({r})"));
+        }
+        s.push('\n');
+    }
+    if let Some(c) = &run.cancellation {
+        s.push_str(&format!("  cancel requested by {}", c.by));
+        if let Some(r) = &c.reason {
+            s.push_str(&format!(" ({r})"));
+        }
+        s.push('\n');
+    }
+    match &run.error {
+        // A cancellation is what someone asked for, not an error.
+        Some(e) if run.status == RunStatus::Cancelled => s.push_str(&format!("cancelled: {e}\n")),
+        Some(e) => s.push_str(&format!("error: {e}\n")),
+        None => {}
     }
     if let Some(rto) = run.rto_secs {
         s.push_str(&format!("RTO: {rto:.2} s\n"));

@@ -16,6 +16,11 @@ pub enum FailoverError {
         #[source]
         source: Box<StoreError>,
     },
+    #[error("list the runs in the run store")]
+    ListRuns {
+        #[source]
+        source: Box<StoreError>,
+    },
     #[error("write run {run_id}")]
     WriteRun {
         run_id: String,
@@ -75,7 +80,8 @@ impl FailoverError {
             | FailoverError::WriteRun { source, .. }
             | FailoverError::Lock { source, .. }
             | FailoverError::Enqueue { source, .. }
-            | FailoverError::RecordAlert { source, .. } => {
+            | FailoverError::RecordAlert { source, .. }
+            | FailoverError::ListRuns { source } => {
                 source.is_transient()
                     || matches!(
                         source.as_ref(),

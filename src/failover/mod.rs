@@ -1,7 +1,7 @@
 //! Failover, drill and failback: runs as resumable, queue-chained stages.
 //!
 //! Layers:
-//! - [`alert`] (H5): parse Azure Monitor webhooks and decide (pure).
+//! - [`alert`]: parse Azure Monitor webhooks and decide (pure).
 //! - [`stages`]: the stage graph, [`Outcome`] and the error policy (pure, table-tested).
 //! - [`run`]: run records (`runs/{runId}.json`, ETag-guarded) and the per-pair lock
 //!   (`locks/{pair}.json`, create-if-absent).

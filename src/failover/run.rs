@@ -125,6 +125,25 @@ pub struct Approval {
         with = "time::serde::rfc3339::option"
     )]
     pub at: Option<OffsetDateTime>,
+    /// Why the approver approved (`failover approve --reason`, the HTTP body's `reason`).
+    /// Absent in records written before it existed and when no reason was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Who cancelled a run, when and why (the audit trail of `failover cancel`). Absent in records
+/// written before it existed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancellation {
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The stage the run stopped before (or after, when it was running), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
 }
 
 impl Approval {
@@ -301,6 +320,9 @@ pub struct RunRecord {
     pub primary_reachable: Option<bool>,
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Who asked to cancel, when and why (set with `cancel_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<Cancellation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Consumer-role runs: what the consumer stages observed and started (primary snapshot,
@@ -341,6 +363,7 @@ impl RunRecord {
                 },
                 by: None,
                 at: None,
+                reason: None,
             },
             created_at: now,
             updated_at: now,
@@ -357,6 +380,7 @@ impl RunRecord {
             roster: Vec::new(),
             primary_reachable: None,
             cancel_requested: false,
+            cancellation: None,
             error: None,
             consumer: None,
             pending_operations: Vec::new(),
@@ -665,6 +689,26 @@ mod tests {
             },
             now,
         )
+    }
+
+    #[test]
+    fn a_run_record_written_before_approval_reasons_and_cancellations_still_loads() {
+        // As the previous version wrote it: approval without `reason`, no `cancellation`.
+        let old = r#"{"runId":"r-old","pair":"p","mode":"failover","role":"provider",
+            "status":"cancelled","trigger":{"kind":"runbook","caller":"cli:ann",
+            "reason":"test","at":"2026-01-01T00:00:00Z"},
+            "approval":{"required":true,"state":"approved","by":"cli:ann",
+            "at":"2026-01-01T00:01:00Z"},
+            "createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:02:00Z",
+            "stages":[],"cancelRequested":true,"error":"cancelled by cli:ann before final-sync"}"#;
+        let run: RunRecord = serde_json::from_str(old).expect("an older record loads");
+        assert_eq!(run.approval.by.as_deref(), Some("cli:ann"));
+        assert_eq!(run.approval.reason, None);
+        assert_eq!(run.cancellation, None);
+        // And a record without them is written as before (no new keys).
+        let text = serde_json::to_string(&run).expect("encode");
+        assert!(!text.contains("reason\":null"), "{text}");
+        assert!(!text.contains("cancellation"), "{text}");
     }
 
     #[tokio::test]

@@ -23,8 +23,8 @@ use crate::store::{self, BlobStore, Precondition, Queue, StoreError};
 use super::alert::{self, Alert, AlertParseError, Approval as AlertApproval, Decision, DedupKey};
 use super::exec::enqueue_stage;
 use super::run::{
-    ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run, new_run_id,
-    release_lock, require_run, update_run,
+    Cancellation, ResolvedAlert, RunRecord, RunStatus, StartError, Trigger, active_run, create_run,
+    new_run_id, release_lock, require_run, update_run,
 };
 use super::stages::{Mode, Policy, Role, Stage, plan};
 use super::{FailoverError, error_text};
@@ -197,6 +197,19 @@ pub async fn approve(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<RunRecord, FailoverError> {
+    approve_because(store, queue, run_id, by, None, now).await
+}
+
+/// [`approve`], recording why on the run's approval (the audit trail: who, when, why).
+pub async fn approve_because(
+    store: &dyn BlobStore,
+    queue: &dyn Queue,
+    run_id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let reason = clean_reason(reason);
     let run = update_run(store, run_id, |r| {
         if r.status.is_terminal() {
             return Err(FailoverError::InvalidState {
@@ -216,6 +229,7 @@ pub async fn approve(
         r.approval.state = "approved".into();
         r.approval.by = Some(by.to_owned());
         r.approval.at = Some(now);
+        r.approval.reason = reason.clone();
         r.updated_at = now;
         Ok(())
     })
@@ -234,6 +248,18 @@ pub async fn cancel(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<RunRecord, FailoverError> {
+    cancel_because(store, run_id, by, None, now).await
+}
+
+/// [`cancel`], recording who, when and why on the run ([`Cancellation`]).
+pub async fn cancel_because(
+    store: &dyn BlobStore,
+    run_id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<RunRecord, FailoverError> {
+    let reason = clean_reason(reason);
     let run = update_run(store, run_id, |r| {
         if r.status.is_terminal() {
             return Err(FailoverError::InvalidState {
@@ -247,6 +273,12 @@ pub async fn cancel(
             .stages
             .iter()
             .any(|s| s.status == super::run::StageStatus::Running);
+        r.cancellation = Some(Cancellation {
+            by: by.to_owned(),
+            at: now,
+            reason: reason.clone(),
+            stage: r.current_stage,
+        });
         if !running {
             let before = r
                 .current_stage
@@ -269,6 +301,51 @@ pub async fn cancel(
 /// Reads a run (for status answers).
 pub async fn status(store: &dyn BlobStore, run_id: &str) -> Result<RunRecord, FailoverError> {
     require_run(store, run_id).await.map(|(r, _)| r)
+}
+
+/// A reason as recorded: trimmed, at most 500 characters; empty is none.
+fn clean_reason(reason: Option<&str>) -> Option<String> {
+    reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.chars().take(500).collect())
+}
+
+/// Every run in the run store (`runs/*.json`), newest first (creation time, then run id), only
+/// `pair`'s when given. A record that cannot be read is returned as an error naming it.
+pub async fn list_runs(
+    store: &dyn BlobStore,
+    pair: Option<&str>,
+) -> Result<Vec<RunRecord>, FailoverError> {
+    let entries = store
+        .list("runs/")
+        .await
+        .map_err(|source| FailoverError::ListRuns {
+            source: Box::new(source),
+        })?;
+    let mut runs = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Some(run_id) = e
+            .path
+            .strip_prefix("runs/")
+            .and_then(|p| p.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        // Gone between the listing and the read: skip it.
+        let Some((run, _)) = super::run::load_run(store, run_id).await? else {
+            continue;
+        };
+        if pair.is_none_or(|p| run.pair == p) {
+            runs.push(run);
+        }
+    }
+    runs.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
+    Ok(runs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,4 +650,117 @@ pub fn approval_policy(cfg: &DrConfig, pair: &str) -> Option<FailoverPolicy> {
     cfg.pair(pair)
         .map(|p| p.failover)
         .or_else(|| cfg.subscription(pair).map(|s| s.failover))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failover::run::{create_run, run_path};
+    use crate::store::{MemoryBlobStore, MemoryQueue};
+    use time::macros::datetime;
+
+    fn run(id: &str, pair: &str, approval_required: bool, at: OffsetDateTime) -> RunRecord {
+        RunRecord::new(
+            id.into(),
+            pair.into(),
+            Mode::Failover,
+            Policy {
+                role: Role::Provider,
+                approval_required,
+            },
+            false,
+            Trigger {
+                kind: "alert".into(),
+                reason: "region down".into(),
+                at,
+                ..Trigger::default()
+            },
+            at,
+        )
+    }
+
+    #[tokio::test]
+    async fn approve_with_a_reason_records_who_when_and_why_on_the_approval() {
+        let store = MemoryBlobStore::new();
+        let queue = MemoryQueue::new();
+        let t = datetime!(2026-03-01 10:00 UTC);
+        assert!(
+            create_run(&store, &run("r1", "p", true, t), t)
+                .await
+                .is_ok()
+        );
+        let later = datetime!(2026-03-01 10:05 UTC);
+        let approved = approve_because(
+            &store,
+            &queue,
+            "r1",
+            "cli:ann",
+            Some("  bridge call ok "),
+            later,
+        )
+        .await
+        .expect("approve");
+        assert_eq!(approved.approval.state, "approved");
+        assert_eq!(approved.approval.by.as_deref(), Some("cli:ann"));
+        assert_eq!(approved.approval.at, Some(later));
+        assert_eq!(approved.approval.reason.as_deref(), Some("bridge call ok"));
+        // Stored, not only answered.
+        let stored = status(&store, "r1").await.expect("status");
+        assert_eq!(stored.approval.reason.as_deref(), Some("bridge call ok"));
+    }
+
+    #[tokio::test]
+    async fn cancel_with_a_reason_records_the_cancellation_and_the_stage_it_stopped_before() {
+        let store = MemoryBlobStore::new();
+        let t = datetime!(2026-03-01 10:00 UTC);
+        assert!(
+            create_run(&store, &run("r2", "p", false, t), t)
+                .await
+                .is_ok()
+        );
+        let cancelled = cancel_because(&store, "r2", "cli:bob", Some("false alarm"), t)
+            .await
+            .expect("cancel");
+        assert_eq!(cancelled.status, RunStatus::Cancelled);
+        let c = cancelled.cancellation.expect("a cancellation record");
+        assert_eq!(c.by, "cli:bob");
+        assert_eq!(c.reason.as_deref(), Some("false alarm"));
+        assert_eq!(c.stage, Some(Stage::Preflight));
+        assert_eq!(
+            status(&store, "r2").await.expect("status").cancellation,
+            Some(c)
+        );
+    }
+
+    #[tokio::test]
+    async fn list_runs_is_newest_first_and_filters_by_pair() {
+        let store = MemoryBlobStore::new();
+        let t1 = datetime!(2026-03-01 10:00 UTC);
+        let t2 = datetime!(2026-03-02 10:00 UTC);
+        let t3 = datetime!(2026-03-03 10:00 UTC);
+        // Different pairs (one lock each); written out of order.
+        for (id, pair, at) in [("b", "p2", t2), ("a", "p1", t1), ("c", "p3", t3)] {
+            assert!(
+                create_run(&store, &run(id, pair, false, at), at)
+                    .await
+                    .is_ok()
+            );
+        }
+        // Something else under runs/ that is no run record is not listed.
+        store
+            .put("runs/notes.txt", b"x".to_vec(), Precondition::None)
+            .await
+            .expect("put");
+        let all: Vec<String> = list_runs(&store, None)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(all, ["c", "b", "a"]);
+        let one = list_runs(&store, Some("p2")).await.expect("list");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].run_id, "b");
+        assert!(store.get(&run_path("b")).await.expect("get").is_some());
+    }
 }

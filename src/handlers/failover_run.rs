@@ -2,7 +2,9 @@
 //! and `.../cancel`).
 //!
 //! Decodes and validates the route (400/404 naming what is wrong), then one domain call:
-//! `failover::start::{status, approve, cancel}`. Answers the run record (200); 404 for an
+//! `failover::start::{status, approve_because, cancel_because}`. Approve and cancel take an
+//! optional JSON body `{"reason": "…"}`, recorded on the run (400 naming the field when it is
+//! not that shape). Answers the run record (200); 404 for an
 //! unknown run; 409 when the action does not fit the run's state (approving a run that does
 //! not wait, cancelling an ended run). Cancel answers the run with the stages already done.
 
@@ -23,6 +25,23 @@ pub enum RunAction {
     Status { run_id: String },
     Approve { run_id: String },
     Cancel { run_id: String },
+}
+
+/// The optional body of approve / cancel: `{"reason": "…"}` (recorded on the run;
+/// `RunActionRequest` in docs/openapi.yaml, no other fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The approve / cancel body (absent or empty: no reason); status reads no body.
+pub fn decode_decision(req: &HttpRequest, action: &RunAction) -> Result<Decision, HandlerError> {
+    Ok(match action {
+        RunAction::Status { .. } => Decision::default(),
+        _ => req.json_body_or_default()?,
+    })
 }
 
 /// Decodes method + route parameters into a [`RunAction`].
@@ -70,13 +89,58 @@ pub async fn handle(
     let blobs = storage.blobs.as_ref();
     let now = time::OffsetDateTime::now_utc();
     let who = caller_of(&req);
+    let decision = decode_decision(&req, &action)?;
+    let reason = decision.reason.as_deref();
     let run = match &action {
         RunAction::Status { run_id } => start::status(blobs, run_id).await,
         RunAction::Approve { run_id } => {
-            start::approve(blobs, storage.queue.as_ref(), run_id, &who, now).await
+            start::approve_because(blobs, storage.queue.as_ref(), run_id, &who, reason, now).await
         }
-        RunAction::Cancel { run_id } => start::cancel(blobs, run_id, &who, now).await,
+        RunAction::Cancel { run_id } => {
+            start::cancel_because(blobs, run_id, &who, reason, now).await
+        }
     }
     .map_err(|e| failover_error("answer the run request", e))?;
     Ok(InvocationResponse::http(HttpOutput::json(200, &run)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approve(body: &str) -> Result<Decision, HandlerError> {
+        let req =
+            HttpRequest::new("POST", "http://localhost/api/failover/r1/approve").with_body(body);
+        decode_decision(
+            &req,
+            &RunAction::Approve {
+                run_id: "r1".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn an_approve_or_cancel_body_carries_the_reason_and_may_be_empty() {
+        assert_eq!(
+            approve(r#"{"reason":"bridge call agreed"}"#)
+                .expect("decodes")
+                .reason
+                .as_deref(),
+            Some("bridge call agreed")
+        );
+        assert_eq!(approve("").expect("empty body").reason, None);
+        assert_eq!(approve("{}").expect("no reason").reason, None);
+    }
+
+    #[test]
+    fn an_approve_body_with_another_field_is_refused_naming_it() {
+        let err = approve(r#"{"why":"x"}"#).expect_err("unknown field");
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(text.contains("why"), "{text}");
+    }
 }

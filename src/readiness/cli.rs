@@ -1,13 +1,18 @@
-//! `datashare-dr check --config F [--json] [--pair P]`: check every pair (or one), print a table
-//! or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides).
+//! `datashare-dr check --config F [--json] [--pair P] [--html FILE]`: check every pair (or one),
+//! print a table or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides).
+//! `--html FILE` also writes the status page `ReadinessStatus` serves for these reports (the
+//! same [`super::api::respond`] call), so an operator can look without deploying. At a terminal
+//! (stdout and stderr both terminals, no `--json`) each pair's read shows progress on stderr.
 //!
 //! Glue only: config loading, the ARM reader, printing. `anyhow` is allowed here.
 
 use std::io::Write;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
+use crate::cli::progress::{Progress, secs};
 use crate::cli::{CheckArgs, EXIT_USAGE};
 use crate::config::dr::DrConfig;
 
@@ -93,6 +98,20 @@ pub async fn run_check_with<R: PairReader>(
     now: OffsetDateTime,
     out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
+    run_check_showing(args, cfg, reader, now, out, Progress::off(), &|| 0).await
+}
+
+/// [`run_check_with`] with a progress line per pair (`reads` counts the ARM reads so far), and
+/// `--html FILE` written with the page `ReadinessStatus` serves ([`super::api::respond`]).
+pub async fn run_check_showing<R: PairReader>(
+    args: &CheckArgs,
+    cfg: &DrConfig,
+    reader: &R,
+    now: OffsetDateTime,
+    out: &mut dyn Write,
+    progress: Progress,
+    reads: &(dyn Fn() -> u64 + Sync),
+) -> anyhow::Result<i32> {
     let pairs: Vec<_> = match &args.pair {
         Some(name) => match cfg.pair(name) {
             Some(p) => vec![p],
@@ -112,9 +131,50 @@ pub async fn run_check_with<R: PairReader>(
         },
         None => cfg.pairs.iter().collect(),
     };
-    let mut reports = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        reports.push(check_pair(reader, cfg, pair, now, None).await);
+    let total = pairs.len();
+    let started = Instant::now();
+    let mut reports = Vec::with_capacity(total);
+    for (i, pair) in pairs.into_iter().enumerate() {
+        let label = format!(
+            "checking pair {} ({}/{total}): reading primary and secondary",
+            pair.name,
+            i + 1
+        );
+        progress.status(&label);
+        let report = progress
+            .reading(&label, reads, check_pair(reader, cfg, pair, now, None))
+            .await;
+        progress.status(&format!(
+            "checked pair {} ({}/{total}): {}",
+            pair.name,
+            i + 1,
+            report.status.as_str()
+        ));
+        reports.push(report);
+    }
+    progress.line(&format!(
+        "checked {total} pair(s) in {} ({} ARM reads)",
+        secs(started.elapsed()),
+        reads()
+    ));
+    if let Some(path) = &args.html {
+        let configured: Vec<String> = cfg.pairs.iter().map(|p| p.name.clone()).collect();
+        let page = super::api::respond(
+            &configured,
+            &reports,
+            args.pair.as_deref(),
+            Some("text/html"),
+            now,
+        );
+        anyhow::ensure!(
+            page.content_type.starts_with("text/html"),
+            "the status page could not be rendered ({}): {}",
+            page.status,
+            page.body
+        );
+        std::fs::write(path, page.body.as_bytes())
+            .with_context(|| format!("cannot write the status page to {}", path.display()))?;
+        progress.line(&format!("status page written to {}", path.display()));
     }
     if args.json {
         let body = if args.pair.is_some() && reports.len() == 1 {
@@ -143,6 +203,16 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
+    // `--html FILE`: a path that cannot be written is a usage error before minutes of reads.
+    if let Some(path) = &args.html
+        && let Err(e) = std::fs::File::create(path)
+    {
+        eprintln!(
+            "error: --html: cannot write the status page to {}: {e}",
+            path.display()
+        );
+        return Ok(EXIT_USAGE);
+    }
     // Env overrides of `[arm]` (ARM_ENDPOINT, ARM_AUTH) and the AZURE_* identity settings,
     // through the one shared builder (config::arm).
     let env = match crate::config::Config::from_env() {
@@ -175,7 +245,18 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             client: &client,
             concurrency: cfg.arm.max_concurrency,
         };
+        let progress = Progress::for_terminal(args.json);
+        let reads = || client.stats().reads;
         let mut stdout = std::io::stdout().lock();
-        run_check_with(args, &cfg, &reader, OffsetDateTime::now_utc(), &mut stdout).await
+        run_check_showing(
+            args,
+            &cfg,
+            &reader,
+            OffsetDateTime::now_utc(),
+            &mut stdout,
+            progress,
+            &reads,
+        )
+        .await
     })
 }

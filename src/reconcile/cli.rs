@@ -6,16 +6,20 @@
 //! exit 1 when any change failed or was skipped or a pair could not be observed, unless
 //! `--allow-partial`. Usage/config errors exit 64 with the key named.
 //!
-//! Long applies show `n/total` progress on stderr when stderr is a terminal.
+//! At a terminal (stdout and stderr both terminals, no `--json`) each pair's read phase shows its
+//! ARM read count and elapsed time on stderr, then `n/total` while changes are applied, then one
+//! closing line per pair (see [`crate::cli::progress`]); nothing otherwise.
 //! Glue only (config, client, runtime, printing); `anyhow` is allowed here.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
 use crate::arm::client::ArmClient;
+use crate::cli::progress::{Progress, secs};
 use crate::cli::{EXIT_USAGE, PlanArgs, ReplicateArgs};
 use crate::config::Config;
 use crate::config::dr::{DrConfig, Pair};
@@ -103,32 +107,73 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `n/total` on stderr, only when stderr is a terminal.
-struct ProgressLine {
-    on: bool,
-    last: Mutex<usize>,
+/// The status line of one pair's pass: the read phase with its ARM read count, then
+/// `n/total` while changes are applied (the apply callback sets `done`/`total`).
+struct PairProgress<'a> {
+    progress: Progress,
+    verb: &'a str,
+    pair: &'a str,
+    client: &'a ArmClient,
+    base_reads: u64,
+    done: AtomicUsize,
+    total: AtomicUsize,
 }
 
-impl ProgressLine {
-    fn new() -> Self {
-        Self {
-            on: std::io::stderr().is_terminal(),
-            last: Mutex::new(0),
-        }
+impl<'a> PairProgress<'a> {
+    fn new(progress: Progress, verb: &'a str, pair: &'a str, client: &'a ArmClient) -> Self {
+        let p = Self {
+            progress,
+            verb,
+            pair,
+            client,
+            base_reads: client.stats().reads,
+            done: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        };
+        p.progress.status(&p.line(Duration::ZERO));
+        p
     }
-    fn update(&self, label: &str, done: usize, total: usize) {
-        if !self.on || total == 0 {
-            return;
+    fn line(&self, elapsed: Duration) -> String {
+        let total = self.total.load(Ordering::Relaxed);
+        if total > 0 {
+            return format!(
+                "{} {}: {}/{total} changes applied ({})",
+                self.verb,
+                self.pair,
+                self.done.load(Ordering::Relaxed),
+                secs(elapsed)
+            );
         }
-        if let Ok(mut last) = self.last.lock() {
-            *last = done;
-        }
-        let mut e = std::io::stderr().lock();
-        let _ = write!(e, "\r{label}: {done}/{total} changes applied");
-        if done == total {
-            let _ = writeln!(e);
-        }
-        let _ = e.flush();
+        format!(
+            "{} {}: reading primary and secondary share configuration ({} ARM reads, {})",
+            self.verb,
+            self.pair,
+            self.client.stats().reads.saturating_sub(self.base_reads),
+            secs(elapsed)
+        )
+    }
+    fn applied(&self, done: usize, total: usize) {
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+    /// The pair's closing line: what was read and planned (or applied).
+    fn finish(&self, r: &super::report::PairReport, elapsed: Duration) {
+        let reads = self.client.stats().reads.saturating_sub(self.base_reads);
+        let outcome = match &r.error {
+            Some(_) => "could not be observed".to_owned(),
+            None if r.dry_run => format!("{} changes planned", r.plan.changes.len()),
+            None => format!(
+                "{} changes planned, {} applied",
+                r.plan.changes.len(),
+                r.results.len()
+            ),
+        };
+        self.progress.line(&format!(
+            "{} {}: {outcome} ({reads} ARM reads, {})",
+            self.verb,
+            self.pair,
+            secs(elapsed)
+        ));
     }
 }
 
@@ -145,6 +190,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let now = OffsetDateTime::now_utc();
     let concurrency = s.cfg.arm.max_concurrency.max(1);
+    let progress = Progress::for_terminal(args.json);
     let mut plans = Vec::new();
     let mut failed = false;
     for pair in pairs {
@@ -154,7 +200,14 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
             concurrency,
             now,
         };
-        let r = rt.block_on(replicate(&s.client, pair, &opts, &|_, _| {}));
+        let started = Instant::now();
+        let line = PairProgress::new(progress, "planning", &pair.name, &s.client);
+        let r = rt.block_on(
+            progress.watch(replicate(&s.client, pair, &opts, &|_, _| {}), |t| {
+                Some(line.line(t))
+            }),
+        );
+        line.finish(&r, started.elapsed());
         if let Some(e) = &r.error {
             eprintln!("error: pair {}: {e}", pair.name);
             failed = true;
@@ -201,7 +254,7 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let now = OffsetDateTime::now_utc();
     let concurrency = s.cfg.arm.max_concurrency.max(1);
-    let progress = ProgressLine::new();
+    let progress = Progress::for_terminal(args.json);
     let mut report = ReplicateReport::default();
     for pair in pairs {
         let opts = ReplicateOptions {
@@ -210,11 +263,14 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
             concurrency,
             now,
         };
-        let label = format!("replicating {}", pair.name);
-        let cb = |done: usize, total: usize| progress.update(&label, done, total);
-        report
-            .pairs
-            .push(rt.block_on(replicate(&s.client, pair, &opts, &cb)));
+        let started = Instant::now();
+        let line = PairProgress::new(progress, "replicating", &pair.name, &s.client);
+        let cb = |done: usize, total: usize| line.applied(done, total);
+        let r = rt.block_on(progress.watch(replicate(&s.client, pair, &opts, &cb), |t| {
+            Some(line.line(t))
+        }));
+        line.finish(&r, started.elapsed());
+        report.pairs.push(r);
     }
     let mut out = std::io::stdout().lock();
     if args.json {
