@@ -152,22 +152,33 @@ fn the_drill_with_no_arguments_fails_over_the_simulated_pair_and_reports_it() {
     let rto = number_after(out, "RTO: ").expect("an RTO");
     assert!(rto > 0.0 && rto < BOUND.as_secs_f64(), "RTO {rto}");
     assert!(
-        line_starting(out, "RTO: ")
-            .contains("measured from the alert's event time 20"),
+        line_starting(out, "RTO: ").contains("measured from the alert's event time 20"),
         "what the RTO is measured from:\n{out}"
     );
     // Per-stage durations: every stage line carries how long it took.
-    for stage in ["preflight", "final-sync", "invite-consumers", "enable-schedules", "notify", "complete"] {
+    for stage in [
+        "preflight",
+        "final-sync",
+        "invite-consumers",
+        "enable-schedules",
+        "notify",
+        "complete",
+    ] {
         let line = line_starting(out, stage);
         let took = number_after(line, stage).unwrap_or_else(|| panic!("no duration: {line}"));
         assert!(took < BOUND.as_secs_f64(), "{line}");
         assert!(line.contains(" s  "), "{line}");
     }
     // What a person must do now: the invited consumers and the changes final-sync left behind.
-    let todo = &out[out.find("What a person must do now:").expect("the actions section")..];
+    let todo = &out[out
+        .find("What a person must do now:")
+        .expect("the actions section")..];
     assert!(todo.contains("final-sync was skipped"), "{todo}");
     assert!(todo.contains("datashare-dr plan --config"), "{todo}");
-    assert!(todo.contains("pending invitation(s) on the secondary"), "{todo}");
+    assert!(
+        todo.contains("pending invitation(s) on the secondary"),
+        "{todo}"
+    );
     assert!(todo.contains("consumer00@"), "{todo}");
     let total = number_after(out, "ARM calls during the failover: ").expect("ARM call total");
     assert!(total > 0.0);
@@ -294,12 +305,21 @@ fn the_drill_json_report_carries_the_run_and_the_arm_calls() {
     // Actions: every roster consumer's invitation is pending on the secondary, and the window of
     // changes final-sync could not carry starts before the outage run.
     let actions = &v["actions"];
-    let pending = actions["pendingInvitations"].as_array().expect("pendingInvitations");
+    let pending = actions["pendingInvitations"]
+        .as_array()
+        .expect("pendingInvitations");
     assert_eq!(pending.len() as u64, roster, "{actions:#}");
-    assert!(pending.iter().all(|p| p["consumer"].as_str().is_some_and(|c| c.contains('@'))));
+    assert!(
+        pending
+            .iter()
+            .all(|p| p["consumer"].as_str().is_some_and(|c| c.contains('@')))
+    );
     let since = rfc(&actions["uncarriedChangesSince"]);
     assert!(since <= rfc(&run["createdAt"]), "{actions:#}");
-    assert!(actions["steps"].as_array().is_some_and(|s| s.len() >= 2), "{actions:#}");
+    assert!(
+        actions["steps"].as_array().is_some_and(|s| s.len() >= 2),
+        "{actions:#}"
+    );
     assert!(
         v["wallSecs"]
             .as_f64()
@@ -420,14 +440,21 @@ fn the_consumer_drill_accepts_maps_and_schedules_every_subscription() {
     let text = drill(&["--role", "consumer"]);
     assert_eq!(text.code, Some(0), "stderr:\n{}", text.stderr);
     let out = &text.stdout;
-    assert!(out.starts_with("datashare-dr drill --role consumer"), "{out}");
+    assert!(
+        out.starts_with("datashare-dr drill --role consumer"),
+        "{out}"
+    );
     assert_eq!(
         out.lines().filter(|l| l.starts_with("run ")).count(),
         0,
         "no per-run blocks:\n{out}"
     );
     assert_eq!(out.matches("Summary:").count(), 1, "{out}");
-    assert_eq!(out.matches("RTO: ").count(), 0, "one RTO statement, in the summary:\n{out}");
+    assert_eq!(
+        out.matches("RTO: ").count(),
+        0,
+        "one RTO statement, in the summary:\n{out}"
+    );
     for run in runs {
         let sub = run["pair"].as_str().expect("subscription");
         let row = line_starting(out, sub);
@@ -435,13 +462,33 @@ fn the_consumer_drill_accepts_maps_and_schedules_every_subscription() {
     }
     let summary_at = out.find("Summary:").expect("summary");
     let todo_at = out.find("What a person must do now:").expect("actions");
-    assert!(summary_at > out.find("ARM calls during the failover").expect("arm calls"));
+    assert!(
+        summary_at
+            > out
+                .find("ARM calls during the failover")
+                .expect("arm calls")
+    );
     assert!(todo_at > summary_at, "{out}");
     let summary = line_starting(out, "Summary:");
-    assert!(summary.contains(&format!("{} of {} run(s) succeeded", runs.len(), runs.len())), "{summary}");
-    let created = v["summary"]["triggersCreated"].as_u64().expect("triggersCreated total");
-    assert!(summary.contains(&format!("{created} trigger(s) created")), "{summary}");
-    assert!(summary.contains("measured from the alert's event time"), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "{} of {} run(s) succeeded",
+            runs.len(),
+            runs.len()
+        )),
+        "{summary}"
+    );
+    let created = v["summary"]["triggersCreated"]
+        .as_u64()
+        .expect("triggersCreated total");
+    assert!(
+        summary.contains(&format!("{created} trigger(s) created")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("measured from the alert's event time"),
+        "{summary}"
+    );
     assert_eq!(
         v["stageDurations"].as_array().map(Vec::len),
         Some(runs[0]["stages"].as_array().expect("stages").len()),
@@ -458,8 +505,8 @@ fn the_consumer_drill_accepts_maps_and_schedules_every_subscription() {
 /// creation is a long-running operation the stage waits for and runs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_drill_counts_the_triggers_it_created() {
-    let spec = datashare_dr::sim::PopulateSpec::parse("shares=5,datasets=3,consumers=2")
-        .expect("spec");
+    let spec =
+        datashare_dr::sim::PopulateSpec::parse("shares=5,datasets=3,consumers=2").expect("spec");
     let mut log = Vec::new();
     let report = tokio::time::timeout(
         BOUND,
@@ -485,7 +532,11 @@ async fn the_consumer_drill_counts_the_triggers_it_created() {
         let marker = format!("/shareSubscriptions/{name}/triggers/");
         let sent = puts
             .iter()
-            .filter(|e| e.path.to_ascii_lowercase().contains(&marker.to_ascii_lowercase()))
+            .filter(|e| {
+                e.path
+                    .to_ascii_lowercase()
+                    .contains(&marker.to_ascii_lowercase())
+            })
             .count() as u64;
         assert_eq!(
             sub.triggers_created, sent,
@@ -496,5 +547,8 @@ async fn the_consumer_drill_counts_the_triggers_it_created() {
     }
     assert_eq!(total, puts.len() as u64, "every PUT belongs to a run");
     assert_eq!(report.summary.triggers_created, total);
-    assert_eq!(report.arm_calls.get("Triggers_Create").copied(), Some(total));
+    assert_eq!(
+        report.arm_calls.get("Triggers_Create").copied(),
+        Some(total)
+    );
 }

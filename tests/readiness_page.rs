@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use datashare_dr::readiness::api::respond;
 use datashare_dr::readiness::page::{render_status_page_at, with_code};
-use serde_json::Value;
 use datashare_dr::readiness::{
     DrillRecord, Finding, Report, Severity, SeverityCounts, ShareRpo, Status,
 };
+use serde_json::Value;
 use time::macros::datetime;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -208,7 +208,11 @@ fn chromium_renders_the_pair_its_status_and_every_finding_on_a_phone() {
             .chars()
             .take(25)
             .collect();
-        assert!(dom.contains(&start_of_message), "message of {} missing", f.code);
+        assert!(
+            dom.contains(&start_of_message),
+            "message of {} missing",
+            f.code
+        );
     }
     assert!(dom.contains("30<small>/100</small>"));
 
@@ -244,7 +248,10 @@ fn chromium_or_skip() -> bool {
 /// Renders `html` in Chromium at `width`×900 with `script` appended (it must evaluate to a
 /// JSON-serialisable value, computed after layout), and returns that value and the DOM.
 fn measure(html: &str, script: &str, width: u32) -> (Value, String) {
-    assert!(!html.contains("<script"), "the page itself must stay script-free");
+    assert!(
+        !html.contains("<script"),
+        "the page itself must stay script-free"
+    );
     let probe = format!(
         "<pre id=\"measure\"></pre><script>document.getElementById('measure').textContent = \
          JSON.stringify((function(){{ {script} }})());</script></body>"
@@ -261,13 +268,15 @@ fn measure(html: &str, script: &str, width: u32) -> (Value, String) {
         ],
         Duration::from_secs(90),
     );
-    let start = dom.find("<pre id=\"measure\">").expect("probe in DOM") + "<pre id=\"measure\">".len();
+    let start =
+        dom.find("<pre id=\"measure\">").expect("probe in DOM") + "<pre id=\"measure\">".len();
     let end = start + dom[start..].find("</pre>").expect("probe end");
     let text = dom[start..end]
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&");
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe JSON {text:?}: {e}"));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe JSON {text:?}: {e}"));
     (v, dom)
 }
 
@@ -327,17 +336,31 @@ fn info_findings_are_collapsed_so_the_next_pair_stays_close() {
     let (v, _) = measure(&html, script, 1280);
     let closed = &v["closed"];
     assert_eq!(closed["infoRows"], 20, "{v}");
-    assert_eq!(closed["open"], false, "Info findings must start collapsed: {v}");
+    assert_eq!(
+        closed["open"], false,
+        "Info findings must start collapsed: {v}"
+    );
     assert!(
-        closed["summary"].as_str().is_some_and(|s| s.contains("20 info findings")),
+        closed["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("20 info findings")),
         "{v}"
     );
-    assert_eq!(closed["infoShown"], 0, "collapsed Info rows are not rendered: {v}");
+    assert_eq!(
+        closed["infoShown"], 0,
+        "collapsed Info rows are not rendered: {v}"
+    );
     assert_eq!(closed["warnShown"], true, "the warning shows: {v}");
     let gap = closed["gap"].as_f64().expect("gap");
-    assert!(gap < 900.0, "the next pair starts {gap} px below the first: {v}");
+    assert!(
+        gap < 900.0,
+        "the next pair starts {gap} px below the first: {v}"
+    );
     let opened = v["openedGap"].as_f64().expect("opened gap");
-    assert!(opened > gap + 500.0, "opening the details shows the rows ({gap} → {opened}): {v}");
+    assert!(
+        opened > gap + 500.0,
+        "opening the details shows the rows ({gap} → {opened}): {v}"
+    );
 }
 
 /// Every summary pill is a link whose fragment is the id of the card of the same pair, in the
@@ -470,7 +493,10 @@ fn before_the_first_check_the_page_lists_the_configured_pairs() {
     let one = vec![reports().remove(0)];
     let mixed = respond(&configured, &one, None, Some("text/html"), now);
     let (v, _) = measure(&mixed.body, script, 1280);
-    assert_eq!(v["tally"], "2 pairs — 1 NotReady, 1 not checked yet:", "{v}");
+    assert_eq!(
+        v["tally"], "2 pairs — 1 NotReady, 1 not checked yet:",
+        "{v}"
+    );
     assert_eq!(
         v["cards"],
         serde_json::json!([

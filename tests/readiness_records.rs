@@ -92,13 +92,17 @@ async fn every_stored_record_in_the_fixture_folder_loads_and_is_rewritten_camel_
     let mut snake = 0;
     let mut judged = 0;
     for path in &files {
-        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         if file == "README.md" {
             continue;
         }
         let bytes = std::fs::read(path).expect("read fixture");
-        let raw: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{file}: not JSON: {e}"));
+        let raw: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{file}: not JSON: {e}"));
         if raw.pointer("/lastDrill/rto_secs").is_some()
             || raw.pointer("/lastDrill/completed_at").is_some()
         {
@@ -212,7 +216,13 @@ async fn reports_state_and_the_api_write_camel_case_keys_only() {
     let all: Value = serde_json::from_str(&all.body).expect("api json");
     assert_camel(&all, "GET api/readiness");
     assert_eq!(all["pairs"][0]["lastDrill"]["rtoSecs"], 2.5);
-    let one = respond(&configured, std::slice::from_ref(&report), Some(&pair.name), None, now);
+    let one = respond(
+        &configured,
+        std::slice::from_ref(&report),
+        Some(&pair.name),
+        None,
+        now,
+    );
     assert_camel(
         &serde_json::from_str(&one.body).expect("api json"),
         "GET api/readiness/{pair}",

@@ -421,8 +421,11 @@ async fn pending_invitations(
             if !pending {
                 continue;
             }
-            let consumer = match (&p.target_email, &p.target_active_directory_id, &p.target_object_id)
-            {
+            let consumer = match (
+                &p.target_email,
+                &p.target_active_directory_id,
+                &p.target_object_id,
+            ) {
                 (Some(e), _, _) => e.clone(),
                 (None, Some(t), Some(o)) => format!("tenant:{t}/object:{o}"),
                 _ => inv.name().unwrap_or("?").to_string(),
@@ -807,7 +810,14 @@ pub fn render_consumer(r: &ConsumerDrillReport) -> String {
     s.push('\n');
     s.push_str(&format!(
         "  {:<14} {:<10} {:<20} {:>6} {:>9} {:>11} {:<11} {:>8}\n",
-        "SUBSCRIPTION", "STATUS", "SHARE SUBSCRIPTION", "MAPPED", "NO SINK", "TRIGGERS", "FIRST SYNC", "RTO"
+        "SUBSCRIPTION",
+        "STATUS",
+        "SHARE SUBSCRIPTION",
+        "MAPPED",
+        "NO SINK",
+        "TRIGGERS",
+        "FIRST SYNC",
+        "RTO"
     ));
     for sub in &r.subscriptions {
         s.push_str(&format!(
@@ -858,7 +868,10 @@ pub fn render_consumer(r: &ConsumerDrillReport) -> String {
         s.push_str("findings:\n");
         for ((_, code), (severity, message, subs)) in &folded {
             if subs.len() == 1 {
-                s.push_str(&format!("  {severity:<8} {code:<26} {}: {message}\n", subs[0]));
+                s.push_str(&format!(
+                    "  {severity:<8} {code:<26} {}: {message}\n",
+                    subs[0]
+                ));
             } else {
                 s.push_str(&format!(
                     "  {severity:<8} {code:<26} {} runs ({}), e.g. {message}\n",
@@ -998,7 +1011,10 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn alert_at(event: Option<OffsetDateTime>, fired: Option<OffsetDateTime>) -> super::super::alert::Alert {
+    fn alert_at(
+        event: Option<OffsetDateTime>,
+        fired: Option<OffsetDateTime>,
+    ) -> super::super::alert::Alert {
         let body = resource_health_alert(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataShare/accounts/a",
             "s",
@@ -1020,12 +1036,23 @@ mod tests {
         let fired = datetime!(2025-06-01 12:03 UTC);
         let r = rto_start(&alert_at(Some(event), Some(fired)), now);
         assert_eq!((r.at, r.source), (event, "event-time"));
-        assert!(r.describe().contains("event time 2025-06-01T12:00:00Z"), "{}", r.describe());
+        assert!(
+            r.describe().contains("event time 2025-06-01T12:00:00Z"),
+            "{}",
+            r.describe()
+        );
         let r = rto_start(&alert_at(None, Some(fired)), now);
         assert_eq!((r.at, r.source), (fired, "fire-time"));
         assert!(r.describe().contains("fire time"), "{}", r.describe());
-        let r = rto_start(&alert_at(Some(now + time::Duration::hours(1)), Some(fired)), now);
-        assert_eq!((r.at, r.source), (fired, "fire-time"), "a future event time is skew");
+        let r = rto_start(
+            &alert_at(Some(now + time::Duration::hours(1)), Some(fired)),
+            now,
+        );
+        assert_eq!(
+            (r.at, r.source),
+            (fired, "fire-time"),
+            "a future event time is skew"
+        );
         let r = rto_start(&alert_at(None, None), now);
         assert_eq!((r.at, r.source), (now, "receipt"));
     }

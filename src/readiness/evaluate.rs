@@ -157,7 +157,10 @@ pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Rep
         list: Vec::new(),
         config: policy.config_path.clone(),
     };
-    let replicate = format!("run {}", f.cmd("replicate", &format!("--pair {}", obs.pair)));
+    let replicate = format!(
+        "run {}",
+        f.cmd("replicate", &format!("--pair {}", obs.pair))
+    );
 
     check_primary(obs, &mut f);
     let secondary_ok = check_secondary_account(obs, &mut f, &replicate);
@@ -960,7 +963,10 @@ fn check_drill(obs: &Observations, policy: &Policy, now: OffsetDateTime, f: &mut
             "no successful drill has been recorded for this pair",
             format!(
                 "run a drill: {}",
-                f.cmd("failover start", &format!("--pair {} --mode drill", obs.pair))
+                f.cmd(
+                    "failover start",
+                    &format!("--pair {} --mode drill", obs.pair)
+                )
             ),
         ),
         Some(d) => {
@@ -977,7 +983,10 @@ fn check_drill(obs: &Observations, policy: &Policy, now: OffsetDateTime, f: &mut
                     ),
                     format!(
                         "run a drill: {}",
-                        f.cmd("failover start", &format!("--pair {} --mode drill", obs.pair))
+                        f.cmd(
+                            "failover start",
+                            &format!("--pair {} --mode drill", obs.pair)
+                        )
                     ),
                 );
             }

@@ -323,10 +323,10 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
     }
     if !info.is_empty() {
         // Closed by default: informational rows must not push the next pair down the page.
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<details class=\"info\" data-role=\"info-findings\"><summary>{} info finding{} \
-             (nothing to fix now)</summary>\n",
+             (nothing to fix now)</summary>",
             info.len(),
             if info.len() == 1 { "" } else { "s" }
         );
@@ -521,18 +521,30 @@ mod tests {
             with_code("run `a <b> & 'c'` now"),
             "run <code>a &lt;b&gt; &amp; &#39;c&#39;</code> now"
         );
-        assert_eq!(with_code("`x` and `y`"), "<code>x</code> and <code>y</code>");
+        assert_eq!(
+            with_code("`x` and `y`"),
+            "<code>x</code> and <code>y</code>"
+        );
         assert_eq!(with_code("a ` b <i>"), "a ` b &lt;i&gt;");
         assert_eq!(with_code("no code"), "no code");
     }
 
     #[test]
     fn pair_anchors_are_valid_ids_and_distinct_for_distinct_names() {
-        let names = ["sales", "sales eu", "sales-eu", "sales_eu", "sales_20_eu", "ü", "a\"b"];
+        let names = [
+            "sales",
+            "sales eu",
+            "sales-eu",
+            "sales_eu",
+            "sales_20_eu",
+            "ü",
+            "a\"b",
+        ];
         let anchors: Vec<String> = names.iter().map(|n| pair_anchor(n)).collect();
         for a in &anchors {
             assert!(
-                a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
                 "{a}"
             );
         }
