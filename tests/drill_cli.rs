@@ -151,6 +151,35 @@ fn the_drill_with_no_arguments_fails_over_the_simulated_pair_and_reports_it() {
     }
     let rto = number_after(out, "RTO: ").expect("an RTO");
     assert!(rto > 0.0 && rto < BOUND.as_secs_f64(), "RTO {rto}");
+    assert!(
+        line_starting(out, "RTO: ").contains("measured from the alert's event time 20"),
+        "what the RTO is measured from:\n{out}"
+    );
+    // Per-stage durations: every stage line carries how long it took.
+    for stage in [
+        "preflight",
+        "final-sync",
+        "invite-consumers",
+        "enable-schedules",
+        "notify",
+        "complete",
+    ] {
+        let line = line_starting(out, stage);
+        let took = number_after(line, stage).unwrap_or_else(|| panic!("no duration: {line}"));
+        assert!(took < BOUND.as_secs_f64(), "{line}");
+        assert!(line.contains(" s  "), "{line}");
+    }
+    // What a person must do now: the invited consumers and the changes final-sync left behind.
+    let todo = &out[out
+        .find("What a person must do now:")
+        .expect("the actions section")..];
+    assert!(todo.contains("final-sync was skipped"), "{todo}");
+    assert!(todo.contains("datashare-dr plan --config"), "{todo}");
+    assert!(
+        todo.contains("pending invitation(s) on the secondary"),
+        "{todo}"
+    );
+    assert!(todo.contains("consumer00@"), "{todo}");
     let total = number_after(out, "ARM calls during the failover: ").expect("ARM call total");
     assert!(total > 0.0);
     // One line per operation; the invitations PUT matches what the stage reported.
@@ -248,6 +277,49 @@ fn the_drill_json_report_carries_the_run_and_the_arm_calls() {
         "{calls:?}"
     );
     assert!(v["notifications"].as_u64().unwrap_or(0) >= 1);
+
+    // Per-stage durations agree with the run's own stage times and fit inside the RTO.
+    let durations = v["stageDurations"].as_array().expect("stageDurations");
+    assert_eq!(durations.len(), stages.len(), "{durations:?}");
+    let rfc = |x: &Value| {
+        time::OffsetDateTime::parse(
+            x.as_str().unwrap_or_else(|| panic!("time: {x}")),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("RFC 3339")
+    };
+    let mut total = 0.0;
+    for (d, st) in durations.iter().zip(stages) {
+        assert_eq!(d["stage"], st["stage"]);
+        let want = (rfc(&st["endedAt"]) - rfc(&st["startedAt"])).as_seconds_f64();
+        let got = d["secs"].as_f64().expect("secs");
+        assert!((got - want).abs() < 1e-6, "{d} vs {st}");
+        total += got;
+    }
+    let rto = run["rtoSecs"].as_f64().expect("rto");
+    assert!(total <= rto + 1e-6, "stages {total} s within RTO {rto} s");
+    // RTO origin: the alert's event time, which is where the run's clock starts.
+    let from = &v["rtoMeasuredFrom"];
+    assert_eq!(from["source"], "event-time", "{from}");
+    assert_eq!(rfc(&from["at"]), rfc(&run["trigger"]["at"]), "{from}");
+    // Actions: every roster consumer's invitation is pending on the secondary, and the window of
+    // changes final-sync could not carry starts before the outage run.
+    let actions = &v["actions"];
+    let pending = actions["pendingInvitations"]
+        .as_array()
+        .expect("pendingInvitations");
+    assert_eq!(pending.len() as u64, roster, "{actions:#}");
+    assert!(
+        pending
+            .iter()
+            .all(|p| p["consumer"].as_str().is_some_and(|c| c.contains('@')))
+    );
+    let since = rfc(&actions["uncarriedChangesSince"]);
+    assert!(since <= rfc(&run["createdAt"]), "{actions:#}");
+    assert!(
+        actions["steps"].as_array().is_some_and(|s| s.len() >= 2),
+        "{actions:#}"
+    );
     assert!(
         v["wallSecs"]
             .as_f64()
@@ -363,15 +435,120 @@ fn the_consumer_drill_accepts_maps_and_schedules_every_subscription() {
         "one share subscription per run: {:#}",
         v["armCalls"]
     );
+    // One summary at the end, not one report per run: a table line per subscription, no run
+    // blocks, the totals agreeing with the JSON, then what a person must do.
     let text = drill(&["--role", "consumer"]);
     assert_eq!(text.code, Some(0), "stderr:\n{}", text.stderr);
+    let out = &text.stdout;
     assert!(
-        text.stdout
-            .starts_with("datashare-dr drill --role consumer"),
-        "{}",
-        text.stdout
+        out.starts_with("datashare-dr drill --role consumer"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("run ")).count(),
+        0,
+        "no per-run blocks:\n{out}"
+    );
+    assert_eq!(out.matches("Summary:").count(), 1, "{out}");
+    assert_eq!(
+        out.matches("RTO: ").count(),
+        0,
+        "one RTO statement, in the summary:\n{out}"
+    );
+    for run in runs {
+        let sub = run["pair"].as_str().expect("subscription");
+        let row = line_starting(out, sub);
+        assert!(row.contains("succeeded"), "{row}");
+    }
+    let summary_at = out.find("Summary:").expect("summary");
+    let todo_at = out.find("What a person must do now:").expect("actions");
+    assert!(
+        summary_at
+            > out
+                .find("ARM calls during the failover")
+                .expect("arm calls")
+    );
+    assert!(todo_at > summary_at, "{out}");
+    let summary = line_starting(out, "Summary:");
+    assert!(
+        summary.contains(&format!(
+            "{} of {} run(s) succeeded",
+            runs.len(),
+            runs.len()
+        )),
+        "{summary}"
+    );
+    let created = v["summary"]["triggersCreated"]
+        .as_u64()
+        .expect("triggersCreated total");
+    assert!(
+        summary.contains(&format!("{created} trigger(s) created")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("measured from the alert's event time"),
+        "{summary}"
+    );
+    assert_eq!(
+        v["stageDurations"].as_array().map(Vec::len),
+        Some(runs[0]["stages"].as_array().expect("stages").len()),
+        "{:#}",
+        v["stageDurations"]
     );
     let bad = drill(&["--role", "tenant"]);
     assert_eq!(bad.code, Some(64), "{}", bad.stderr);
     assert!(bad.stderr.contains("--role"), "{}", bad.stderr);
+}
+
+/// `triggersCreated` is what the runs did: per run and in total it equals the `Triggers_Create`
+/// PUTs the simulator served for that run's share subscription (its request log), even when a
+/// creation is a long-running operation the stage waits for and runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_drill_counts_the_triggers_it_created() {
+    let spec =
+        datashare_dr::sim::PopulateSpec::parse("shares=5,datasets=3,consumers=2").expect("spec");
+    let mut log = Vec::new();
+    let report = tokio::time::timeout(
+        BOUND,
+        datashare_dr::failover::drill::consumer_drill_with(spec, 0, &mut |sim| {
+            log = sim.requests()
+        }),
+    )
+    .await
+    .expect("the consumer drill ends in time")
+    .expect("consumer drill");
+    let puts: Vec<_> = log
+        .iter()
+        .filter(|e| e.operation == "Triggers_Create" && e.method == "PUT" && e.status < 300)
+        .collect();
+    assert!(!puts.is_empty(), "the drill created no trigger at all");
+    let mut total = 0;
+    for sub in &report.subscriptions {
+        let name = sub
+            .share_subscription
+            .as_deref()
+            .and_then(|id| id.rsplit('/').next())
+            .expect("share subscription");
+        let marker = format!("/shareSubscriptions/{name}/triggers/");
+        let sent = puts
+            .iter()
+            .filter(|e| {
+                e.path
+                    .to_ascii_lowercase()
+                    .contains(&marker.to_ascii_lowercase())
+            })
+            .count() as u64;
+        assert_eq!(
+            sub.triggers_created, sent,
+            "{}: report says {} created, the simulator served {sent} Triggers_Create",
+            sub.subscription, sub.triggers_created
+        );
+        total += sent;
+    }
+    assert_eq!(total, puts.len() as u64, "every PUT belongs to a run");
+    assert_eq!(report.summary.triggers_created, total);
+    assert_eq!(
+        report.arm_calls.get("Triggers_Create").copied(),
+        Some(total)
+    );
 }

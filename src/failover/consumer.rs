@@ -151,6 +151,10 @@ pub struct ConsumerState {
     /// A trigger creation still running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_operation: Option<LroHandle>,
+    /// Triggers this run created (lower-cased names), saved with each PUT, so a stage that waits
+    /// for a creation and runs again counts them as created — not as "already present".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers_created: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_sync: Option<FirstSync>,
 }
@@ -1074,12 +1078,14 @@ async fn create_triggers(
                 .list_triggers(&ss)
                 .await
                 .map_err(|e| arm_err(run, stage, "list triggers", ss.as_str(), e))?;
-            let have: Vec<(RecurrenceInterval, OffsetDateTime)> = triggers
+            let have: Vec<(RecurrenceInterval, OffsetDateTime, String)> = triggers
                 .iter()
                 .filter_map(|t| match &t.kind {
-                    TriggerKind::ScheduleBased(p) => {
-                        Some((p.recurrence_interval.clone(), p.synchronization_time))
-                    }
+                    TriggerKind::ScheduleBased(p) => Some((
+                        p.recurrence_interval.clone(),
+                        p.synchronization_time,
+                        t.name().unwrap_or_default().to_ascii_lowercase(),
+                    )),
                     TriggerKind::Unknown { .. } => None,
                 })
                 .collect();
@@ -1118,9 +1124,15 @@ async fn create_triggers(
                     format!("{TRIGGER_NAME}-{i}")
                 }
             });
+            // Created by an earlier execution of this stage (it waited for the creation).
+            let mut ours = state.triggers_created.clone();
             for (interval, at) in wanted {
-                if have.iter().any(|(i, t)| *i == interval && *t == at) {
-                    present += 1;
+                if let Some((.., name)) = have.iter().find(|(i, t, _)| *i == interval && *t == at) {
+                    if ours.contains(name) {
+                        created += 1;
+                    } else {
+                        present += 1;
+                    }
                     continue;
                 }
                 let name = free
@@ -1135,16 +1147,31 @@ async fn create_triggers(
                     .trigger(&name)
                     .map_err(|e| stage_err(run, stage, e.to_string(), false))?;
                 let body = Trigger::schedule(interval.clone(), at, mode.clone());
-                match arm
+                let started = arm
                     .start_put_trigger(&tid, &body)
                     .await
-                    .map_err(|e| arm_err(run, stage, "create trigger", tid.as_str(), e))?
-                {
-                    LroStart::Done(_) => created += 1,
-                    LroStart::Pending(h) => {
+                    .map_err(|e| arm_err(run, stage, "create trigger", tid.as_str(), e))?;
+                let lower = name.to_ascii_lowercase();
+                if !ours.contains(&lower) {
+                    ours.push(lower);
+                }
+                let pending = match started {
+                    LroStart::Done(_) => None,
+                    LroStart::Pending(h) => Some(h),
+                };
+                save_state(ctx, run, |st| {
+                    st.triggers_created.clone_from(&ours);
+                    if let Some(h) = &pending {
+                        st.trigger_operation = Some(h.clone());
+                    }
+                })
+                .await?;
+                created += 1;
+                match pending {
+                    None => {}
+                    Some(h) => {
                         let wait = poll_delay(h.retry_after());
-                        save_state(ctx, run, |st| st.trigger_operation = Some(h.clone())).await?;
-                        out.count("triggersCreated", created + 1);
+                        out.count("triggersCreated", created);
                         out.count("triggersPresent", present);
                         out.summary = format!(
                             "trigger {name} ({} from {}) is being created",

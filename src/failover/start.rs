@@ -382,6 +382,54 @@ pub struct PairAnswer {
     pub action: String,
 }
 
+/// Where an alert-started run's RTO clock starts ([`rto_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtoStart {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `event-time` (`alertContext.eventTimestamp`), `fire-time` (`essentials.firedDateTime`)
+    /// or `receipt` (neither usable: the webhook's own clock).
+    pub source: &'static str,
+}
+
+impl RtoStart {
+    /// "the alert's event time 2025-06-01T12:00:00Z (alertContext.eventTimestamp)" and so on,
+    /// for reports.
+    pub fn describe(&self) -> String {
+        let at = self
+            .at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        match self.source {
+            "event-time" => format!("the alert's event time {at} (alertContext.eventTimestamp)"),
+            "fire-time" => format!("the alert's fire time {at} (essentials.firedDateTime)"),
+            _ => format!("the alert's receipt {at} (it carried no usable event or fire time)"),
+        }
+    }
+}
+
+/// The first signal of the incident, where the RTO of a run the alert starts is measured from:
+/// the alert's event time, else its fire time; a time in the future (clock skew) or none at
+/// all counts from `now`, the receipt.
+pub fn rto_start(alert: &Alert, now: OffsetDateTime) -> RtoStart {
+    let usable = |t: Option<OffsetDateTime>| t.filter(|t| *t <= now);
+    match (usable(alert.event_time), usable(alert.fired_at)) {
+        (Some(at), _) => RtoStart {
+            at,
+            source: "event-time",
+        },
+        (None, Some(at)) => RtoStart {
+            at,
+            source: "fire-time",
+        },
+        (None, None) => RtoStart {
+            at: now,
+            source: "receipt",
+        },
+    }
+}
+
 /// The webhook's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "decision")]
@@ -546,12 +594,7 @@ async fn start_from_alert(
             tracking_id: s.tracking_id.clone(),
             caller: None,
             reason: s.reason.clone(),
-            // RTO starts at the first signal: the event time, else when it fired, else now.
-            at: alert
-                .event_time
-                .or(alert.fired_at)
-                .filter(|t| *t <= now)
-                .unwrap_or(now),
+            at: rto_start(alert, now).at,
         },
         now,
     );

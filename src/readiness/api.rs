@@ -12,7 +12,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::page::render_status_page_at;
+use super::page::{render_configured_page_at, render_status_page_at};
 use super::report::{Report, Status};
 
 /// A rendered answer: status code, content type and body.
@@ -120,7 +120,7 @@ pub fn respond(
                 return ApiResponse {
                     status: 200,
                     content_type: "text/html; charset=utf-8",
-                    body: render_status_page_at(reports, now),
+                    body: render_configured_page_at(configured, reports, now),
                 };
             }
             let unchecked = configured

@@ -39,6 +39,7 @@ pub fn policy_for(cfg: &DrConfig, pair: &Pair) -> Policy {
             .iter()
             .map(|c| (consumer_target(&c.target), invitation_policy(c.invitations)))
             .collect(),
+        config_path: cfg.source.clone(),
     }
 }
 

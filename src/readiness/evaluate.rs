@@ -38,6 +38,9 @@ pub struct Policy {
     pub invitations: InvitationPolicy,
     /// Per-consumer invitation policy overrides.
     pub consumer_overrides: Vec<(ConsumerTarget, InvitationPolicy)>,
+    /// The DR config file as the operator names it (`DrConfig::source`), written into every
+    /// `datashare-dr` command a remedy suggests (`--config PATH`).
+    pub config_path: String,
 }
 
 impl Default for Policy {
@@ -48,6 +51,7 @@ impl Default for Policy {
             rpo_factor: 2.0,
             invitations: InvitationPolicy::Now,
             consumer_overrides: Vec::new(),
+            config_path: "dr-config.toml".into(),
         }
     }
 }
@@ -98,9 +102,37 @@ pub fn reader_roles(kind: StoreKind) -> &'static [(&'static str, &'static str)] 
     }
 }
 
-struct Findings(Vec<Finding>);
+struct Findings {
+    list: Vec<Finding>,
+    /// `--config` value for suggested commands.
+    config: String,
+}
+
+/// `path` as one shell word (single-quoted when it holds anything but `[A-Za-z0-9._/-]`).
+fn shell_word(path: &str) -> String {
+    let plain = !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'));
+    if plain {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
 
 impl Findings {
+    /// A `datashare-dr` command for a remedy, in backticks, with `--config`:
+    /// `cmd("replicate", "--pair p")` → `` `datashare-dr replicate --config F --pair p` ``.
+    fn cmd(&self, subcommand: &str, args: &str) -> String {
+        let config = shell_word(&self.config);
+        if args.is_empty() {
+            format!("`datashare-dr {subcommand} --config {config}`")
+        } else {
+            format!("`datashare-dr {subcommand} --config {config} {args}`")
+        }
+    }
+
     fn push(
         &mut self,
         severity: Severity,
@@ -109,7 +141,7 @@ impl Findings {
         message: impl Into<String>,
         remedy: impl Into<String>,
     ) {
-        self.0.push(Finding {
+        self.list.push(Finding {
             severity,
             code: code.to_string(),
             resource_id: resource_id.into(),
@@ -121,8 +153,14 @@ impl Findings {
 
 /// Evaluates one pair. Pure.
 pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Report {
-    let mut f = Findings(Vec::new());
-    let replicate = format!("run `datashare-dr replicate --pair {}`", obs.pair);
+    let mut f = Findings {
+        list: Vec::new(),
+        config: policy.config_path.clone(),
+    };
+    let replicate = format!(
+        "run {}",
+        f.cmd("replicate", &format!("--pair {}", obs.pair))
+    );
 
     check_primary(obs, &mut f);
     let secondary_ok = check_secondary_account(obs, &mut f, &replicate);
@@ -151,7 +189,7 @@ pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Rep
     let rpo = check_rpo(obs, policy, now, &mut f);
     check_drill(obs, policy, now, &mut f);
 
-    finish(obs, f.0, rpo, now)
+    finish(obs, f.list, rpo, now)
 }
 
 fn finish(
@@ -217,8 +255,14 @@ fn check_primary(obs: &Observations, f: &mut Findings) {
                 "the primary account in {} does not answer ({reason})",
                 obs.primary_region
             ),
-            "check Azure Service Health for the primary region; if the outage persists, start a \
-             failover (`datashare-dr failover start --pair ... --mode failover`)",
+            format!(
+                "check Azure Service Health for the primary region; if the outage persists, start \
+                 a failover ({})",
+                f.cmd(
+                    "failover start",
+                    &format!("--pair {} --mode failover", obs.pair)
+                )
+            ),
         ),
         AccountObservation::Missing => f.push(
             Severity::Warning,
@@ -410,7 +454,10 @@ fn check_drift(
                         "secondary dataset `{}` of share `{}` is not on the primary",
                         sds.name, sshare.name
                     ),
-                    "remove it (`datashare-dr replicate --prune`) unless it is intended",
+                    format!(
+                        "remove it ({}) unless it is intended",
+                        f.cmd("replicate", &format!("--pair {} --prune", obs.pair))
+                    ),
                 );
             }
         }
@@ -455,7 +502,10 @@ fn check_drift(
                         "secondary snapshot schedule `{}` of share `{}` is not on the primary",
                         sset.name, sshare.name
                     ),
-                    "remove it (`datashare-dr replicate --prune`) unless it is intended",
+                    format!(
+                        "remove it ({}) unless it is intended",
+                        f.cmd("replicate", &format!("--pair {} --prune", obs.pair))
+                    ),
                 );
             }
         }
@@ -467,7 +517,10 @@ fn check_drift(
                 codes::DRIFT_EXTRA,
                 &sshare.id,
                 format!("secondary share `{}` is not on the primary", sshare.name),
-                "remove it (`datashare-dr replicate --prune`) unless it is intended",
+                format!(
+                    "remove it ({}) unless it is intended",
+                    f.cmd("replicate", &format!("--pair {} --prune", obs.pair))
+                ),
             );
         }
     }
@@ -709,9 +762,8 @@ fn check_consumer_coverage(
                         pshare.name
                     ),
                     format!(
-                        "run `datashare-dr replicate --pair {}` to invite them, or list them \
-                         with `invitations = \"at-failover\"`",
-                        obs.pair
+                        "run {} to invite them, or list them with `invitations = \"at-failover\"`",
+                        f.cmd("replicate", &format!("--pair {}", obs.pair))
                     ),
                 ),
             }
@@ -763,7 +815,10 @@ fn check_expiry(obs: &Observations, policy: &Policy, now: OffsetDateTime, f: &mu
                             share.name,
                             fmt_date(exp)
                         ),
-                        "delete it and send a new one (`datashare-dr replicate`)",
+                        format!(
+                            "delete it and send a new one ({})",
+                            f.cmd("replicate", &format!("--pair {}", obs.pair))
+                        ),
                     );
                 } else if exp <= horizon {
                     f.push(
@@ -907,8 +962,11 @@ fn check_drill(obs: &Observations, policy: &Policy, now: OffsetDateTime, f: &mut
             resource,
             "no successful drill has been recorded for this pair",
             format!(
-                "run a drill: `datashare-dr failover start --pair {} --mode drill`",
-                obs.pair
+                "run a drill: {}",
+                f.cmd(
+                    "failover start",
+                    &format!("--pair {} --mode drill", obs.pair)
+                )
             ),
         ),
         Some(d) => {
@@ -924,8 +982,11 @@ fn check_drill(obs: &Observations, policy: &Policy, now: OffsetDateTime, f: &mut
                         policy.drill_max_age.whole_days()
                     ),
                     format!(
-                        "run a drill: `datashare-dr failover start --pair {} --mode drill`",
-                        obs.pair
+                        "run a drill: {}",
+                        f.cmd(
+                            "failover start",
+                            &format!("--pair {} --mode drill", obs.pair)
+                        )
                     ),
                 );
             }

@@ -269,12 +269,19 @@ pub enum StoreExistence {
     Unreachable { reason: String },
 }
 
-/// The last successful drill (written by failover's drill mode into `state/{pair}.json`).
+/// The last successful drill (written by failover's drill mode into `state/{pair}.json`, and
+/// carried in every report as `lastDrill`).
+///
+/// Written camelCase (`completedAt`, `runId`, `rtoSecs`) like the rest of the report; records
+/// stored before used snake_case (`completed_at`, `run_id`, `rto_secs`) and still load (aliases).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct DrillRecord {
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "time::serde::rfc3339", alias = "completed_at")]
     pub completed_at: OffsetDateTime,
+    #[serde(default, alias = "run_id")]
     pub run_id: Option<String>,
     /// Measured recovery time of the drill, seconds.
+    #[serde(default, alias = "rto_secs")]
     pub rto_secs: Option<f64>,
 }

@@ -2,7 +2,14 @@
 //!
 //! Invariants: no external assets (inline CSS, no JS, no web fonts, no images), every piece of
 //! report text HTML-escaped, readable on a phone (viewport meta; tables collapse into labelled
-//! cards below 700 px). The page is a pure function of the reports and `now` (for ages).
+//! cards below 700 px). The page is a pure function of the configured pairs, the reports and
+//! `now` (for ages).
+//!
+//! Layout: a summary line with one pill per pair linking to its card (`#pair-…`, see
+//! [`pair_anchor`]); one card per pair, worst first, then the configured pairs with no report
+//! yet ("not checked yet"). In a card, Critical and Warning findings are a table; Info findings
+//! sit in a `<details>` that is closed by default, so many of them never push the next pair out
+//! of sight. Text in `backticks` (commands, names) is shown as `<code>`.
 //!
 //! Must not import: handlers, host, store, arm.
 
@@ -40,9 +47,11 @@ header.top p{margin:4px 0 0;color:#d1d9e0;font-size:13px}
 main{max-width:1100px;margin:0 auto;padding:12px}
 .summary{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0 12px}
 .pill{display:inline-block;padding:2px 10px;border-radius:999px;font-weight:600;font-size:13px;color:#fff;white-space:nowrap}
-.pill.Ready{background:var(--ok)}.pill.Degraded{background:var(--warn)}.pill.NotReady{background:var(--bad)}
+.pill.Ready{background:var(--ok)}.pill.Degraded{background:var(--warn)}.pill.NotReady{background:var(--bad)}.pill.Unchecked{background:var(--muted)}
+a.pill{text-decoration:none}a.pill:hover,a.pill:focus{outline:2px solid var(--fg);outline-offset:1px}
+details.info{margin:8px 0 0}details.info>summary{cursor:pointer;color:var(--info);font-weight:600;font-size:14px;padding:4px 0}
 section.pair{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--line);border-radius:8px;padding:14px;margin:0 0 16px}
-section.pair.Ready{border-left-color:var(--ok)}section.pair.Degraded{border-left-color:var(--warn)}section.pair.NotReady{border-left-color:var(--bad)}
+section.pair.Unchecked{border-left-color:var(--muted)}section.pair.Ready{border-left-color:var(--ok)}section.pair.Degraded{border-left-color:var(--warn)}section.pair.NotReady{border-left-color:var(--bad)}
 .head{display:flex;flex-wrap:wrap;align-items:center;gap:10px;justify-content:space-between}
 .head h2{margin:0;font-size:20px;word-break:break-word}
 .score{font-size:30px;font-weight:700;line-height:1}
@@ -56,7 +65,7 @@ h3{font-size:15px;margin:16px 0 6px}
 table{width:100%;border-collapse:collapse;font-size:14px}
 th,td{text-align:left;vertical-align:top;padding:7px 8px;border-bottom:1px solid var(--line)}
 th{background:var(--bg);font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
-code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all;overflow-wrap:anywhere}
+code{background:var(--bg);border-radius:4px;padding:0 3px;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all;overflow-wrap:anywhere}
 .sev{display:inline-block;font-weight:700;font-size:12px;white-space:nowrap;padding:1px 8px;border-radius:999px}
 .sev.Critical{color:var(--bad);background:#ffebe9}.sev.Warning{color:var(--warn);background:#fff8c5}.sev.Info{color:var(--info);background:#ddf4ff}
 .code{font-weight:700}
@@ -97,8 +106,59 @@ pub fn render_status_page(reports: &[Report]) -> String {
     render_status_page_at(reports, OffsetDateTime::now_utc())
 }
 
-/// As [`render_status_page`], with the clock passed in (tests).
+/// As [`render_status_page`], with the clock passed in (tests). Every pair shown has a report;
+/// use [`render_configured_page_at`] when configured pairs may not have been checked yet.
 pub fn render_status_page_at(reports: &[Report], now: OffsetDateTime) -> String {
+    render_configured_page_at(&[], reports, now)
+}
+
+/// The `id` of a pair's card (`pair-` + the name with every character outside `[A-Za-z0-9-]`
+/// written `_xx_` in hex), so any pair name gives a distinct, valid fragment for the summary's
+/// links.
+pub fn pair_anchor(pair: &str) -> String {
+    let mut out = String::with_capacity(pair.len() + 5);
+    out.push_str("pair-");
+    for c in pair.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            out.push(c);
+        } else {
+            let _ = write!(out, "_{:x}_", u32::from(c));
+        }
+    }
+    out
+}
+
+/// Escapes `text`, showing each `backticked` span as `<code>` (its content escaped too). An
+/// unpaired backtick is kept as text.
+pub fn with_code(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find('`') {
+        let Some(len) = rest[open + 1..].find('`') else {
+            break;
+        };
+        out.push_str(&escape(&rest[..open]));
+        out.push_str("<code>");
+        out.push_str(&escape(&rest[open + 1..open + 1 + len]));
+        out.push_str("</code>");
+        rest = &rest[open + 1 + len + 1..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+/// The status page for the pairs of the DR config: `configured` names every pair (in config
+/// order); `reports` holds the latest report of those checked. Pairs without a report are listed
+/// as "not checked yet" (and counted). Reports of pairs not in `configured` are shown too.
+pub fn render_configured_page_at(
+    configured: &[String],
+    reports: &[Report],
+    now: OffsetDateTime,
+) -> String {
+    let unchecked: Vec<&String> = configured
+        .iter()
+        .filter(|c| !reports.iter().any(|r| &r.pair == *c))
+        .collect();
     let mut sorted: Vec<&Report> = reports.iter().collect();
     sorted.sort_by(|a, b| {
         b.status
@@ -125,25 +185,49 @@ pub fn render_status_page_at(reports: &[Report], now: OffsetDateTime) -> String 
     );
 
     let count = |s: Status| sorted.iter().filter(|r| r.status == s).count();
+    let total = sorted.len() + unchecked.len();
     h.push_str("<div class=\"summary\" id=\"summary\">");
+    let mut tally: Vec<String> = [Status::NotReady, Status::Degraded, Status::Ready]
+        .into_iter()
+        .filter(|s| count(*s) > 0)
+        .map(|s| format!("{} {s}", count(s)))
+        .collect();
+    if !unchecked.is_empty() {
+        tally.push(format!("{} not checked yet", unchecked.len()));
+    }
     let _ = write!(
         h,
-        "<span>{} pair{}:</span>",
-        sorted.len(),
-        if sorted.len() == 1 { "" } else { "s" }
+        "<span data-role=\"tally\">{total} pair{}{}{}:</span>",
+        if total == 1 { "" } else { "s" },
+        if tally.is_empty() { "" } else { " — " },
+        tally.join(", ")
     );
-    for s in [Status::NotReady, Status::Degraded, Status::Ready] {
-        let n = count(s);
-        if n > 0 {
-            let _ = write!(h, "<span class=\"pill {s}\">{n} {s}</span>");
-        }
+    for r in &sorted {
+        let _ = write!(
+            h,
+            "<a class=\"pill {status}\" href=\"#{anchor}\" data-pair=\"{pair}\">{pair}: {status}</a>",
+            status = r.status,
+            anchor = pair_anchor(&r.pair),
+            pair = escape(&r.pair),
+        );
+    }
+    for name in &unchecked {
+        let _ = write!(
+            h,
+            "<a class=\"pill Unchecked\" href=\"#{anchor}\" data-pair=\"{pair}\">{pair}: not checked yet</a>",
+            anchor = pair_anchor(name),
+            pair = escape(name),
+        );
     }
     h.push_str("</div>\n");
-    if sorted.is_empty() {
-        h.push_str("<p class=\"none\">No readiness report has been stored yet.</p>\n");
+    if total == 0 {
+        h.push_str("<p class=\"none\">No pair is configured and no readiness report has been stored yet.</p>\n");
     }
     for report in sorted {
         render_pair(&mut h, report, now);
+    }
+    for name in unchecked {
+        render_unchecked(&mut h, name);
     }
     h.push_str(
         "</main>\n<footer>datashare-dr · readiness is checked on a schedule; \
@@ -152,12 +236,27 @@ pub fn render_status_page_at(reports: &[Report], now: OffsetDateTime) -> String 
     h
 }
 
+/// The card of a configured pair that has no stored report yet.
+fn render_unchecked(h: &mut String, name: &str) {
+    let pair = escape(name);
+    let anchor = pair_anchor(name);
+    let _ = writeln!(
+        h,
+        "<section class=\"pair Unchecked\" id=\"{anchor}\" data-pair=\"{pair}\" data-status=\"Unchecked\">\
+         <div class=\"head\"><h2>{pair} <span class=\"pill Unchecked\" data-role=\"status\">not checked yet</span></h2></div>\
+         <p class=\"none\">This pair is in the DR config but has not been checked yet: the \
+         <code>CheckReadiness</code> timer writes its first report (or run \
+         <code>datashare-dr check --config FILE --pair {pair}</code>).</p></section>"
+    );
+}
+
 fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
     let pair = escape(&r.pair);
+    let anchor = pair_anchor(&r.pair);
     let status = r.status.as_str();
     let _ = writeln!(
         h,
-        "<section class=\"pair {status}\" id=\"pair-{pair}\" data-pair=\"{pair}\" data-status=\"{status}\">"
+        "<section class=\"pair {status}\" id=\"{anchor}\" data-pair=\"{pair}\" data-status=\"{status}\">"
     );
     let _ = writeln!(
         h,
@@ -211,17 +310,28 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
     h.push_str("</dl>\n");
 
     h.push_str("<h3>Findings</h3>\n");
+    let (info, acted): (Vec<&Finding>, Vec<&Finding>) = r
+        .findings
+        .iter()
+        .partition(|f| f.severity == Severity::Info);
     if r.findings.is_empty() {
         h.push_str("<p class=\"none\">No findings: a failover would work now.</p>\n");
+    } else if acted.is_empty() {
+        h.push_str("<p class=\"none\">No critical or warning findings.</p>\n");
     } else {
-        h.push_str(
-            "<table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th>\
-             <th>Resource</th><th>Remedy</th></tr></thead><tbody>\n",
+        findings_table(h, &acted);
+    }
+    if !info.is_empty() {
+        // Closed by default: informational rows must not push the next pair down the page.
+        let _ = writeln!(
+            h,
+            "<details class=\"info\" data-role=\"info-findings\"><summary>{} info finding{} \
+             (nothing to fix now)</summary>",
+            info.len(),
+            if info.len() == 1 { "" } else { "s" }
         );
-        for f in &r.findings {
-            render_finding(h, f);
-        }
-        h.push_str("</tbody></table>\n");
+        findings_table(h, &info);
+        h.push_str("</details>\n");
     }
     if !r.rpo.is_empty() {
         h.push_str("<h3>Recovery point per share</h3>\n");
@@ -237,6 +347,17 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
     h.push_str("</section>\n");
 }
 
+fn findings_table(h: &mut String, findings: &[&Finding]) {
+    h.push_str(
+        "<table class=\"findings\"><thead><tr><th>Severity</th><th>Finding</th>\
+         <th>Resource</th><th>Remedy</th></tr></thead><tbody>\n",
+    );
+    for f in findings {
+        render_finding(h, f);
+    }
+    h.push_str("</tbody></table>\n");
+}
+
 fn render_finding(h: &mut String, f: &Finding) {
     let sev = f.severity.as_str();
     let _ = writeln!(
@@ -246,9 +367,9 @@ fn render_finding(h: &mut String, f: &Finding) {
          <td data-label=\"Resource\"><code>{res}</code></td>\
          <td data-label=\"Remedy\" class=\"remedy\">{remedy}</td></tr>",
         code = escape(&f.code),
-        msg = escape(&f.message),
+        msg = with_code(&f.message),
         res = escape(&f.resource_id),
-        remedy = escape(&f.remedy),
+        remedy = with_code(&f.remedy),
     );
 }
 
@@ -392,6 +513,44 @@ mod tests {
         }
         assert!(html.contains("No findings"));
         assert!(html.contains("9 h 0 min"));
+    }
+
+    #[test]
+    fn backticks_become_escaped_code_and_unpaired_ones_stay_text() {
+        assert_eq!(
+            with_code("run `a <b> & 'c'` now"),
+            "run <code>a &lt;b&gt; &amp; &#39;c&#39;</code> now"
+        );
+        assert_eq!(
+            with_code("`x` and `y`"),
+            "<code>x</code> and <code>y</code>"
+        );
+        assert_eq!(with_code("a ` b <i>"), "a ` b &lt;i&gt;");
+        assert_eq!(with_code("no code"), "no code");
+    }
+
+    #[test]
+    fn pair_anchors_are_valid_ids_and_distinct_for_distinct_names() {
+        let names = [
+            "sales",
+            "sales eu",
+            "sales-eu",
+            "sales_eu",
+            "sales_20_eu",
+            "ü",
+            "a\"b",
+        ];
+        let anchors: Vec<String> = names.iter().map(|n| pair_anchor(n)).collect();
+        for a in &anchors {
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{a}"
+            );
+        }
+        let distinct: std::collections::BTreeSet<&String> = anchors.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{anchors:?}");
+        assert_eq!(pair_anchor("sales"), "pair-sales");
     }
 
     #[test]

@@ -584,6 +584,52 @@ fn score_falls_with_each_finding_and_orders_like_the_status() {
     assert_eq!(status_and_score(c(10, 10, 0)), (Status::NotReady, 0));
 }
 
+/// Every `datashare-dr` command a remedy suggests names the DR config (`--config`, shell-quoted
+/// when the path needs it) and sits in backticks, so the page can show it as code.
+#[test]
+fn every_command_in_a_remedy_carries_the_config_path() {
+    let policy = Policy {
+        config_path: "ops/dr config.toml".into(),
+        ..Policy::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut scenarios: Vec<Observations> = CASES
+        .iter()
+        .map(|(_, mutate, ..)| {
+            let mut obs = clean();
+            mutate(&mut obs);
+            obs
+        })
+        .collect();
+    let mut never = clean();
+    never.last_drill = None;
+    scenarios.push(never);
+    for obs in &scenarios {
+        for f in evaluate(obs, &policy, NOW).findings {
+            let mut rest = f.remedy.as_str();
+            while let Some(at) = rest.find("datashare-dr ") {
+                assert!(
+                    rest[..at].ends_with('`'),
+                    "{}: command not in backticks: {}",
+                    f.code,
+                    f.remedy
+                );
+                let cmd_end = rest[at..].find('`').map_or(rest.len(), |e| at + e);
+                let cmd = &rest[at..cmd_end];
+                assert!(
+                    cmd.contains(" --config 'ops/dr config.toml'"),
+                    "{}: {cmd:?} lacks --config: {}",
+                    f.code,
+                    f.remedy
+                );
+                seen.insert(f.code.clone());
+                rest = &rest[cmd_end..];
+            }
+        }
+    }
+    assert!(seen.len() >= 5, "too few remedies with a command: {seen:?}");
+}
+
 #[test]
 fn the_report_serialises_with_camel_case_keys_and_round_trips() {
     let mut obs = clean();
