@@ -574,3 +574,33 @@ pub fn approval_policy(cfg: &DrConfig, pair: &str) -> Option<FailoverPolicy> {
         .map(|p| p.failover)
         .or_else(|| cfg.subscription(pair).map(|s| s.failover))
 }
+
+/// Clears the pair state back to `normal` (the operator's `failover reset-state` and
+/// `POST api/failover/pairs/{pair}/reset`), recording who and why on the state. Refused while a
+/// run of the pair is active (it would move the state again).
+pub async fn reset_pair_state(
+    store: &dyn BlobStore,
+    pair: &str,
+    by: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<crate::pair_state::PairPhase, FailoverError> {
+    if let Some(active) = super::run::active_run(store, pair).await? {
+        return Err(FailoverError::InvalidState {
+            run_id: active.run_id.clone(),
+            reason: format!(
+                "run {} of pair {pair} is still active ({}); cancel it before resetting the pair state",
+                active.run_id,
+                active.status.as_str()
+            ),
+        });
+    }
+    crate::pair_state::reset(store, pair, by, reason, now)
+        .await
+        .map_err(|e| FailoverError::Stage {
+            run_id: String::new(),
+            stage: "reset-state".into(),
+            transient: e.is_transient(),
+            reason: super::error_text(&e),
+        })
+}
