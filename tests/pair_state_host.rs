@@ -261,16 +261,18 @@ async fn state_of(w: &World) -> pair_state::PairPhase {
         .0
 }
 
-fn cli(w: &World, az: &TestAzurite, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_datashare-dr"))
-        .args(args)
+/// Runs the CLI (off the runtime's threads: the simulator answers it from this runtime).
+async fn cli(w: &World, az: &TestAzurite, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_datashare-dr"));
+    cmd.args(args)
         .arg("--config")
         .arg(&w.config_path)
         .env("AzureWebJobsStorage", &az.connection_string)
         .env_remove("DR_CONFIG_PATH")
-        .env_remove("ARM_ENDPOINT")
-        .output()
-        .expect("run the CLI")
+        .env_remove("ARM_ENDPOINT");
+    tokio::task::spawn_blocking(move || cmd.output().expect("run the CLI"))
+        .await
+        .expect("the CLI thread")
 }
 
 #[tokio::test]
@@ -361,7 +363,7 @@ async fn after_a_failover_no_replication_path_writes_until_a_failback_completes(
 
     // 3. The CLI: replicate says why and writes nothing; plan --json carries paused + state.
     let from = last_seq(&w.sim);
-    let out = cli(&w, &az, &["replicate"]);
+    let out = cli(&w, &az, &["replicate"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -370,10 +372,10 @@ async fn after_a_failover_no_replication_path_writes_until_a_failback_completes(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(&expected), "{stdout}");
-    let out = cli(&w, &az, &["plan"]);
+    let out = cli(&w, &az, &["plan"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&expected), "{stdout}");
-    let out = cli(&w, &az, &["plan", "--json"]);
+    let out = cli(&w, &az, &["plan", "--json"]).await;
     let v: Value = serde_json::from_slice(&out.stdout).expect("plan --json");
     assert_eq!(v["pairs"][0]["paused"], true, "{v}");
     assert_eq!(v["pairs"][0]["state"]["phase"], "failed-over", "{v}");
@@ -434,4 +436,143 @@ async fn after_a_failover_no_replication_path_writes_until_a_failback_completes(
             .as_deref(),
         Some("after failback")
     );
+}
+
+fn copy_based() -> Share {
+    Share::new(
+        Some("test share".into()),
+        None,
+        datashare_dr::arm::models::ShareKind::CopyBased,
+    )
+}
+
+fn deletes_since(sim: &SimHandle, from: u64) -> Vec<String> {
+    writes_since(sim, from)
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE "))
+        .collect()
+}
+
+#[tokio::test]
+async fn under_prune_report_a_prune_request_is_refused_and_nothing_is_deleted() {
+    let Some(az) = azurite("under_prune_report_a_prune_request_is_refused_and_nothing_is_deleted")
+    else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let pair = w.cfg.pairs[0].clone();
+    // An extra share on the secondary (the primary does not have it).
+    let extra = pair.secondary.share("extra").expect("share id");
+    w.arm
+        .put_share(&extra, &copy_based())
+        .await
+        .expect("create");
+
+    let from = last_seq(&w.sim);
+    let (status, body) = post(
+        &w.host,
+        "/api/replicate",
+        &json!({"pair": w.pair, "prune": true}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("prune = \"report\""), "{detail}");
+    let out = cli(&w, &az, &["replicate", "--prune", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("prune = \"report\""), "{stderr}");
+    // A dry run shows the delete it would refuse.
+    let (status, body) = post(
+        &w.host,
+        "/api/replicate",
+        &json!({"pair": w.pair, "prune": true, "dryRun": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let refused: Vec<&Value> = body["findings"]
+        .as_array()
+        .map(|f| f.iter().filter(|f| f["code"] == "delete-refused").collect())
+        .unwrap_or_default();
+    assert_eq!(refused.len(), 1, "{body}");
+    assert!(
+        refused[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shares/extra") && m.contains("prune = \"report\"")),
+        "{body}"
+    );
+    assert_eq!(writes_since(&w.sim, from), Vec::<String>::new());
+    assert!(
+        w.arm.get_share(&extra).await.is_ok(),
+        "the extra share is still there"
+    );
+}
+
+#[tokio::test]
+async fn under_prune_delete_only_what_the_tool_created_is_deleted() {
+    let Some(az) = azurite("under_prune_delete_only_what_the_tool_created_is_deleted") else {
+        return;
+    };
+    let w = world(&az, |t| {
+        t.replace("prune = \"report\"", "prune = \"delete\"")
+    })
+    .await;
+    let pair = w.cfg.pairs[0].clone();
+    assert_eq!(
+        pair.prune,
+        datashare_dr::config::dr::PrunePolicy::Delete,
+        "the test config prunes"
+    );
+    // The tool creates `tool-made` on the secondary (a tick after it appears on the primary).
+    let on_primary = pair.primary.share("tool-made").expect("share id");
+    w.arm
+        .put_share(&on_primary, &copy_based())
+        .await
+        .expect("create");
+    let inv = w.host.fire_timer("ReplicateConfig").await.expect("tick");
+    assert!(inv.succeeded, "{:?} {:?}", inv.failure, inv.logs);
+    let s = state_of(&w).await;
+    assert!(
+        s.created_here(pair.secondary.as_str(), "shares/tool-made"),
+        "{:#?}",
+        s.created
+    );
+    // Someone makes `by-hand` on the secondary.
+    let by_hand = pair.secondary.share("by-hand").expect("share id");
+    w.arm
+        .put_share(&by_hand, &copy_based())
+        .await
+        .expect("create");
+    // `tool-made` leaves the primary: it is now an orphan the tool made.
+    w.arm.delete_share(&on_primary).await.expect("delete");
+
+    // The CLI lists the delete and writes nothing without --prune --yes.
+    let from = last_seq(&w.sim);
+    let out = cli(&w, &az, &["replicate"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(64), "{stdout}");
+    assert!(stdout.contains("delete share tool-made"), "{stdout}");
+    assert!(stdout.contains("--prune --yes"), "{stdout}");
+    assert!(!stdout.contains("delete share by-hand"), "{stdout}");
+    assert_eq!(writes_since(&w.sim, from), Vec::<String>::new());
+
+    // The timer deletes the tool-made orphan and leaves the hand-made share alone.
+    let inv = w.host.fire_timer("ReplicateConfig").await.expect("tick");
+    assert!(inv.succeeded, "{:?} {:?}", inv.failure, inv.logs);
+    let deleted = deletes_since(&w.sim, from);
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert!(deleted[0].ends_with("/shares/tool-made"), "{deleted:?}");
+    assert!(
+        w.arm.get_share(&by_hand).await.is_ok(),
+        "hand-made share kept"
+    );
+    assert!(
+        w.arm
+            .get_share(&pair.secondary.share("tool-made").expect("id"))
+            .await
+            .is_err(),
+        "tool-made orphan deleted"
+    );
+    let s = state_of(&w).await;
+    assert!(!s.created_here(pair.secondary.as_str(), "shares/tool-made"));
 }
