@@ -576,3 +576,129 @@ async fn under_prune_delete_only_what_the_tool_created_is_deleted() {
     let s = state_of(&w).await;
     assert!(!s.created_here(pair.secondary.as_str(), "shares/tool-made"));
 }
+
+/// (method, path below the account) of the writes to `account` after request `from`.
+fn writes_to(sim: &SimHandle, account: &str, from: u64) -> Vec<(String, String)> {
+    let prefix = account.to_ascii_lowercase();
+    let mut out: Vec<(String, String)> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.seq > from && r.outcome == "served")
+        .filter(|r| matches!(r.method.as_str(), "PUT" | "PATCH" | "DELETE"))
+        .filter_map(|r| {
+            let lower = r.path.to_ascii_lowercase();
+            lower
+                .strip_prefix(&prefix)
+                .map(|rest| (r.method.clone(), rest.trim_start_matches('/').to_owned()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_failback_dry_run_lists_exactly_the_arm_changes_the_failback_makes() {
+    let Some(az) = azurite("a_failback_dry_run_lists_exactly_the_arm_changes_the_failback_makes")
+    else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let pair = w.cfg.pairs[0].clone();
+    let inv = w.host.fire_timer("ReplicateConfig").await.expect("tick");
+    assert!(inv.succeeded, "{:?}", inv.failure);
+    w.sim.region_down(&pair.primary_region);
+    let (status, body) = post(
+        &w.host,
+        "/api/failover",
+        &json!({"pair": w.pair, "mode": "failover", "reason": "region down", "force": true}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let run = pump_to_end(
+        &w,
+        body["runId"].as_str().expect("id"),
+        Duration::from_secs(180),
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    // During the outage the secondary changes: a description, and a new share.
+    set_description(
+        &w.arm,
+        &pair.secondary,
+        &w.estate.shares[0],
+        "changed on secondary during outage",
+    )
+    .await;
+    let new_share = pair.secondary.share("outage-share").expect("id");
+    w.arm
+        .put_share(&new_share, &copy_based())
+        .await
+        .expect("create");
+    w.sim.region_up(&pair.primary_region);
+
+    let from = last_seq(&w.sim);
+    let (status, dry) = post(
+        &w.host,
+        "/api/failover",
+        &json!({"pair": w.pair, "mode": "failback", "reason": "preview", "dryRun": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        writes_since(&w.sim, from),
+        Vec::<String>::new(),
+        "a dry run writes nothing"
+    );
+    let preview = &dry["preview"];
+    assert_eq!(preview["state"]["phase"], "failed-over", "{dry}");
+    assert!(
+        preview["preflight"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["code"] == "primary-reachable")),
+        "{dry}"
+    );
+    let changes = preview["changes"]["changes"]
+        .as_array()
+        .expect("changes")
+        .clone();
+    assert!(!changes.is_empty(), "{dry}");
+    let mut planned: Vec<(String, String)> = Vec::new();
+    for c in &changes {
+        let address = c["address"].as_str().expect("address").to_ascii_lowercase();
+        match c["action"].as_str().expect("action") {
+            "create" | "update" => planned.push(("PUT".into(), address)),
+            "delete" => planned.push(("DELETE".into(), address)),
+            "replace" => {
+                planned.push(("DELETE".into(), address.clone()));
+                planned.push(("PUT".into(), address));
+            }
+            other => panic!("unknown action {other}"),
+        }
+    }
+    planned.sort();
+    assert!(
+        planned.contains(&("PUT".into(), "shares/outage-share".into())),
+        "{planned:?}"
+    );
+
+    let from = last_seq(&w.sim);
+    let (status, body) = post(
+        &w.host,
+        "/api/failover",
+        &json!({"pair": w.pair, "mode": "failback", "reason": "primary recovered"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let back = pump_to_end(
+        &w,
+        body["runId"].as_str().expect("id"),
+        Duration::from_secs(180),
+    )
+    .await;
+    assert_eq!(back.status, RunStatus::Succeeded, "{back:#?}");
+    let made = writes_to(&w.sim, pair.primary.as_str(), from);
+    assert_eq!(
+        made, planned,
+        "the failback's writes on the primary = its dry run"
+    );
+}

@@ -146,7 +146,19 @@ fn run_start(a: &FailoverStartArgs) -> anyhow::Result<i32> {
         return Ok(EXIT_USAGE);
     }
     if a.dry_run {
-        let plan = start::dry_run_plan(&cfg, &a.pair, mode)?;
+        let mut plan = start::dry_run_plan(&cfg, &a.pair, mode)?;
+        // Read-only, so it runs without the run store too (the pair state is then unknown).
+        let rt = runtime()?;
+        let arm = arm_client_from_config(&cfg).context("ARM client")?;
+        let stores = stores_from_env().context("storage settings")?;
+        plan.preview = Some(rt.block_on(super::preview::preview(
+            &arm,
+            stores.as_ref().map(|(b, _)| b.as_ref()),
+            &cfg,
+            &a.pair,
+            mode,
+            time::OffsetDateTime::now_utc(),
+        ))?);
         if a.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -156,6 +168,27 @@ fn run_start(a: &FailoverStartArgs) -> anyhow::Result<i32> {
             );
             for s in &plan.stages {
                 println!("  {:<18} {}", s.stage.as_str(), s.description);
+            }
+            if let Some(p) = &plan.preview {
+                if let Some(r) = &p.readiness {
+                    println!("preflight readiness: {r} (score {})", p.score.unwrap_or(0));
+                }
+                if !p.preflight.is_empty() {
+                    println!("preflight findings:");
+                    for f in &p.preflight {
+                        println!("  {:<8} {:<22} {}", f.severity, f.code, f.message);
+                    }
+                }
+                if let Some(inv) = &p.would_invite {
+                    println!("invite-consumers would invite {}:", inv.len());
+                    for e in inv {
+                        println!("  {} on share {}", e.target, e.share);
+                    }
+                }
+                if let Some(text) = &p.changes_text {
+                    println!("changes on the primary (secondary → primary):");
+                    print!("{text}");
+                }
             }
         }
         return Ok(0);

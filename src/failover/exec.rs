@@ -1214,6 +1214,51 @@ async fn observe_model(
     Ok(obs.model().0)
 }
 
+/// [`observe_model`] for the dry-run preview.
+pub async fn observe_account_model(
+    arm: &ArmClient,
+    pair: &Pair,
+    account: &AccountId,
+) -> Result<Option<AccountModel>, crate::reconcile::observe::ObserveError> {
+    observe_model(arm, pair, account).await
+}
+
+/// Whether `target` (roster text) already holds a live invitation or an active subscription on
+/// `share` of `model` — then `invite-consumers` does not invite it again.
+pub fn is_covered(model: &AccountModel, share: &str, target: &str, now: OffsetDateTime) -> bool {
+    let Some(target) = Target::parse(target) else {
+        return false;
+    };
+    let Some(share) = model
+        .shares
+        .iter()
+        .find(|(n, _)| n.as_str().eq_ignore_ascii_case(share))
+        .map(|(_, s)| s)
+    else {
+        return false;
+    };
+    share_covers(share, &target, now)
+}
+
+fn share_covers(
+    share: &crate::reconcile::model::ShareModel,
+    target: &Target,
+    now: OffsetDateTime,
+) -> bool {
+    share.invitations.iter().any(|i| {
+        i.target == *target
+            && match i.status {
+                InvitationStatus::Accepted => true,
+                InvitationStatus::Pending => live(i.expiration, now),
+                _ => false,
+            }
+    }) || share.consumers.iter().any(|c| {
+        c.target.as_ref() == Some(target)
+            && c.status == SubscriptionStatus::Active
+            && live(c.expiration, now)
+    })
+}
+
 fn live(expiration: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
     expiration.is_none_or(|e| e > now)
 }
@@ -1411,19 +1456,7 @@ async fn invite_consumers(
             );
             continue;
         };
-        let is_covered = share.invitations.iter().any(|i| {
-            i.target == target
-                && match i.status {
-                    InvitationStatus::Accepted => true,
-                    InvitationStatus::Pending => live(i.expiration, now),
-                    _ => false,
-                }
-        }) || share.consumers.iter().any(|c| {
-            c.target.as_ref() == Some(&target)
-                && c.status == SubscriptionStatus::Active
-                && live(c.expiration, now)
-        });
-        if is_covered {
+        if share_covers(share, &target, now) {
             covered += 1;
             continue;
         }

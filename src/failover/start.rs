@@ -49,13 +49,17 @@ pub struct PlannedStage {
 }
 
 /// The answer of a dry run: the stages a run would go through; nothing written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StagePlan {
     pub pair: String,
     pub mode: Mode,
     pub dry_run: bool,
     pub stages: Vec<PlannedStage>,
+    /// What the run would do (failback: the reverse ARM change plan and preflight findings;
+    /// failover: preflight readiness and whom it would invite), when ARM was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<super::preview::Preview>,
 }
 
 /// The role of the deployment.
@@ -106,6 +110,7 @@ pub fn dry_run_plan(cfg: &DrConfig, pair: &str, mode: Mode) -> Result<StagePlan,
                 description: s.describe(mode).to_owned(),
             })
             .collect(),
+        preview: None,
     })
 }
 
