@@ -520,7 +520,7 @@ async fn record_consumer_snapshots(
 mod tests {
     use super::*;
     use crate::reconcile::model::Name;
-    use crate::reconcile::plan::Change;
+    use crate::reconcile::plan::{Change, Plan};
     use crate::reconcile::report::ChangeResult;
 
     fn change() -> Change {
