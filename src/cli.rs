@@ -120,6 +120,13 @@ pub struct ReplicateArgs {
     /// Exit 0 even when some changes failed or were skipped.
     #[arg(long)]
     pub allow_partial: bool,
+    /// With --prune: apply the listed deletes (never prompts; without it deletes exit 64).
+    #[arg(long)]
+    pub yes: bool,
+    /// Run in this process without the run store (no lock taken, no pair state read), also
+    /// against a non-loopback ARM endpoint.
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +157,9 @@ pub enum FailoverCommand {
     Cancel(FailoverDecisionArgs),
     /// List the runs in the run store, newest first.
     List(FailoverListArgs),
+    /// Clear a pair's failover state back to `normal` (audited; after a run failed mid-way).
+    #[command(name = "reset-state")]
+    ResetState(ResetStateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +188,26 @@ pub struct FailoverStartArgs {
     /// Why (recorded in the audit trail).
     #[arg(long, default_value = "runbook")]
     pub reason: String,
+    /// Run in this process without the run store (no lock taken, no pair state read), also
+    /// against a non-loopback ARM endpoint.
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetStateArgs {
+    /// DR config TOML (defaults to $DR_CONFIG_PATH).
+    #[arg(long, env = "DR_CONFIG_PATH")]
+    pub config: PathBuf,
+    /// Pair name.
+    #[arg(long)]
+    pub pair: String,
+    /// Why (recorded in the pair state's audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -125,6 +125,13 @@ fn valid_payload(name: &str, kind: TriggerKind) -> Value {
             json!({"runId": "r1", "action": null}),
             None,
         ),
+        ("ResetPairState", _) => payload::http(
+            name,
+            "POST",
+            "failover/pairs/nosuch/reset",
+            json!({"pair": "nosuch"}),
+            Some(r#"{"reason":"test"}"#),
+        ),
         ("ReplicateNow", _) => payload::http(
             name,
             "POST",
@@ -175,7 +182,7 @@ async fn every_function_has_a_route_that_decodes_its_trigger() {
                 .to_vec()
         };
         match f.name {
-            "StartFailover" | "ReplicateNow" | "ReadinessStatus" => {
+            "StartFailover" | "ReplicateNow" | "ReadinessStatus" | "ResetPairState" => {
                 let (code, text) = http_answer(f.name, status, &body);
                 assert_eq!(code, 404, "{}: {text}", f.name);
                 assert!(text.contains("nosuch"), "{}: {text}", f.name);

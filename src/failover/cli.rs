@@ -25,6 +25,7 @@ use anyhow::{Context as _, anyhow};
 use crate::cli::progress::{Progress, secs};
 use crate::cli::{
     DrillArgs, EXIT_USAGE, FailoverCommand, FailoverListArgs, FailoverRunArgs, FailoverStartArgs,
+    ResetStateArgs,
 };
 use crate::config::dr::DrConfig;
 use crate::readiness::arm_reader::arm_client_from_config;
@@ -77,7 +78,55 @@ pub fn run_failover(cmd: &FailoverCommand) -> anyhow::Result<i32> {
         FailoverCommand::Approve(a) => run_action(&a.run, "approve", a.reason.as_deref()),
         FailoverCommand::Cancel(a) => run_action(&a.run, "cancel", a.reason.as_deref()),
         FailoverCommand::List(a) => run_list(a),
+        FailoverCommand::ResetState(a) => run_reset_state(a),
     }
+}
+
+/// `datashare-dr failover reset-state --config F --pair P --reason R`: clears the pair state
+/// back to `normal` (primary serving), recording who and why on the pair state.
+fn run_reset_state(a: &ResetStateArgs) -> anyhow::Result<i32> {
+    let cfg = match load_config(&a.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Err(e) = start::check_pair(&cfg, &a.pair) {
+        eprintln!("error: --pair: {e}");
+        return Ok(EXIT_USAGE);
+    }
+    if a.reason.trim().is_empty() {
+        eprintln!("error: --reason must say why the state is cleared (it is recorded)");
+        return Ok(EXIT_USAGE);
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let Some((blobs, _)) = stores_from_env().context("storage settings")? else {
+            eprintln!(
+                "error: `failover reset-state` needs the run store: set AzureWebJobsStorage (or \
+                 AzureWebJobsStorage__blobServiceUri and __queueServiceUri)"
+            );
+            return Ok(EXIT_USAGE);
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let state =
+            start::reset_pair_state(blobs.as_ref(), &a.pair, &caller(), &a.reason, now).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&state)?);
+        } else {
+            let last = state.resets.last();
+            println!(
+                "pair {} is normal (primary serving); cleared {} (run {}) — reason recorded: {}",
+                a.pair,
+                last.map_or("normal", |r| r.from_phase.as_str()),
+                last.and_then(|r| r.from_run_id.as_deref())
+                    .unwrap_or("none"),
+                a.reason
+            );
+        }
+        Ok(0)
+    })
 }
 
 /// `datashare-dr drill`.
@@ -105,7 +154,19 @@ fn run_start(a: &FailoverStartArgs) -> anyhow::Result<i32> {
         return Ok(EXIT_USAGE);
     }
     if a.dry_run {
-        let plan = start::dry_run_plan(&cfg, &a.pair, mode)?;
+        let mut plan = start::dry_run_plan(&cfg, &a.pair, mode)?;
+        // Read-only, so it runs without the run store too (the pair state is then unknown).
+        let rt = runtime()?;
+        let arm = arm_client_from_config(&cfg).context("ARM client")?;
+        let stores = stores_from_env().context("storage settings")?;
+        plan.preview = Some(rt.block_on(super::preview::preview(
+            &arm,
+            stores.as_ref().map(|(b, _)| b.as_ref()),
+            &cfg,
+            &a.pair,
+            mode,
+            time::OffsetDateTime::now_utc(),
+        ))?);
         if a.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -115,6 +176,27 @@ fn run_start(a: &FailoverStartArgs) -> anyhow::Result<i32> {
             );
             for s in &plan.stages {
                 println!("  {:<18} {}", s.stage.as_str(), s.description);
+            }
+            if let Some(p) = &plan.preview {
+                if let Some(r) = &p.readiness {
+                    println!("preflight readiness: {r} (score {})", p.score.unwrap_or(0));
+                }
+                if !p.preflight.is_empty() {
+                    println!("preflight findings:");
+                    for f in &p.preflight {
+                        println!("  {:<8} {:<22} {}", f.severity, f.code, f.message);
+                    }
+                }
+                if let Some(inv) = &p.would_invite {
+                    println!("invite-consumers would invite {}:", inv.len());
+                    for e in inv {
+                        println!("  {} on share {}", e.target, e.share);
+                    }
+                }
+                if let Some(text) = &p.changes_text {
+                    println!("changes on the primary (secondary → primary):");
+                    print!("{text}");
+                }
             }
         }
         return Ok(0);
@@ -126,9 +208,38 @@ fn run_start(a: &FailoverStartArgs) -> anyhow::Result<i32> {
         reason: a.reason.clone(),
         caller: caller(),
     };
+    // A run against a real ARM endpoint needs the run store (pair state, lock); decided before
+    // any network call. `--local` runs in this process anyway; loopback (the simulator) too.
+    let stores = if a.local {
+        eprintln!(
+            "warning: --local: the run executes in this process: no lock is taken and no pair \
+             state is read or written"
+        );
+        None
+    } else {
+        match stores_from_env() {
+            Ok(Some(s)) => Some(s),
+            Ok(None) if crate::arm::auth::is_loopback(&cfg.arm.endpoint) => None,
+            Ok(None) => {
+                eprintln!(
+                    "error: `failover start` against {} (not a loopback endpoint) needs the run \
+                     store to read the pair state and take the lock; missing settings: \
+                     AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri and \
+                     AzureWebJobsStorage__queueServiceUri). Set them, or pass --local to run in \
+                     this process without them.",
+                    cfg.arm.endpoint
+                );
+                return Ok(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("error: storage settings: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    };
     let rt = runtime()?;
     rt.block_on(async {
-        match stores_from_env().context("storage settings")? {
+        match stores {
             Some((blobs, queue)) => start_remote(a, &req, &cfg, blobs, queue).await,
             None => start_local(a, &req, cfg).await,
         }

@@ -34,11 +34,13 @@ use crate::arm::client::{ArmClient, LroHandle, LroStatus};
 use crate::arm::error::ArmError;
 use crate::arm::id::{AccountId, ShareId};
 use crate::config::dr::{self, ConsumerTarget, DrConfig, Pair};
+use crate::pair_state::{self, PairPhase};
 use crate::readiness::arm_reader::ArmReader;
 use crate::readiness::{self, Status, codes};
-use crate::reconcile::apply::{ReplicateOptions, replicate};
+use crate::reconcile::apply::ReplicateOptions;
 use crate::reconcile::convert::{invitation_body, schedule_body};
 use crate::reconcile::diff::invitation_name;
+use crate::reconcile::guard::{record_inventory, replicate_limited};
 use crate::reconcile::model::{
     AccountModel, InvitationStatus, ShareKind, SubscriptionStatus, Target,
 };
@@ -664,17 +666,46 @@ async fn execute(
     let arm = ctx
         .arm
         .with_correlation_id(format!("{}-{}", run.run_id, stage.as_str()));
+    // A provider failover / failback moves the pair state when its first writing stage
+    // starts (idempotent per run); drills never touch it.
+    let state = match (run.role, run_kind(run), stage) {
+        (
+            Role::Provider,
+            Some(kind),
+            Stage::FinalSync | Stage::InviteConsumers | Stage::EnableSchedules,
+        ) => Some(
+            pair_state::enter_run_phase(
+                ctx.store.as_ref(),
+                &run.pair,
+                &run.run_id,
+                kind,
+                ctx.clock.now(),
+            )
+            .await
+            .map_err(|e| stage_err(run, stage, super::error_text(&e), e.is_transient()))?,
+        ),
+        _ => None,
+    };
     match (run.role, stage) {
         (_, Stage::AwaitApproval) => Ok(await_approval(ctx, run)),
         (_, Stage::Notify) => notify_stage(ctx, run).await,
         (_, Stage::Complete) => complete(ctx, run).await,
         (Role::Provider, Stage::Preflight) => preflight(ctx, &arm, run).await,
-        (Role::Provider, Stage::FinalSync) => final_sync(ctx, &arm, run).await,
+        (Role::Provider, Stage::FinalSync) => final_sync(ctx, &arm, run, state.as_ref()).await,
         (Role::Provider, Stage::InviteConsumers) => invite_consumers(ctx, &arm, run).await,
         (Role::Provider, Stage::EnableSchedules) => enable_schedules(ctx, &arm, run).await,
         (_, Stage::Cleanup) => cleanup(&arm, run).await,
         (Role::Consumer, s) => super::consumer::execute(ctx, &arm, run, s).await,
         (Role::Provider, s) => Err(stage_err(run, s, "not a provider stage", false)),
+    }
+}
+
+/// How a run moves the pair state (`None`: a drill, which never does).
+fn run_kind(run: &RunRecord) -> Option<pair_state::RunKind> {
+    match run.mode {
+        Mode::Failover => Some(pair_state::RunKind::Failover),
+        Mode::Failback => Some(pair_state::RunKind::Failback),
+        Mode::Drill => None,
     }
 }
 
@@ -992,9 +1023,31 @@ async fn final_sync(
     ctx: &StageContext,
     arm: &ArmClient,
     run: &RunRecord,
+    state: Option<&PairPhase>,
 ) -> Result<StageResult, FailoverError> {
     let pair = pair_of(ctx, run)?;
     let mut out = StageResult::default();
+    // Replication primary → secondary only from `normal`: a pair that had already failed over
+    // (or whose earlier run stopped mid-way) has a secondary that serves and must not be
+    // overwritten by the stale primary.
+    if run.mode == Mode::Failover
+        && let Some(s) = state
+        && s.previous.is_some_and(|p| p != pair_state::Phase::Normal)
+    {
+        out.kind = ResultKind::Skipped;
+        out.summary = "skipped: the pair was not normal when this run started".into();
+        out.finding(
+            "Warning",
+            "final-sync-paused",
+            format!(
+                "pair {} was {} before this run: the secondary may already serve consumers, so \
+                 the final sync does not overwrite it from the primary",
+                pair.name,
+                s.previous.map_or("unknown", |p| p.words())
+            ),
+        );
+        return Ok(out);
+    }
     if run.mode != Mode::Failback && run.primary_reachable == Some(false) {
         out.kind = ResultKind::Skipped;
         out.summary = "skipped: the primary does not answer".into();
@@ -1050,10 +1103,13 @@ async fn final_sync(
     } else {
         pair.clone()
     };
-    let report = replicate(
+    // Deletes follow the pair's prune ceiling in both directions (only what this tool created
+    // on the written account, only under `delete`).
+    let report = replicate_limited(
         &arm.with_deadline(ctx.probe_deadline.max(Duration::from_secs(30)))
             .with_lro_handoff(ctx.lro_handoff),
         &target,
+        state,
         &ReplicateOptions {
             dry_run: false,
             prune: false,
@@ -1061,6 +1117,14 @@ async fn final_sync(
             now: ctx.clock.now(),
         },
         &|_, _| {},
+    )
+    .await;
+    record_inventory(
+        ctx.store.as_ref(),
+        &run.pair,
+        target.secondary.as_str(),
+        &report,
+        ctx.clock.now(),
     )
     .await;
     if let Some(err) = &report.error {
@@ -1154,6 +1218,51 @@ async fn observe_model(
     )
     .await?;
     Ok(obs.model().0)
+}
+
+/// [`observe_model`] for the dry-run preview.
+pub async fn observe_account_model(
+    arm: &ArmClient,
+    pair: &Pair,
+    account: &AccountId,
+) -> Result<Option<AccountModel>, crate::reconcile::observe::ObserveError> {
+    observe_model(arm, pair, account).await
+}
+
+/// Whether `target` (roster text) already holds a live invitation or an active subscription on
+/// `share` of `model` — then `invite-consumers` does not invite it again.
+pub fn is_covered(model: &AccountModel, share: &str, target: &str, now: OffsetDateTime) -> bool {
+    let Some(target) = Target::parse(target) else {
+        return false;
+    };
+    let Some(share) = model
+        .shares
+        .iter()
+        .find(|(n, _)| n.as_str().eq_ignore_ascii_case(share))
+        .map(|(_, s)| s)
+    else {
+        return false;
+    };
+    share_covers(share, &target, now)
+}
+
+fn share_covers(
+    share: &crate::reconcile::model::ShareModel,
+    target: &Target,
+    now: OffsetDateTime,
+) -> bool {
+    share.invitations.iter().any(|i| {
+        i.target == *target
+            && match i.status {
+                InvitationStatus::Accepted => true,
+                InvitationStatus::Pending => live(i.expiration, now),
+                _ => false,
+            }
+    }) || share.consumers.iter().any(|c| {
+        c.target.as_ref() == Some(target)
+            && c.status == SubscriptionStatus::Active
+            && live(c.expiration, now)
+    })
 }
 
 fn live(expiration: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
@@ -1353,19 +1462,7 @@ async fn invite_consumers(
             );
             continue;
         };
-        let is_covered = share.invitations.iter().any(|i| {
-            i.target == target
-                && match i.status {
-                    InvitationStatus::Accepted => true,
-                    InvitationStatus::Pending => live(i.expiration, now),
-                    _ => false,
-                }
-        }) || share.consumers.iter().any(|c| {
-            c.target.as_ref() == Some(&target)
-                && c.status == SubscriptionStatus::Active
-                && live(c.expiration, now)
-        });
-        if is_covered {
+        if share_covers(share, &target, now) {
             covered += 1;
             continue;
         }
@@ -1719,6 +1816,31 @@ async fn complete(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, Fa
             }
         }
         Mode::Failover => {}
+    }
+    if run.role == Role::Provider
+        && let Some(kind) = run_kind(run)
+    {
+        let s = pair_state::finish_run_phase(ctx.store.as_ref(), &run.pair, &run.run_id, kind, now)
+            .await
+            .map_err(|e| {
+                stage_err(
+                    run,
+                    Stage::Complete,
+                    super::error_text(&e),
+                    e.is_transient(),
+                )
+            })?;
+        out.count(
+            "pairStateChanged",
+            u64::from(s.run_id.as_deref() == Some(&run.run_id)),
+        );
+        out.summary = format!(
+            "{}; pair {} is {} ({} serving)",
+            out.summary,
+            run.pair,
+            s.phase.as_str(),
+            s.serving.as_str()
+        );
     }
     Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod drill;
 pub mod error;
 pub mod exec;
+pub mod preview;
 pub mod run;
 pub mod runner;
 pub mod stages;

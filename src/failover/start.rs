@@ -49,13 +49,17 @@ pub struct PlannedStage {
 }
 
 /// The answer of a dry run: the stages a run would go through; nothing written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StagePlan {
     pub pair: String,
     pub mode: Mode,
     pub dry_run: bool,
     pub stages: Vec<PlannedStage>,
+    /// What the run would do (failback: the reverse ARM change plan and preflight findings;
+    /// failover: preflight readiness and whom it would invite), when ARM was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<super::preview::Preview>,
 }
 
 /// The role of the deployment.
@@ -106,6 +110,7 @@ pub fn dry_run_plan(cfg: &DrConfig, pair: &str, mode: Mode) -> Result<StagePlan,
                 description: s.describe(mode).to_owned(),
             })
             .collect(),
+        preview: None,
     })
 }
 
@@ -693,6 +698,36 @@ pub fn approval_policy(cfg: &DrConfig, pair: &str) -> Option<FailoverPolicy> {
     cfg.pair(pair)
         .map(|p| p.failover)
         .or_else(|| cfg.subscription(pair).map(|s| s.failover))
+}
+
+/// Clears the pair state back to `normal` (the operator's `failover reset-state` and
+/// `POST api/failover/pairs/{pair}/reset`), recording who and why on the state. Refused while a
+/// run of the pair is active (it would move the state again).
+pub async fn reset_pair_state(
+    store: &dyn BlobStore,
+    pair: &str,
+    by: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<crate::pair_state::PairPhase, FailoverError> {
+    if let Some(active) = super::run::active_run(store, pair).await? {
+        return Err(FailoverError::InvalidState {
+            run_id: active.run_id.clone(),
+            reason: format!(
+                "run {} of pair {pair} is still active ({}); cancel it before resetting the pair state",
+                active.run_id,
+                active.status.as_str()
+            ),
+        });
+    }
+    crate::pair_state::reset(store, pair, by, reason, now)
+        .await
+        .map_err(|e| FailoverError::Stage {
+            run_id: String::new(),
+            stage: "reset-state".into(),
+            transient: e.is_transient(),
+            reason: super::error_text(&e),
+        })
 }
 
 #[cfg(test)]

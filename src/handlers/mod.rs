@@ -23,6 +23,7 @@ pub mod failover_stage;
 pub mod readiness_status;
 pub mod replicate_config;
 pub mod replicate_now;
+pub mod reset_pair_state;
 pub mod start_failover;
 
 use std::error::Error as StdError;
@@ -121,6 +122,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         binding: HTTP_BINDING,
         source: "failover/{runId}/{action?}",
         methods: &["get", "post"],
+        queue_outputs: &[],
+    },
+    FunctionSpec {
+        name: reset_pair_state::NAME,
+        trigger: TriggerKind::Http,
+        binding: HTTP_BINDING,
+        source: "failover/pairs/{pair}/reset",
+        methods: &["post"],
         queue_outputs: &[],
     },
     FunctionSpec {

@@ -37,11 +37,12 @@ use crate::config::dr::Pair;
 use crate::failover::exec::{roster_of, save_roster};
 use crate::failover::run::RosterEntry;
 use crate::host::{InvocationResponse, OutputValue, QueueMessage, TimerTrigger};
-use crate::reconcile::apply::{apply, plan_pair};
-use crate::reconcile::observe::{AccountObservation, ObserveError};
-use crate::reconcile::plan::{Action, Plan};
-use crate::reconcile::report::{ArmCalls, Outcome, PairReport, ReplicateReport, ReplicateSummary};
+use crate::reconcile::guard::{Deletes, GuardedOptions, replicate_guarded};
+use crate::reconcile::observe::ObserveError;
+use crate::reconcile::plan::Action;
+use crate::reconcile::report::{Outcome, PairReport, ReplicateReport, ReplicateSummary};
 use crate::startup::AppState;
+use crate::store::BlobStore;
 
 use super::{HandlerError, error_chain};
 
@@ -150,13 +151,18 @@ fn observe_is_transient(e: &ObserveError) -> bool {
     e.arm().is_some_and(ArmError::is_transient)
 }
 
-/// One replicate pass: for each of `pairs`, observe → plan → apply (unless `dry_run`), one
-/// `replicate.pair` event per pair. Never fails: errors are in the [`Pass`].
+/// One replicate pass: for each of `pairs`, the guarded pass of
+/// [`replicate_guarded`](crate::reconcile::guard::replicate_guarded) — read the pair state
+/// (a pair that is not `normal` is paused: nothing observed, nothing written), take the pair's
+/// replicate lease, observe → plan (deletes limited by the prune policy) → apply (unless
+/// `dry_run`) — one `replicate.pair` event per pair. `show_prune`: a dry run shows deletes (as
+/// refused where the policy says so). Never fails: errors are in the [`Pass`].
 pub async fn run_pass(
     client: &ArmClient,
+    store: Option<&dyn BlobStore>,
     pairs: &[&Pair],
     dry_run: bool,
-    prune: bool,
+    show_prune: bool,
     concurrency: usize,
     trigger: &'static str,
 ) -> Pass {
@@ -167,48 +173,27 @@ pub async fn run_pass(
         transient: Vec::new(),
         rosters: Vec::new(),
     };
+    let holder = format!("{trigger}:{}", uuid::Uuid::new_v4());
     for pair in pairs {
         let started = Instant::now();
-        let before = client.stats();
-        let mut report = PairReport {
-            pair: pair.name.clone(),
-            primary: pair.primary.to_string(),
-            secondary: pair.secondary.to_string(),
+        let opts = GuardedOptions {
             dry_run,
-            secondary_exists: false,
-            error: None,
-            plan: Plan::default(),
-            results: Vec::new(),
-            arm_calls: None,
+            show_prune,
+            deletes: Deletes::Apply,
+            concurrency,
+            now,
         };
-        match plan_pair(client, pair, prune, now, concurrency).await {
-            Err(e) => {
-                report.error = Some(error_chain(&e));
-                if observe_is_transient(&e) {
-                    pass.transient.push((pair.name.clone(), e));
-                }
-            }
-            Ok((obs, plan)) => {
-                report.secondary_exists = obs.secondary != AccountObservation::Missing;
-                if !dry_run && let (Some(primary), _) = obs.primary.model() {
-                    pass.rosters.push((pair.name.clone(), roster_of(&primary)));
-                }
-                if !dry_run {
-                    report.results =
-                        apply(client, &pair.secondary, &plan, concurrency, &|_, _| {}).await;
-                }
-                report.plan = plan;
-            }
+        let g = replicate_guarded(client, pair, store, &holder, &opts, &|_, _| {}).await;
+        if let Some(e) = g.observe_error
+            && observe_is_transient(&e)
+        {
+            pass.transient.push((pair.name.clone(), e));
         }
-        let after = client.stats();
-        let calls = ArmCalls {
-            reads: after.reads.saturating_sub(before.reads),
-            writes: after.writes.saturating_sub(before.writes),
-            deletes: after.deletes.saturating_sub(before.deletes),
-        };
-        report.arm_calls = Some(calls);
-        log_pair(&report, trigger, started);
-        pass.report.pairs.push(report);
+        if !dry_run && let Some(primary) = &g.primary {
+            pass.rosters.push((pair.name.clone(), roster_of(primary)));
+        }
+        log_pair(&g.report, trigger, started);
+        pass.report.pairs.push(g.report);
     }
     pass
 }
@@ -258,6 +243,21 @@ fn log_pair(report: &PairReport, trigger: &'static str, started: Instant) {
         pairs: vec![report.clone()],
     };
     let status = status_of(&single).as_str();
+    if report.paused {
+        tracing::info!(
+            event = "replicate.pair",
+            trigger,
+            pair = %report.pair,
+            status,
+            paused = true,
+            phase = report.state.as_ref().map_or("", |s| s.phase.as_str()),
+            arm_writes = calls.writes,
+            elapsed_ms,
+            "{}",
+            report.reason.as_deref().unwrap_or("replication paused")
+        );
+        return;
+    }
     match &report.error {
         Some(error) => tracing::warn!(
             event = "replicate.pair",
@@ -364,6 +364,14 @@ fn timer_result(report: &ReplicateReport) -> TimerResult<'_> {
 fn log_lines(report: &ReplicateReport) -> Vec<String> {
     let mut lines = Vec::new();
     for p in &report.pairs {
+        if p.paused {
+            lines.push(
+                p.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("pair {}: replication paused", p.pair)),
+            );
+            continue;
+        }
         match &p.error {
             Some(e) => lines.push(format!("pair {}: not observed: {e}", p.pair)),
             None => {
@@ -425,7 +433,17 @@ pub async fn handle(
         return Ok(response);
     }
     let client = state.arm().await?;
-    let pass = run_pass(client, &pairs, false, false, dr.arm.max_concurrency, NAME).await;
+    let storage = state.storage().await?;
+    let pass = run_pass(
+        client,
+        Some(storage.blobs.as_ref()),
+        &pairs,
+        false,
+        false,
+        dr.arm.max_concurrency,
+        NAME,
+    )
+    .await;
     let roster_lines = record_rosters(state, &pass).await;
 
     if let Some((first, error)) = pass.transient.into_iter().next() {
@@ -502,7 +520,7 @@ async fn record_consumer_snapshots(
 mod tests {
     use super::*;
     use crate::reconcile::model::Name;
-    use crate::reconcile::plan::Change;
+    use crate::reconcile::plan::{Change, Plan};
     use crate::reconcile::report::ChangeResult;
 
     fn change() -> Change {
@@ -535,6 +553,10 @@ mod tests {
             },
             results,
             arm_calls: None,
+            paused: false,
+            state: None,
+            reason: None,
+            deletes_held: 0,
         }
     }
 

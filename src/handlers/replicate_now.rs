@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::dr::Pair;
 use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
+use crate::reconcile::guard::check_prune;
 use crate::reconcile::render::{PairPlan, PlanOutput};
 use crate::reconcile::report::ReplicateReport;
 use crate::startup::AppState;
@@ -127,6 +128,9 @@ fn plans_of(report: &ReplicateReport) -> Vec<PairPlan> {
             secondary: p.secondary.clone(),
             secondary_exists: p.secondary_exists,
             plan: p.plan.clone(),
+            paused: p.paused,
+            state: p.state.clone(),
+            reason: p.reason.clone(),
         })
         .collect()
 }
@@ -185,9 +189,25 @@ pub async fn handle(
         },
         None => dr.pairs.iter().collect(),
     };
+    // The pair's prune policy is a ceiling: a prune request that would write on a `report`
+    // pair is refused before anything is read or written.
+    if !body.dry_run() && body.prune() {
+        let refused: Vec<String> = pairs
+            .iter()
+            .filter_map(|p| check_prune(p, true).err())
+            .map(|e| e.to_string())
+            .collect();
+        if !refused.is_empty() {
+            return Err(HandlerError::Conflict {
+                detail: refused.join("; "),
+            });
+        }
+    }
     let client = state.arm().await?;
+    let storage = state.storage().await?;
     let pass = run_pass(
         client,
+        Some(storage.blobs.as_ref()),
         &pairs,
         body.dry_run(),
         body.prune(),
@@ -195,6 +215,18 @@ pub async fn handle(
         NAME,
     )
     .await;
+    // The one pair named is paused (not `normal`): 409 naming its state.
+    if body.pair.is_some()
+        && let [p] = pass.report.pairs.as_slice()
+        && p.paused
+    {
+        return Err(HandlerError::Conflict {
+            detail: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("pair {}: replication paused", p.pair)),
+        });
+    }
     // Consumer rosters for failovers with the primary down (dry runs record nothing).
     let roster_lines = super::replicate_config::record_rosters(state, &pass).await;
     let nothing_observed = pass.report.pairs.iter().all(|p| p.error.is_some());
@@ -289,6 +321,10 @@ mod tests {
             plan: Default::default(),
             results: Vec::new(),
             arm_calls: None,
+            paused: false,
+            state: None,
+            reason: None,
+            deletes_held: 0,
         }
     }
 

@@ -95,7 +95,22 @@ pub async fn handle(
     let dr = state.dr()?;
     let mode = Mode::from(body.mode);
     if body.dry_run {
-        let plan = dry_run_plan(dr, &body.pair, mode).map_err(|e| failover_error("plan", e))?;
+        let mut plan = dry_run_plan(dr, &body.pair, mode).map_err(|e| failover_error("plan", e))?;
+        // Read-only: the reverse change plan (failback) or readiness and invitees (failover).
+        let client = state.arm().await?;
+        let storage = state.storage().await?;
+        plan.preview = Some(
+            crate::failover::preview::preview(
+                client,
+                Some(storage.blobs.as_ref()),
+                dr,
+                &body.pair,
+                mode,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(|e| failover_error("preview the run", e))?,
+        );
         return Ok(InvocationResponse::http(HttpOutput::json(200, &plan)?));
     }
     let storage = state.storage().await?;

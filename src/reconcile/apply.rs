@@ -331,10 +331,37 @@ pub async fn apply(
     concurrency: usize,
     progress: Progress<'_>,
 ) -> Vec<ChangeResult> {
+    apply_gated(client, secondary, plan, concurrency, progress, None).await
+}
+
+/// [`apply`] that asks `gate` before each level of writes (account, shares, data sets,
+/// synchronization settings, invitations) whether the pair is still `normal`; once it is not,
+/// every change of that level and after is skipped with the gate's reason.
+pub async fn apply_gated(
+    client: &ArmClient,
+    secondary: &AccountId,
+    plan: &Plan,
+    concurrency: usize,
+    progress: Progress<'_>,
+    gate: Option<&crate::pair_state::PhaseGate<'_>>,
+) -> Vec<ChangeResult> {
     schedule::run(
         plan.changes.clone(),
         concurrency,
-        |c| apply_change(client, secondary, c),
+        |c| async move {
+            if let Some(g) = gate
+                && let Some(why) = g.check(&format!("{:?}", c.phase())).await
+            {
+                return ChangeResult {
+                    change: c,
+                    outcome: Outcome::Skipped,
+                    error: Some(why),
+                    correlation_id: None,
+                    pending: None,
+                };
+            }
+            apply_change(client, secondary, c).await
+        },
         progress,
     )
     .await
@@ -397,17 +424,12 @@ pub async fn replicate(
     progress: Progress<'_>,
 ) -> PairReport {
     let before = client.stats();
-    let mut report = PairReport {
-        pair: pair.name.clone(),
-        primary: pair.primary.to_string(),
-        secondary: pair.secondary.to_string(),
-        dry_run: opts.dry_run,
-        secondary_exists: false,
-        error: None,
-        plan: Plan::default(),
-        results: Vec::new(),
-        arm_calls: None,
-    };
+    let mut report = PairReport::new(
+        &pair.name,
+        pair.primary.as_str(),
+        pair.secondary.as_str(),
+        opts.dry_run,
+    );
     match plan_pair(client, pair, opts.prune, opts.now, opts.concurrency).await {
         Err(e) => {
             tracing::warn!(pair = %pair.name, error = %chain(&e), "observation failed");

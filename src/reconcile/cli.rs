@@ -24,7 +24,11 @@ use crate::cli::{EXIT_USAGE, PlanArgs, ReplicateArgs};
 use crate::config::Config;
 use crate::config::dr::{DrConfig, Pair};
 
-use super::apply::{ReplicateOptions, replicate};
+use std::sync::Arc;
+
+use crate::store::{self, BlobStore, MessageEncoding, StorageSettings};
+
+use super::guard::{Deletes, GuardedOptions, check_prune, replicate_guarded};
 use super::render::{PairPlan, PlanOutput, render_human};
 use super::report::{self, ReplicateReport};
 
@@ -177,6 +181,64 @@ impl<'a> PairProgress<'a> {
     }
 }
 
+/// The run store (`pairs/{pair}.json`, leases) from the storage settings in the environment
+/// (`AzureWebJobsStorage`, or `AzureWebJobsStorage__blobServiceUri`), when they are set.
+fn run_store() -> Result<Option<Arc<dyn BlobStore>>, i32> {
+    let settings = match StorageSettings::from_app_settings(|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: storage settings: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    match store::azure::connect(&settings, store::CONTAINER, MessageEncoding::None) {
+        Ok((blobs, _)) => Ok(Some(Arc::new(blobs))),
+        Err(e) => {
+            eprintln!("error: storage settings: {e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// The settings a CLI write needs to read the pair state and take the lock, for messages.
+pub const STORAGE_SETTINGS: &str = "AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri \
+     and AzureWebJobsStorage__queueServiceUri)";
+
+/// Where a CLI write runs: on the run store (state read, lease/lock taken) or in this process.
+enum WriteStore {
+    Store(Arc<dyn BlobStore>),
+    InProcess,
+}
+
+/// A CLI write (`replicate`, `failover`) against a non-loopback endpoint needs the run store;
+/// `--local` runs in-process anyway (warned); loopback (the simulator) runs in-process as
+/// before. Decided before any network call.
+fn write_store(cfg: &DrConfig, local: bool, command: &str) -> Result<WriteStore, i32> {
+    if local {
+        eprintln!(
+            "warning: --local: {command} runs in this process: no lock is taken and no pair \
+             state is read (a failed-over pair is not protected)"
+        );
+        return Ok(WriteStore::InProcess);
+    }
+    match run_store()? {
+        Some(s) => Ok(WriteStore::Store(s)),
+        None if crate::arm::auth::is_loopback(&cfg.arm.endpoint) => Ok(WriteStore::InProcess),
+        None => {
+            eprintln!(
+                "error: `{command}` against {} (not a loopback endpoint) needs the run store to \
+                 read the pair state and take the lock; missing settings: {STORAGE_SETTINGS}. \
+                 Set them, or pass --local to run in this process without them.",
+                cfg.arm.endpoint
+            );
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
 /// `datashare-dr plan`.
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
     let s = match setup(&args.config) {
@@ -187,6 +249,16 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    let store = match run_store() {
+        Ok(st) => st,
+        Err(code) => return Ok(code),
+    };
+    if store.is_none() {
+        eprintln!(
+            "warning: pair state unknown (no storage settings: {STORAGE_SETTINGS}); the plan \
+             is shown as if every pair were normal"
+        );
+    }
     let rt = runtime()?;
     let now = OffsetDateTime::now_utc();
     let concurrency = s.cfg.arm.max_concurrency.max(1);
@@ -194,19 +266,27 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
     let mut plans = Vec::new();
     let mut failed = false;
     for pair in pairs {
-        let opts = ReplicateOptions {
+        let opts = GuardedOptions {
             dry_run: true,
-            prune: args.prune,
+            show_prune: args.prune,
+            deletes: Deletes::HoldForConsent,
             concurrency,
             now,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "planning", &pair.name, &s.client);
-        let r = rt.block_on(
-            progress.watch(replicate(&s.client, pair, &opts, &|_, _| {}), |t| {
-                Some(line.line(t))
-            }),
-        );
+        let g = rt.block_on(progress.watch(
+            replicate_guarded(
+                &s.client,
+                pair,
+                store.as_deref(),
+                "cli-plan",
+                &opts,
+                &|_, _| {},
+            ),
+            |t| Some(line.line(t)),
+        ));
+        let r = g.report;
         line.finish(&r, started.elapsed());
         if let Some(e) = &r.error {
             eprintln!("error: pair {}: {e}", pair.name);
@@ -217,17 +297,21 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
             pair: r.pair,
             primary: r.primary,
             secondary: r.secondary,
-            secondary_exists: !r
-                .plan
-                .changes
-                .iter()
-                .any(|c| matches!(c, super::plan::Change::CreateAccount { .. }))
+            secondary_exists: !r.paused
+                && !r
+                    .plan
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c, super::plan::Change::CreateAccount { .. }))
                 && !r
                     .plan
                     .findings
                     .iter()
                     .any(|f| f.code == super::plan::FindingCode::SecondaryAccountMissing),
             plan: r.plan,
+            paused: r.paused,
+            state: r.state,
+            reason: r.reason,
         });
     }
     let mut out = std::io::stdout().lock();
@@ -251,26 +335,48 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    // The prune policy is a ceiling: `--prune` on a `report` pair is refused, nothing read.
+    if args.prune {
+        for pair in &pairs {
+            if let Err(e) = check_prune(pair, true) {
+                eprintln!("error: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    let store = match write_store(&s.cfg, args.local, "replicate") {
+        Ok(WriteStore::Store(st)) => Some(st),
+        Ok(WriteStore::InProcess) => None,
+        Err(code) => return Ok(code),
+    };
     let rt = runtime()?;
     let now = OffsetDateTime::now_utc();
     let concurrency = s.cfg.arm.max_concurrency.max(1);
     let progress = Progress::for_terminal(args.json);
     let mut report = ReplicateReport::default();
+    let deletes = if args.prune && args.yes {
+        Deletes::Apply
+    } else {
+        Deletes::HoldForConsent
+    };
+    let holder = format!("cli:{}", uuid::Uuid::new_v4());
     for pair in pairs {
-        let opts = ReplicateOptions {
+        let opts = GuardedOptions {
             dry_run: false,
-            prune: args.prune,
+            show_prune: false,
+            deletes,
             concurrency,
             now,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "replicating", &pair.name, &s.client);
         let cb = |done: usize, total: usize| line.applied(done, total);
-        let r = rt.block_on(progress.watch(replicate(&s.client, pair, &opts, &cb), |t| {
-            Some(line.line(t))
-        }));
-        line.finish(&r, started.elapsed());
-        report.pairs.push(r);
+        let g = rt.block_on(progress.watch(
+            replicate_guarded(&s.client, pair, store.as_deref(), &holder, &opts, &cb),
+            |t| Some(line.line(t)),
+        ));
+        line.finish(&g.report, started.elapsed());
+        report.pairs.push(g.report);
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -278,6 +384,9 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
         writeln!(out, "{body}")?;
     } else {
         write!(out, "{}", report::render_human(&report))?;
+    }
+    if report.pairs.iter().any(|p| p.deletes_held > 0) {
+        return Ok(EXIT_USAGE);
     }
     Ok(if report.is_complete() || args.allow_partial {
         0

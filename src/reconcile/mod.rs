@@ -17,6 +17,7 @@ pub mod apply;
 pub mod cli;
 pub mod convert;
 pub mod diff;
+pub mod guard;
 pub mod mapping;
 pub mod model;
 pub mod observe;

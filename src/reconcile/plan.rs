@@ -331,6 +331,9 @@ pub enum FindingCode {
     InvitationRejected,
     /// The consumer's subscription to the secondary share is revoked; not re-invited.
     ConsumerRevokedOnSecondary,
+    /// A delete the prune policy does not allow (`prune = "report"`, or a resource made by
+    /// hand under `prune = "delete"`): reported, never deleted.
+    DeleteRefused,
 }
 
 /// How much a finding matters.
@@ -345,9 +348,10 @@ pub enum Severity {
 impl FindingCode {
     pub fn severity(self) -> Severity {
         match self {
-            FindingCode::ExtraShare | FindingCode::ExtraDataSet | FindingCode::ExtraSyncSetting => {
-                Severity::Info
-            }
+            FindingCode::ExtraShare
+            | FindingCode::ExtraDataSet
+            | FindingCode::ExtraSyncSetting
+            | FindingCode::DeleteRefused => Severity::Info,
             FindingCode::UnmappedStore
             | FindingCode::RetiredKind
             | FindingCode::UnknownKind

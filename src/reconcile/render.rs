@@ -27,6 +27,13 @@ pub struct PairPlan {
     pub secondary_exists: bool,
     #[serde(skip)]
     pub plan: Plan,
+    /// Replication is paused (the pair is not `normal`): no plan was made.
+    pub paused: bool,
+    /// The pair state, when it was read (`null` without storage settings: unknown).
+    pub state: Option<crate::pair_state::PhaseView>,
+    /// Why the pair is paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Adds `pair` to a serialised change or finding.
@@ -279,6 +286,16 @@ pub fn summary_line(s: &Summary) -> String {
 pub fn render_human(pairs: &[PairPlan]) -> String {
     let mut out = String::new();
     for p in pairs {
+        if p.paused {
+            let _ = writeln!(
+                out,
+                "{}\n",
+                p.reason
+                    .as_deref()
+                    .unwrap_or("replication paused for this pair")
+            );
+            continue;
+        }
         let _ = writeln!(out, "Pair {}:", p.pair);
         let _ = writeln!(out, "  primary:   {}", p.primary);
         let _ = writeln!(
@@ -390,6 +407,9 @@ mod tests {
             secondary: "/b".into(),
             secondary_exists: true,
             plan,
+            paused: false,
+            state: None,
+            reason: None,
         }]
     }
 

@@ -83,6 +83,46 @@ pub struct PairReport {
     /// ARM reads and writes this pair cost (from the client's counters), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arm_calls: Option<ArmCalls>,
+    /// Replication is paused: the pair is not `normal` (failed over, or a run is moving it);
+    /// nothing was observed or written. `reason` says why, `state` is the pair state.
+    #[serde(default)]
+    pub paused: bool,
+    /// The pair state (`pairs/{pair}.json`) when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::pair_state::PhaseView>,
+    /// Why nothing (or not everything) was written: the paused message, another pass holding
+    /// the pair, deletes waiting for consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Deletes the policy allows but the caller has not consented to (CLI without
+    /// `--prune --yes`): nothing was written.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deletes_held: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl PairReport {
+    /// An empty report for `pair` (nothing observed yet).
+    pub fn new(pair: &str, primary: &str, secondary: &str, dry_run: bool) -> PairReport {
+        PairReport {
+            pair: pair.to_owned(),
+            primary: primary.to_owned(),
+            secondary: secondary.to_owned(),
+            dry_run,
+            secondary_exists: false,
+            error: None,
+            plan: Plan::default(),
+            results: Vec::new(),
+            arm_calls: None,
+            paused: false,
+            state: None,
+            reason: None,
+            deletes_held: 0,
+        }
+    }
 }
 
 /// ARM calls made for one pair.
@@ -235,7 +275,32 @@ fn outcome_word(r: &ChangeResult) -> String {
 pub fn render_human(report: &ReplicateReport) -> String {
     let mut out = String::new();
     for p in &report.pairs {
+        if p.paused && p.results.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}\n",
+                p.reason.as_deref().unwrap_or("replication paused")
+            );
+            continue;
+        }
         let _ = writeln!(out, "Pair {}: {} -> {}", p.pair, p.primary, p.secondary);
+        if p.deletes_held > 0 {
+            for c in p
+                .plan
+                .changes
+                .iter()
+                .filter(|c| c.action() == super::plan::Action::Delete)
+            {
+                let _ = writeln!(out, "  {}", change_title(c));
+            }
+            let _ = writeln!(
+                out,
+                "  ! {}",
+                p.reason.as_deref().unwrap_or("deletes need --prune --yes")
+            );
+            out.push('\n');
+            continue;
+        }
         if let Some(e) = &p.error {
             let _ = writeln!(out, "  ! not replicated: {e}");
             out.push('\n');
@@ -299,6 +364,10 @@ mod tests {
             },
             results,
             arm_calls: None,
+            paused: false,
+            state: None,
+            reason: None,
+            deletes_held: 0,
         }
     }
 
