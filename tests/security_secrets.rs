@@ -173,8 +173,12 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A loopback server answering every request with 403 and a JSON error (bounded: 2000
-/// connections, 300 s), keeping the request heads it saw.
+/// A loopback server answering every ARM request with 403 and a JSON error (bounded: 2000
+/// connections, 300 s), keeping the request heads it saw. Storage requests (path under the
+/// connection string's account) get just enough of an answer for the handlers to go on to ARM:
+/// every blob is missing (so a pair's state reads as `normal`) and every write is accepted —
+/// replication refuses to run when it cannot read the pair state, so a storage fake that refuses
+/// everything would keep the ARM token out of play.
 struct Fake {
     port: u16,
     seen: Arc<Mutex<Vec<String>>>,
@@ -186,6 +190,28 @@ impl Drop for Fake {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// The fake's answer to a storage request (`/secacct/...`), or `None` for anything else.
+fn storage_answer(request: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(request);
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    if !path.starts_with("/secacct/") {
+        return None;
+    }
+    let (status, extra) = match method {
+        "GET" | "HEAD" => (
+            "404 The specified blob does not exist.",
+            "x-ms-error-code: BlobNotFound\r\n",
+        ),
+        _ => ("201 Created", "etag: \"0x8DC0000000000001\"\r\n"),
+    };
+    Some(format!(
+        "HTTP/1.1 {status}\r\n{extra}x-ms-request-id: fake\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
 }
 
 fn refusing_fake() -> Fake {
@@ -238,12 +264,13 @@ fn refusing_fake() -> Fake {
                 .lock()
                 .expect("lock")
                 .push(String::from_utf8_lossy(&buf).into_owned());
-            let body =
-                r#"{"error":{"code":"AuthorizationFailed","message":"refused by the test fake"}}"#;
-            let resp = format!(
-                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let resp = storage_answer(&buf).unwrap_or_else(|| {
+                let body = r#"{"error":{"code":"AuthorizationFailed","message":"refused by the test fake"}}"#;
+                format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            });
             let _ = stream.write_all(resp.as_bytes());
         }
     });
@@ -512,7 +539,12 @@ async fn serve_logs_and_answers_carry_no_secret_through_valid_and_failing_invoca
     );
     let arm_calls: Vec<&String> = requests
         .iter()
-        .filter(|r| r.contains("/providers/Microsoft.DataShare/"))
+        .filter(|r| {
+            // by the request line: storage writes carry reports that name ARM ids in their body
+            r.lines()
+                .next()
+                .is_some_and(|l| l.contains("/providers/Microsoft.DataShare/"))
+        })
         .collect();
     assert!(!arm_calls.is_empty(), "no handler reached ARM");
     for r in arm_calls {
