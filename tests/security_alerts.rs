@@ -55,6 +55,12 @@ fn alert_from(sub: &str) -> String {
 
 /// Posts the alert to `AlertWebhook` with in-memory storage; returns the answer and that
 /// storage (to see what the call wrote or enqueued).
+/// The tests of this file run one at a time: one of them captures the log through a scoped
+/// subscriber, and tracing's per-callsite interest cache is process-wide — a test without a
+/// subscriber that reaches the same callsites at the same moment could leave them disabled for
+/// the capture (seen as a flake under load in the full suite).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn post_alert(c: DrConfig, body: String) -> (InvocationResponse, AppStorage) {
     let envelope = json!({
         "Data": {"req": {
@@ -102,6 +108,7 @@ async fn started(storage: &AppStorage) -> (usize, usize) {
 
 #[tokio::test]
 async fn an_alert_from_a_source_off_the_allow_list_is_refused_with_a_4xx_and_logged() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let c = config();
     let body = foreign_alert();
     // precondition: the decision refuses it
@@ -140,6 +147,7 @@ async fn an_alert_from_a_source_off_the_allow_list_is_refused_with_a_4xx_and_log
 
 #[tokio::test]
 async fn the_same_alert_from_the_allowed_subscription_is_not_refused() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (answer, storage) = post_alert(config(), alert_from(ALLOWED_SUB)).await;
     let res = answer.http_res().expect("an HTTP answer for the caller");
     let body: Value = serde_json::from_str(&res.body_text().unwrap_or_default()).expect("JSON");
@@ -154,6 +162,7 @@ async fn the_same_alert_from_the_allowed_subscription_is_not_refused() {
 
 #[tokio::test]
 async fn an_alert_body_over_the_size_limit_is_refused_with_413() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let big = format!(
         r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"description":"{}"}}}}}}"#,
         "x".repeat(datashare_dr::host::HTTP_BODY_LIMIT + 1)
