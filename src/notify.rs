@@ -45,8 +45,8 @@ impl WebhookUrl {
 
     /// [`WebhookUrl::parse`], naming `key` in the error (which never carries the value).
     pub fn parse_setting(key: &str, raw: &str) -> Result<WebhookUrl, String> {
-        let url = url::Url::parse(raw.trim())
-            .map_err(|e| format!("{key} is not a valid URL ({e})"))?;
+        let url =
+            url::Url::parse(raw.trim()).map_err(|e| format!("{key} is not a valid URL ({e})"))?;
         match url.scheme() {
             "https" => Ok(WebhookUrl(url.to_string())),
             "http" if crate::config::url_is_loopback(&url) => Ok(WebhookUrl(url.to_string())),
@@ -212,7 +212,9 @@ pub async fn deliver(
     timeout: Duration,
 ) -> Result<Delivered, DeliveryError> {
     let Ok(Value::Object(mut event)) = serde_json::from_str::<Value>(text) else {
-        return Ok(Delivered::Dropped("not a JSON object; nothing to deliver".into()));
+        return Ok(Delivered::Dropped(
+            "not a JSON object; nothing to deliver".into(),
+        ));
     };
     let Some(channel_name) = event.remove("channel") else {
         return Ok(Delivered::Dropped(
@@ -220,14 +222,18 @@ pub async fn deliver(
         ));
     };
     let Some(channel) = channel_name.as_str().and_then(Channel::parse) else {
-        return Ok(Delivered::Dropped(format!("unknown channel {channel_name}")));
+        return Ok(Delivered::Dropped(format!(
+            "unknown channel {channel_name}"
+        )));
     };
     let queued_at = event
         .get("queuedAt")
         .and_then(Value::as_str)
         .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
     let Some(queued_at) = queued_at else {
-        return Ok(Delivered::Dropped("no queuedAt: queued by an older version".into()));
+        return Ok(Delivered::Dropped(
+            "no queuedAt: queued by an older version".into(),
+        ));
     };
     let age = now - queued_at;
     if first_delivery && age > time::Duration::try_from(MAX_EVENT_AGE).unwrap_or_default() {
@@ -322,12 +328,16 @@ pub fn teams_message(event: &Map<String, Value>) -> Value {
     if let Some(Value::Object(d)) = event.get("decision")
         && let Some(r) = d.get("reason")
     {
-        body.push(json!({"type": "TextBlock", "wrap": true, "text": format!("Decision: {}", text_of(r))}));
+        body.push(
+            json!({"type": "TextBlock", "wrap": true, "text": format!("Decision: {}", text_of(r))}),
+        );
     }
     if let Some(Value::Object(links)) = event.get("links") {
         for (k, v) in links {
-            body.push(json!({"type": "TextBlock", "wrap": true, "fontType": "Monospace",
-                "text": format!("{k}: {}", text_of(v))}));
+            body.push(
+                json!({"type": "TextBlock", "wrap": true, "fontType": "Monospace",
+                "text": format!("{k}: {}", text_of(v))}),
+            );
         }
     }
     if let Some(Value::Array(findings)) = event.get("findings").or_else(|| event.get("topFindings"))
@@ -386,13 +396,17 @@ mod tests {
 
     #[tokio::test]
     async fn old_events_and_messages_without_a_channel_are_dropped_unsent() {
+        crate::startup::install_crypto_provider();
         let http = reqwest::Client::new();
         let ch = channels(true, false);
         let queued = datetime!(2026-03-01 10:00 UTC);
         let text = messages_for(&json!({"event": "started"}), &ch, queued).expect("encode");
         let late = queued + time::Duration::minutes(61);
         let got = deliver(&http, &ch, &text[0], true, late, Duration::from_secs(1)).await;
-        assert!(matches!(got, Ok(Delivered::Dropped(ref r)) if r.contains("61 min")), "{got:?}");
+        assert!(
+            matches!(got, Ok(Delivered::Dropped(ref r)) if r.contains("61 min")),
+            "{got:?}"
+        );
         let legacy = r#"{"type":"failover.run","runId":"r1"}"#;
         let got = deliver(&http, &ch, legacy, true, queued, Duration::from_secs(1)).await;
         assert!(matches!(got, Ok(Delivered::Dropped(_))), "{got:?}");
@@ -415,10 +429,18 @@ mod tests {
 
     #[test]
     fn webhook_urls_must_be_https_off_loopback_and_never_print() {
-        assert!(WebhookUrl::parse_setting("NOTIFY_TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/x").is_ok());
-        let e = WebhookUrl::parse_setting("NOTIFY_TEAMS_WEBHOOK_URL", "http://example.com/x?sig=S3CR3T")
-            .expect_err("plain http off loopback");
-        assert!(e.contains("NOTIFY_TEAMS_WEBHOOK_URL") && !e.contains("S3CR3T"), "{e}");
+        assert!(
+            WebhookUrl::parse_setting("NOTIFY_TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/x").is_ok()
+        );
+        let e = WebhookUrl::parse_setting(
+            "NOTIFY_TEAMS_WEBHOOK_URL",
+            "http://example.com/x?sig=S3CR3T",
+        )
+        .expect_err("plain http off loopback");
+        assert!(
+            e.contains("NOTIFY_TEAMS_WEBHOOK_URL") && !e.contains("S3CR3T"),
+            "{e}"
+        );
         let u = WebhookUrl::parse("https://h/x?sig=S3CR3T").expect("https");
         assert_eq!(format!("{u} {u:?}"), "*** WebhookUrl(***)");
     }

@@ -1225,9 +1225,14 @@ const MAX_APPROVAL_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 
 /// `approval_timeout_minutes` (a number of minutes > 0, fractions allowed) and
 /// `on_approval_timeout` of a table, over `inherited`.
-fn read_approval(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, inherited: ApprovalDeadline) -> ApprovalDeadline {
+fn read_approval(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    inherited: ApprovalDeadline,
+) -> ApprovalDeadline {
     let mut a = inherited;
-    if let Some((m, loc)) = t.opt_float(ctx, "approval_timeout_minutes", 0.0, MAX_APPROVAL_MINUTES) {
+    if let Some((m, loc)) = t.opt_float(ctx, "approval_timeout_minutes", 0.0, MAX_APPROVAL_MINUTES)
+    {
         if m * 60.0 < 1.0 {
             ctx.issue(
                 &loc.path,

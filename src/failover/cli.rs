@@ -63,9 +63,7 @@ fn cli_event_settings(config: &std::path::Path) -> super::events::EventSettings 
             .as_ref()
             .and_then(|c| c.website_hostname.as_deref())
             .map(super::events::EventSettings::base_url_for_host),
-        config_name: config
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
+        config_name: config.file_name().map(|n| n.to_string_lossy().into_owned()),
     }
 }
 

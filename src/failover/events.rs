@@ -25,9 +25,9 @@ use crate::config::dr::{ApprovalDeadline, ApprovalTimeoutAction};
 use crate::notify::Channels;
 use crate::store::{NOTIFICATIONS_QUEUE, Queue};
 
+use super::error_text;
 use super::run::{RunFinding, RunRecord, RunStatus, approval_route, update_run};
 use super::stages::{Mode, Stage};
-use super::error_text;
 
 /// Where events go and how their links are written.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +43,9 @@ impl EventSettings {
     /// The public base URL for a `WEBSITE_HOSTNAME` value (host[:port]).
     pub fn base_url_for_host(host: &str) -> String {
         let h = host.split(':').next().unwrap_or(host);
-        let loopback = h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         format!("{}://{host}", if loopback { "http" } else { "https" })
     }
 }
@@ -131,7 +133,12 @@ fn links(settings: &EventSettings, run: &RunRecord, decide: bool) -> EventLinks 
         .trim_end_matches('/');
     let url = |suffix: &str| format!("{base}/api/failover/{}{suffix}", run.run_id);
     let config = settings.config_name.as_deref().unwrap_or("dr-config.toml");
-    let cmd = |verb: &str| format!("datashare-dr failover {verb} --config {config} {}", run.run_id);
+    let cmd = |verb: &str| {
+        format!(
+            "datashare-dr failover {verb} --config {config} {}",
+            run.run_id
+        )
+    };
     EventLinks {
         status_url: url(""),
         approve_url: decide.then(|| url("/approve")),
@@ -143,7 +150,12 @@ fn links(settings: &EventSettings, run: &RunRecord, decide: bool) -> EventLinks 
 }
 
 /// The bare event `event` of `run` (callers fill in the event's own fields).
-pub fn event(settings: &EventSettings, run: &RunRecord, event: &'static str, now: OffsetDateTime) -> RunEvent {
+pub fn event(
+    settings: &EventSettings,
+    run: &RunRecord,
+    event: &'static str,
+    now: OffsetDateTime,
+) -> RunEvent {
     let waiting = !run.approval.is_approved() && !run.status.is_terminal();
     RunEvent {
         kind: "failover.run",
@@ -183,7 +195,12 @@ pub fn decision_of(run: &RunRecord) -> EventDecision {
 
 /// Queues `ev` on `notifications` (one message per channel). Best effort: a failure is logged
 /// with the run id and returned as `false`.
-pub async fn send(queue: &dyn Queue, settings: &EventSettings, ev: &RunEvent, now: OffsetDateTime) -> bool {
+pub async fn send(
+    queue: &dyn Queue,
+    settings: &EventSettings,
+    ev: &RunEvent,
+    now: OffsetDateTime,
+) -> bool {
     let texts = match crate::notify::messages_for(ev, &settings.channels, now) {
         Ok(t) => t,
         Err(e) => {
@@ -231,7 +248,11 @@ pub async fn send_once(
 }
 
 /// The event of a run's end (`completed`, `cancelled`, `failed`), `None` while it runs.
-pub fn end_event(settings: &EventSettings, run: &RunRecord, now: OffsetDateTime) -> Option<RunEvent> {
+pub fn end_event(
+    settings: &EventSettings,
+    run: &RunRecord,
+    now: OffsetDateTime,
+) -> Option<RunEvent> {
     let kind = match run.status {
         RunStatus::Succeeded => "completed",
         RunStatus::Cancelled => "cancelled",
@@ -247,8 +268,14 @@ pub fn end_event(settings: &EventSettings, run: &RunRecord, now: OffsetDateTime)
         run.mode,
         run.pair,
         run.status.as_str(),
-        run.rto_secs.map(|r| format!(" (RTO {r:.1} s)")).unwrap_or_default(),
-        if done.is_empty() { "none".into() } else { done.join(", ") }
+        run.rto_secs
+            .map(|r| format!(" (RTO {r:.1} s)"))
+            .unwrap_or_default(),
+        if done.is_empty() {
+            "none".into()
+        } else {
+            done.join(", ")
+        }
     );
     if run.status == RunStatus::Succeeded {
         ev.rto_secs = run.rto_secs;
@@ -262,7 +289,12 @@ pub fn end_event(settings: &EventSettings, run: &RunRecord, now: OffsetDateTime)
 }
 
 /// Queues the end event of an ended run (skipped: `failed` after `expired`, which said it).
-pub async fn send_end(queue: &dyn Queue, settings: &EventSettings, run: &RunRecord, now: OffsetDateTime) {
+pub async fn send_end(
+    queue: &dyn Queue,
+    settings: &EventSettings,
+    run: &RunRecord,
+    now: OffsetDateTime,
+) {
     if run.status == RunStatus::Failed && run.notified.iter().any(|k| k == "expired") {
         return;
     }
@@ -415,14 +447,33 @@ mod tests {
             ..fail
         };
         let policy_run = waiting(Some(approval_route::POLICY));
-        let table: Vec<(&RunRecord, ApprovalDeadline, time::Duration, DeadlineDecision)> = vec![
-            (&policy_run, fail, 10 * MIN, DeadlineDecision::Wait(Duration::from_secs(20 * 60))),
-            (&policy_run, fail, 30 * MIN, DeadlineDecision::Remind(Duration::from_secs(30 * 60))),
+        let table: Vec<(
+            &RunRecord,
+            ApprovalDeadline,
+            time::Duration,
+            DeadlineDecision,
+        )> = vec![
+            (
+                &policy_run,
+                fail,
+                10 * MIN,
+                DeadlineDecision::Wait(Duration::from_secs(20 * 60)),
+            ),
+            (
+                &policy_run,
+                fail,
+                30 * MIN,
+                DeadlineDecision::Remind(Duration::from_secs(30 * 60)),
+            ),
             (&policy_run, fail, 60 * MIN, DeadlineDecision::Expire),
             (&policy_run, proceed, 60 * MIN, DeadlineDecision::Proceed),
         ];
         for (run, policy, after, want) in table {
-            assert_eq!(approval_deadline_decision(run, &policy, t0 + after), want, "{after}");
+            assert_eq!(
+                approval_deadline_decision(run, &policy, t0 + after),
+                want,
+                "{after}"
+            );
         }
         // Routed by an [alerts] rule, a plausibility check, a tool fault, or unknown: never
         // proceeds on timeout.
@@ -472,7 +523,14 @@ mod tests {
             ev.links.approve_command.as_deref(),
             Some("datashare-dr failover approve --config dr-config.toml r1")
         );
-        assert!(!serde_json::to_string(&ev).unwrap_or_default().contains("code="));
-        assert_eq!(EventSettings::base_url_for_host("127.0.0.1:7071"), "http://127.0.0.1:7071");
+        assert!(
+            !serde_json::to_string(&ev)
+                .unwrap_or_default()
+                .contains("code=")
+        );
+        assert_eq!(
+            EventSettings::base_url_for_host("127.0.0.1:7071"),
+            "http://127.0.0.1:7071"
+        );
     }
 }

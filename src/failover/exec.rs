@@ -545,7 +545,10 @@ async fn commit(
         }
         Err(e) => return Err(e),
     };
-    if let ResultKind::Abort(reason) = &result.kind {
+    // An expired approval says so in its own `expired` event.
+    if let ResultKind::Abort(reason) = &result.kind
+        && stage != Stage::AwaitApproval
+    {
         announce_stage_failed(ctx, &run_after, stage, reason).await;
     }
     if run_after.status.is_terminal() {
@@ -1094,7 +1097,16 @@ async fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
             run.mode, run.pair, run.trigger.reason
         ),
     );
-    events::send_once(store, queue, &ctx.events, run, "awaiting-approval", &ev, now).await;
+    events::send_once(
+        store,
+        queue,
+        &ctx.events,
+        run,
+        "awaiting-approval",
+        &ev,
+        now,
+    )
+    .await;
     let wait = |d: Duration| StageResult {
         kind: ResultKind::Wait(d.min(ctx.approval_poll).max(Duration::from_secs(1))),
         summary: format!("waiting for approval (deadline {deadline_text})"),
@@ -1111,7 +1123,16 @@ async fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
                     run.mode, run.pair
                 ),
             );
-            events::send_once(store, queue, &ctx.events, run, "approval-reminder", &ev, now).await;
+            events::send_once(
+                store,
+                queue,
+                &ctx.events,
+                run,
+                "approval-reminder",
+                &ev,
+                now,
+            )
+            .await;
             wait(d)
         }
         DeadlineDecision::Expire => {
@@ -1879,7 +1900,11 @@ async fn notify_stage(ctx: &StageContext, run: &RunRecord) -> Result<StageResult
         if channels.is_empty() {
             "none configured".to_owned()
         } else {
-            channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         run.run_id
     ));

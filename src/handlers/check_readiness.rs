@@ -44,7 +44,10 @@ pub fn readiness_error(operation: String, err: ReadinessError) -> HandlerError {
 /// The channels notifications are queued for: `NOTIFY_WEBHOOK_URL`, `NOTIFY_TEAMS_WEBHOOK_URL`.
 pub fn notify_targets(state: &AppState) -> Result<NotifyTargets, HandlerError> {
     let channels = crate::notify::Channels::from_config(&state.config).map_err(|reason| {
-        HandlerError::permanent("read the notification channels", std::io::Error::other(reason))
+        HandlerError::permanent(
+            "read the notification channels",
+            std::io::Error::other(reason),
+        )
     })?;
     let mut targets = NotifyTargets::new(channels.webhook, None);
     targets.teams = channels.teams;
@@ -139,14 +142,14 @@ pub async fn handle(
             c.report.counts.info
         ));
         if let Some(note) = &c.note {
-            let texts = notify::queue_messages(note, &targets, now)
-                .map_err(|e| readiness_error(format!("encode the notification of pair {}", note.pair), e))?;
+            let texts = notify::queue_messages(note, &targets, now).map_err(|e| {
+                readiness_error(format!("encode the notification of pair {}", note.pair), e)
+            })?;
             for text in texts {
                 // A JSON object (never base64-sniffed by the host, §6.3).
                 let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&text).map_err(|e| {
-                        HandlerError::permanent("encode the notification", e)
-                    })?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| HandlerError::permanent("encode the notification", e))?;
                 response.push_message(NOTIFY_OUT, QueueMessage::json(&object)?);
             }
             tracing::info!(

@@ -48,7 +48,10 @@ pub async fn stage_context(state: &AppState) -> Result<StageContext, HandlerErro
 /// links under `WEBSITE_HOSTNAME`, CLI commands naming the DR config's file name.
 pub fn event_settings(state: &AppState) -> Result<EventSettings, HandlerError> {
     let channels = crate::notify::Channels::from_config(&state.config).map_err(|reason| {
-        HandlerError::permanent("read the notification channels", std::io::Error::other(reason))
+        HandlerError::permanent(
+            "read the notification channels",
+            std::io::Error::other(reason),
+        )
     })?;
     Ok(EventSettings {
         channels,

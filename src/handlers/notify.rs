@@ -27,13 +27,30 @@ pub async fn handle(
     trigger: QueueTrigger<MessageText>,
 ) -> Result<InvocationResponse, HandlerError> {
     let channels = Channels::from_config(&state.config).map_err(|reason| {
-        HandlerError::permanent("read the notification channels", std::io::Error::other(reason))
+        HandlerError::permanent(
+            "read the notification channels",
+            std::io::Error::other(reason),
+        )
     })?;
     let now = OffsetDateTime::now_utc();
     let first = trigger.dequeue_count <= 1;
-    match deliver(state.http(), &channels, &trigger.body.0, first, now, POST_TIMEOUT).await {
+    match deliver(
+        state.http(),
+        &channels,
+        &trigger.body.0,
+        first,
+        now,
+        POST_TIMEOUT,
+    )
+    .await
+    {
         Ok(Delivered::Sent(c)) => {
-            tracing::info!(event = "notify.sent", channel = c.as_str(), dequeue_count = trigger.dequeue_count, "notify.sent");
+            tracing::info!(
+                event = "notify.sent",
+                channel = c.as_str(),
+                dequeue_count = trigger.dequeue_count,
+                "notify.sent"
+            );
             Ok(InvocationResponse::new().log(format!("delivered to {}", c.as_str())))
         }
         Ok(Delivered::Dropped(reason)) => {
@@ -52,7 +69,10 @@ pub async fn handle(
                     trigger.dequeue_count
                 );
             }
-            Err(HandlerError::transient(format!("deliver to the {} channel", e.channel), e))
+            Err(HandlerError::transient(
+                format!("deliver to the {} channel", e.channel),
+                e,
+            ))
         }
     }
 }
