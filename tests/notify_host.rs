@@ -531,7 +531,12 @@ async fn a_failing_channel_is_retried_then_poisoned_and_never_blocks_the_run() {
     .await;
     let report = pump_notify(&w).await;
     // 2 events × 2 channels, each tried maxDequeueCount (5) times, then poisoned.
-    assert_eq!(report.count(Disposition::Poisoned), 4, "{report:?}");
+    assert_eq!(
+        report.count(Disposition::Poisoned),
+        4,
+        "{} deliveries, none poisoned as expected",
+        report.invocations()
+    );
     let poisoned = w
         .host
         .queue()
