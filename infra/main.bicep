@@ -64,6 +64,10 @@ param rustLog string = 'info'
 @description('NOTIFY_WEBHOOK_URL (optional). Empty = not set.')
 param notifyWebhookUrl string = ''
 
+@secure()
+@description('NOTIFY_TEAMS_WEBHOOK_URL (optional): Teams workflow / incoming-webhook URL for Adaptive Cards. Empty = not set.')
+param notifyTeamsWebhookUrl string = ''
+
 @description('Second pass, AFTER the package upload: create the action group (calls AlertWebhook with its function key) and the Resource Health + Service Health alert rules.')
 param enableAlerting bool = false
 
@@ -165,6 +169,7 @@ module functionApp 'modules/functionapp.bicep' = {
     readinessSchedule: readinessSchedule
     rustLog: rustLog
     notifyWebhookUrl: notifyWebhookUrl
+    notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
     tags: allTags
   }
 }

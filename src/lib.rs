@@ -9,6 +9,7 @@
 //! - [`reconcile`]: replicate share configuration primary → secondary.
 //! - [`readiness`]: readiness checks and reports.
 //! - [`failover`]: alerts, runs and queue-chained stages.
+//! - [`notify`]: notification channels (webhook, Teams card): queue messages per channel, delivery.
 //! - [`pair_state`]: `pairs/{pair}.json` — who serves, the failover phase, what the tool created.
 //! - [`sim`]: an ARM-faithful Data Share simulator for tests, drills and benchmarks.
 //! - [`startup`], [`telemetry`], [`cli`]: process wiring.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod failover;
 pub mod handlers;
 pub mod host;
+pub mod notify;
 pub mod pair_state;
 pub mod readiness;
 pub mod reconcile;

@@ -244,6 +244,16 @@ async fn webhook() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     (url, hits, task)
 }
 
+/// Delivers every `notify` message of `r` through the `Notify` function (as the host would).
+async fn deliver_all(app: &TestApp, r: &InvocationResponse) {
+    for m in r.messages("notify") {
+        let (status, body) = app
+            .invoke("Notify", &payload::queue("Notify", &m.to_text(), 1))
+            .await;
+        assert_eq!(status, 200, "Notify delivers: {body}");
+    }
+}
+
 async fn fire(app: &TestApp) -> InvocationResponse {
     let (status, body) = app
         .invoke("CheckReadiness", &payload::timer("CheckReadiness", false))
@@ -285,6 +295,13 @@ async fn with_in_memory_storage_a_change_and_a_recovery_each_notify_once() {
         .to_typed()
         .expect("notification JSON");
     assert_eq!(note["newStatus"], "NotReady");
+    assert_eq!(note["channel"], "webhook", "one message per channel");
+    assert_eq!(
+        hook_hits.load(Ordering::SeqCst),
+        0,
+        "CheckReadiness no longer POSTs itself: the Notify function delivers"
+    );
+    deliver_all(&app, &r).await;
     assert_eq!(hook_hits.load(Ordering::SeqCst), 1, "one webhook POST");
 
     let r = fire(&app).await;
@@ -299,6 +316,7 @@ async fn with_in_memory_storage_a_change_and_a_recovery_each_notify_once() {
     assert_eq!(note["oldStatus"], "NotReady");
     assert_eq!(note["newStatus"], "Ready");
     assert_eq!(note["direction"], "recovered");
+    deliver_all(&app, &r).await;
     assert_eq!(hook_hits.load(Ordering::SeqCst), 2);
 
     // The handler sends nothing to the queue itself: the output binding is the only path.

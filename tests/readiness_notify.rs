@@ -283,17 +283,62 @@ fn fast_targets(url: &str) -> NotifyTargets {
     }
 }
 
+/// The notification is queued for the webhook channel (nothing is POSTed by the check); the
+/// `Notify` delivery of that message fails on a 5xx (the queue retries it) and then POSTs the
+/// notification body.
 #[tokio::test]
-async fn the_webhook_is_retried_on_5xx_and_gets_the_notification_body() {
-    let (url, count, body) = webhook_server(vec![503, 500, 200]).await;
+async fn the_webhook_gets_the_notification_body_through_its_queue_message() {
+    let (url, count, body) = webhook_server(vec![503, 200]).await;
     let blobs = MemoryBlobStore::new();
     let queue = MemoryQueue::new();
     let r = report(Status::NotReady, datetime!(2025-06-01 12:00 UTC));
-    let outcome = record_and_notify(&blobs, &queue, &client(), &fast_targets(&url), &r)
+    let targets = fast_targets(&url);
+    let outcome = record_and_notify(&blobs, &queue, &client(), &targets, &r)
         .await
         .expect("notify");
-    assert_eq!(outcome.webhook_delivered, Some(true));
-    assert_eq!(count.load(Ordering::SeqCst), 3);
+    assert_eq!(outcome.messages, 1);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "the check itself POSTs nothing"
+    );
+    let texts: Vec<String> = queue
+        .receive(NOTIFICATIONS_QUEUE, 32, Duration::from_secs(60))
+        .await
+        .expect("receive")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts.len(), 1);
+    let channels = targets.channels();
+    let now = time::OffsetDateTime::now_utc();
+    let first = datashare_dr::notify::deliver(
+        &client(),
+        &channels,
+        &texts[0],
+        true,
+        now,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        first.is_err(),
+        "a 503 is a failed delivery (the queue retries): {first:?}"
+    );
+    let second = datashare_dr::notify::deliver(
+        &client(),
+        &channels,
+        &texts[0],
+        false,
+        now,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(second, Ok(datashare_dr::notify::Delivered::Sent(_))),
+        "{second:?}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
     let sent: serde_json::Value =
         serde_json::from_str(&body.lock().expect("lock")).expect("json body");
     assert_eq!(sent["newStatus"], "NotReady");

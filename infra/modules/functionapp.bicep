@@ -87,6 +87,10 @@ param rustLog string
 @description('NOTIFY_WEBHOOK_URL: optional Logic App / Teams workflow URL for notifications. Empty = not set. A Key Vault reference (@Microsoft.KeyVault(...)) resolved with the app identity also works.')
 param notifyWebhookUrl string = ''
 
+@secure()
+@description('NOTIFY_TEAMS_WEBHOOK_URL: optional Microsoft Teams workflow / incoming-webhook URL; run and readiness events are posted there as Adaptive Cards. Empty = not set.')
+param notifyTeamsWebhookUrl string = ''
+
 @description('Tags applied to the plan and the app.')
 param tags object = {}
 
@@ -114,6 +118,9 @@ var configSettings = {
 // Only set when given, so an empty value never reaches Config.
 var notifySettings = empty(notifyWebhookUrl) ? {} : {
   NOTIFY_WEBHOOK_URL: notifyWebhookUrl
+}
+var teamsSettings = empty(notifyTeamsWebhookUrl) ? {} : {
+  NOTIFY_TEAMS_WEBHOOK_URL: notifyTeamsWebhookUrl
 }
 // Host-owned extras (read by the Functions host, not by the handler).
 var hostSettings = {
@@ -214,7 +221,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: not a site; public network access is set on `site`, see infra/checkov-skips.md CKV_AZURE_222
   parent: site
   name: 'appsettings'
-  properties: union(configSettings, notifySettings, hostSettings, premiumHostSettings)
+  properties: union(configSettings, notifySettings, teamsSettings, hostSettings, premiumHostSettings)
 }
 
 output id string = site.id

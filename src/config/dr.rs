@@ -177,6 +177,36 @@ keyword_enum!(
 );
 
 keyword_enum!(
+    /// What happens when a run waiting for approval reaches `approval_timeout_minutes`.
+    ApprovalTimeoutAction {
+        /// End the run: `failed`, reason `approval-expired` (default).
+        Fail = "fail",
+        /// Continue as approved (recorded as approved by timeout) — only for runs that wait
+        /// because of the pair's `failover = "approve"` policy, never for runs an `[alerts]`
+        /// rule, a plausibility check or a tool fault routed to approval.
+        Proceed = "proceed",
+    }
+);
+
+/// The approval deadline of a pair (`[defaults]` or per pair).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApprovalDeadline {
+    /// `approval_timeout_minutes` (fractional minutes allowed, e.g. `0.1` = 6 s for tests).
+    pub timeout: Duration,
+    /// `on_approval_timeout`.
+    pub on_timeout: ApprovalTimeoutAction,
+}
+
+impl Default for ApprovalDeadline {
+    fn default() -> Self {
+        ApprovalDeadline {
+            timeout: Duration::from_secs(60 * 60),
+            on_timeout: ApprovalTimeoutAction::Fail,
+        }
+    }
+}
+
+keyword_enum!(
     /// What replication does with secondary items that have no primary counterpart.
     PrunePolicy {
         /// Report them as findings; never delete (default).
@@ -422,6 +452,8 @@ pub struct Defaults {
     pub drill_max_age: Duration,
     /// Readiness: a last snapshot older than `rpo_factor × schedule interval` is a finding.
     pub rpo_factor: f64,
+    /// `approval_timeout_minutes` (default 60) and `on_approval_timeout` (default `fail`).
+    pub approval: ApprovalDeadline,
 }
 
 const DAY: u64 = 86_400;
@@ -435,6 +467,7 @@ impl Default for Defaults {
             expiry_horizon: Duration::from_secs(14 * DAY),
             drill_max_age: Duration::from_secs(90 * DAY),
             rpo_factor: 2.0,
+            approval: ApprovalDeadline::default(),
         }
     }
 }
@@ -687,6 +720,8 @@ pub struct Pair {
     /// Effective pair-level invitation policy (pair value, else `[defaults]`).
     pub invitations: InvitationPolicy,
     pub failover: FailoverPolicy,
+    /// Effective approval deadline (pair values, else `[defaults]`).
+    pub approval: ApprovalDeadline,
     pub prune: PrunePolicy,
     pub drill_recipients: Vec<ConsumerTarget>,
     pub consumers: Vec<ConsumerOverride>,
@@ -741,6 +776,8 @@ pub struct ConsumerSubscription {
     pub start_first_sync: bool,
     pub schedule: ConsumerSchedule,
     pub failover: FailoverPolicy,
+    /// Effective approval deadline (subscription values, else `[defaults]`).
+    pub approval: ApprovalDeadline,
 }
 
 impl ConsumerSubscription {
@@ -828,6 +865,14 @@ impl DrConfig {
     /// The consumer-role subscription named `name`.
     pub fn subscription(&self, name: &str) -> Option<&ConsumerSubscription> {
         self.subscriptions.iter().find(|s| s.name == name)
+    }
+
+    /// The approval deadline of the pair or subscription `name` (`[defaults]` when unknown).
+    pub fn approval_deadline(&self, name: &str) -> ApprovalDeadline {
+        self.pair(name)
+            .map(|p| p.approval)
+            .or_else(|| self.subscription(name).map(|s| s.approval))
+            .unwrap_or(self.defaults.approval)
     }
 }
 
@@ -1151,6 +1196,8 @@ fn read_defaults(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Defaults {
             "expiry_horizon_days",
             "drill_max_age_days",
             "rpo_factor",
+            "approval_timeout_minutes",
+            "on_approval_timeout",
         ],
     ) else {
         return d;
@@ -1169,7 +1216,37 @@ fn read_defaults(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Defaults {
     if let Some((f, _)) = t.opt_float(ctx, "rpo_factor", 1.0, 100.0) {
         d.rpo_factor = f;
     }
+    d.approval = read_approval(ctx, &t, d.approval);
     d
+}
+
+/// The longest approval deadline accepted: a week.
+const MAX_APPROVAL_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
+/// `approval_timeout_minutes` (a number of minutes > 0, fractions allowed) and
+/// `on_approval_timeout` of a table, over `inherited`.
+fn read_approval(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    inherited: ApprovalDeadline,
+) -> ApprovalDeadline {
+    let mut a = inherited;
+    if let Some((m, loc)) = t.opt_float(ctx, "approval_timeout_minutes", 0.0, MAX_APPROVAL_MINUTES)
+    {
+        if m * 60.0 < 1.0 {
+            ctx.issue(
+                &loc.path,
+                &loc.span,
+                "approval_timeout_minutes must be at least one second (0.0167); use e.g. 60 for an hour",
+            );
+        } else {
+            a.timeout = Duration::from_secs_f64(m * 60.0);
+        }
+    }
+    if let Some(v) = keyword(t.opt_str(ctx, "on_approval_timeout"), ctx) {
+        a.on_timeout = v;
+    }
+    a
 }
 
 fn read_alerts(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> AlertSettings {
@@ -1237,6 +1314,8 @@ const PAIR_KEYS: &[&str] = &[
     "shares",
     "invitations",
     "failover",
+    "approval_timeout_minutes",
+    "on_approval_timeout",
     "prune",
     "drill_recipients",
     "create_secondary",
@@ -1252,6 +1331,8 @@ const SUBSCRIPTION_KEYS: &[&str] = &[
     "secondary_region",
     "provider_share",
     "failover",
+    "approval_timeout_minutes",
+    "on_approval_timeout",
     "start_first_sync",
     "schedule",
     "stores",
@@ -1326,6 +1407,7 @@ fn read_pair(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> Optio
 
     let invitations = keyword(t.opt_str(ctx, "invitations"), ctx).unwrap_or(defaults.invitations);
     let failover = keyword(t.opt_str(ctx, "failover"), ctx).unwrap_or(defaults.failover);
+    let approval = read_approval(ctx, t, defaults.approval);
     let prune = keyword(t.opt_str(ctx, "prune"), ctx).unwrap_or(defaults.prune);
 
     let mut drill_recipients: Vec<ConsumerTarget> = Vec::new();
@@ -1392,6 +1474,7 @@ fn read_pair(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> Optio
             shares: shares?,
             invitations,
             failover,
+            approval,
             prune,
             drill_recipients,
             consumers,
@@ -1577,6 +1660,7 @@ fn read_subscription(
         }
     });
     let failover = keyword(t.opt_str(ctx, "failover"), ctx).unwrap_or(defaults.failover);
+    let approval = read_approval(ctx, t, defaults.approval);
     let start_first_sync = t.opt_bool(ctx, "start_first_sync").unwrap_or(false);
     let schedule = match t.opt_str(ctx, "schedule") {
         None => ConsumerSchedule::Provider,
@@ -1608,6 +1692,7 @@ fn read_subscription(
             start_first_sync,
             schedule,
             failover,
+            approval,
         },
         name_loc,
     ))

@@ -55,6 +55,13 @@ pub const KEY_REPLICATE_SCHEDULE: &str = "REPLICATE_SCHEDULE";
 pub const KEY_READINESS_SCHEDULE: &str = "READINESS_SCHEDULE";
 /// Optional webhook for notifications (its URL usually carries a signature: a secret).
 pub const KEY_NOTIFY_WEBHOOK_URL: &str = "NOTIFY_WEBHOOK_URL";
+/// Optional Microsoft Teams workflow / incoming-webhook URL: run and readiness events are sent
+/// there as an Adaptive Card (a secret, like the webhook URL).
+pub const KEY_NOTIFY_TEAMS_WEBHOOK_URL: &str = "NOTIFY_TEAMS_WEBHOOK_URL";
+/// The app's public host name (`<app>.azurewebsites.net`), set by Azure App Service / Functions
+/// on every app: the base of the approve / cancel / status links in notifications
+/// (`https://<host>/api/...`; plain `http` only for a loopback host).
+pub const KEY_WEBSITE_HOSTNAME: &str = "WEBSITE_HOSTNAME";
 /// Optional log filter.
 pub const KEY_RUST_LOG: &str = "RUST_LOG";
 
@@ -75,12 +82,14 @@ pub const ENV_KEYS: &[&str] = &[
     KEY_REPLICATE_SCHEDULE,
     KEY_READINESS_SCHEDULE,
     KEY_NOTIFY_WEBHOOK_URL,
+    KEY_NOTIFY_TEAMS_WEBHOOK_URL,
+    KEY_WEBSITE_HOSTNAME,
     KEY_RUST_LOG,
 ];
 
 /// Keys [`Config`] reads that the Functions host itself sets on the handler process; they must
 /// not appear in `local.settings.json.sample` or in the Bicep app settings.
-pub const HOST_PROVIDED_KEYS: &[&str] = &[KEY_PORT];
+pub const HOST_PROVIDED_KEYS: &[&str] = &[KEY_PORT, KEY_WEBSITE_HOSTNAME];
 
 /// Azurite's well-known development account (public, documented by Microsoft; not a secret).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -307,6 +316,10 @@ pub struct Config {
     pub readiness_schedule: Option<Schedule>,
     /// `NOTIFY_WEBHOOK_URL`.
     pub notify_webhook_url: Option<SecretUrl>,
+    /// `NOTIFY_TEAMS_WEBHOOK_URL`.
+    pub notify_teams_webhook_url: Option<SecretUrl>,
+    /// `WEBSITE_HOSTNAME` (set by Azure): host[:port] of the app's public URL.
+    pub website_hostname: Option<String>,
     /// `RUST_LOG`; telemetry defaults to `info`.
     pub log_filter: Option<String>,
 }
@@ -387,6 +400,29 @@ impl Config {
         let notify_webhook_url = get(KEY_NOTIFY_WEBHOOK_URL)
             .map(|raw| parse_secret_url(KEY_NOTIFY_WEBHOOK_URL, &raw))
             .transpose()?;
+        let notify_teams_webhook_url = get(KEY_NOTIFY_TEAMS_WEBHOOK_URL)
+            .map(|raw| parse_secret_url(KEY_NOTIFY_TEAMS_WEBHOOK_URL, &raw))
+            .transpose()?;
+        let website_hostname = get(KEY_WEBSITE_HOSTNAME)
+            .map(|raw| {
+                let host = raw.trim_end_matches('/');
+                let ok = !host.is_empty()
+                    && !host.contains("://")
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+                if ok {
+                    Ok(host.to_ascii_lowercase())
+                } else {
+                    Err(ConfigError::Invalid {
+                        key: KEY_WEBSITE_HOSTNAME,
+                        reason: format!(
+                            "expected a host name such as `myapp.azurewebsites.net` (no scheme, no path), got `{raw}`"
+                        ),
+                    })
+                }
+            })
+            .transpose()?;
         let log_filter = get(KEY_RUST_LOG);
 
         Ok(Config {
@@ -401,6 +437,8 @@ impl Config {
             replicate_schedule,
             readiness_schedule,
             notify_webhook_url,
+            notify_teams_webhook_url,
+            website_hostname,
             log_filter,
         })
     }
@@ -443,6 +481,8 @@ impl Config {
             replicate_schedule: None,
             readiness_schedule: None,
             notify_webhook_url: None,
+            notify_teams_webhook_url: None,
+            website_hostname: None,
             log_filter: None,
         }
     }

@@ -1060,6 +1060,10 @@ pub struct StartRun {
     pub pair: String,
     pub mode: RunMode,
     pub approval: Approval,
+    /// The run waits for approval because an `[alerts]` rule said so (`on_degraded`,
+    /// `on_both_regions`, `on_user_initiated`), not because of the pair's `failover` policy:
+    /// such a run never proceeds when its approval deadline passes.
+    pub approval_by_rule: bool,
     pub reason: String,
     /// Record all of them; if any already exists the alert is a duplicate for this pair.
     pub dedup_keys: Vec<DedupKey>,
@@ -1340,7 +1344,7 @@ fn decide_resource_health(
     if let Some(e) = &alert.event_data_id {
         keys.push(DedupKey::Event(e.clone()));
     }
-    let start = |approval: &dyn Fn(&Protected<'_>) -> Approval, reason: String| {
+    let start = |approval: &dyn Fn(&Protected<'_>) -> Approval, by_rule: bool, reason: String| {
         Decision::StartRun(
             primary_of
                 .iter()
@@ -1348,6 +1352,7 @@ fn decide_resource_health(
                     pair: p.name.to_owned(),
                     mode: RunMode::Failover,
                     approval: approval(p),
+                    approval_by_rule: by_rule,
                     reason: reason.clone(),
                     dedup_keys: keys.clone(),
                     tracking_id: None,
@@ -1359,6 +1364,7 @@ fn decide_resource_health(
         Some(HealthStatus::Unavailable) if user => match config.alerts.on_user_initiated {
             AlertEscalation::Approve => start(
                 &|_| Approval::AwaitApproval,
+                true,
                 format!("primary account {resource} Unavailable (UserInitiated); approval required"),
             ),
             AlertEscalation::Ignore => ignore(
@@ -1372,6 +1378,7 @@ fn decide_resource_health(
         Some(HealthStatus::Unavailable) => match status {
             HealthEventStatus::Active | HealthEventStatus::InProgress | HealthEventStatus::Updated => start(
                 &|p| approval_for(p.failover),
+                false,
                 format!(
                     "primary account {resource} Unavailable ({}, status {status_text})",
                     match &rh.cause {
@@ -1392,6 +1399,7 @@ fn decide_resource_health(
             match config.alerts.on_degraded {
                 AlertEscalation::Approve => start(
                     &|_| Approval::AwaitApproval,
+                    true,
                     format!("primary account {resource} Degraded (status {status_text}); approval required"),
                 ),
                 AlertEscalation::Ignore => ignore(
@@ -1509,6 +1517,7 @@ fn decide_service_health(
                         pair: p.name.to_owned(),
                         mode: RunMode::Failover,
                         approval,
+                        approval_by_rule: both,
                         reason: if both {
                             format!(
                                 "Service Health incident {tid}: {} impacted in {} and the secondary region {} (or Global); approval required",

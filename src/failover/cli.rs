@@ -50,6 +50,23 @@ pub fn stores_from_env() -> Result<Option<Stores>, store::StoreError> {
     Ok(Some((Arc::new(blobs), Arc::new(queue))))
 }
 
+/// Run event settings from the environment (`NOTIFY_*`, `WEBSITE_HOSTNAME`); none when the
+/// settings do not read.
+fn cli_event_settings(config: &std::path::Path) -> super::events::EventSettings {
+    let env = crate::config::Config::from_env().ok();
+    super::events::EventSettings {
+        channels: env
+            .as_ref()
+            .and_then(|c| crate::notify::Channels::from_config(c).ok())
+            .unwrap_or_default(),
+        public_base_url: env
+            .as_ref()
+            .and_then(|c| c.website_hostname.as_deref())
+            .map(super::events::EventSettings::base_url_for_host),
+        config_name: config.file_name().map(|n| n.to_string_lossy().into_owned()),
+    }
+}
+
 fn load_config(path: &std::path::Path) -> anyhow::Result<DrConfig> {
     DrConfig::load(path).map_err(|e| anyhow!("{e}"))
 }
@@ -388,6 +405,14 @@ fn run_action(a: &FailoverRunArgs, action: &str, reason: Option<&str>) -> anyhow
             "cancel" => start::cancel_because(blobs.as_ref(), &a.run_id, &by, reason, now).await,
             _ => start::status(blobs.as_ref(), &a.run_id).await,
         };
+        if action == "cancel"
+            && let Ok(run) = &result
+            && run.status.is_terminal()
+        {
+            // Ended here (between stages): no stage will announce it.
+            let settings = cli_event_settings(&a.config);
+            super::events::send_end(queue.as_ref(), &settings, run, now).await;
+        }
         match result {
             Ok(run) => {
                 if !a.json {

@@ -126,6 +126,8 @@ pub struct StageContext {
     /// queue: the handle goes on the run record and the stage re-enqueues with a visibility
     /// delay (never a sleep for the operation's whole life).
     pub lro_handoff: Duration,
+    /// Where run events go (`notifications` channels) and how their links read.
+    pub events: super::events::EventSettings,
 }
 
 /// One delivery of a queue message: the message id (stable across redeliveries) and the
@@ -183,6 +185,7 @@ impl StageContext {
             probe_deadline: Duration::from_secs(20),
             delivery: None,
             lro_handoff: Duration::from_secs(10),
+            events: super::events::EventSettings::default(),
         }
     }
 }
@@ -377,6 +380,9 @@ pub async fn run_one_stage(
     let Some(run) = claimed else {
         return Ok(Outcome::Wait(CLAIMED_RETRY));
     };
+    if stage == Stage::Preflight {
+        announce_start(ctx, &run).await;
+    }
 
     let result = match execute(ctx, &run, stage).await {
         Ok(r) => r,
@@ -396,6 +402,7 @@ pub async fn run_one_stage(
             if let Err(re) = release {
                 tracing::warn!(run_id = %run.run_id, error = %re, "could not release the stage claim");
             }
+            announce_stage_failed(ctx, &run, stage, &text).await;
             return Err(e);
         }
     };
@@ -538,10 +545,64 @@ async fn commit(
         }
         Err(e) => return Err(e),
     };
+    // An expired approval says so in its own `expired` event.
+    if let ResultKind::Abort(reason) = &result.kind
+        && stage != Stage::AwaitApproval
+    {
+        announce_stage_failed(ctx, &run_after, stage, reason).await;
+    }
     if run_after.status.is_terminal() {
         after_end(ctx, &run_after).await;
     }
     Ok(outcome)
+}
+
+/// Queues `started` once per run (at the first claim of `preflight`).
+async fn announce_start(ctx: &StageContext, run: &RunRecord) {
+    let now = ctx.clock.now();
+    let mut ev = super::events::event(&ctx.events, run, "started", now);
+    ev.summary = format!(
+        "{} of pair {} started ({}): {}",
+        run.mode, run.pair, run.trigger.kind, run.trigger.reason
+    );
+    ev.reason = Some(run.trigger.reason.clone());
+    if run.approval.required {
+        ev.decision = Some(super::events::decision_of(run));
+    }
+    super::events::send_once(
+        ctx.store.as_ref(),
+        ctx.queue.as_ref(),
+        &ctx.events,
+        run,
+        "started",
+        &ev,
+        now,
+    )
+    .await;
+}
+
+/// Queues `stage-failed` (stage, finding, attempt) once per stage attempt.
+async fn announce_stage_failed(ctx: &StageContext, run: &RunRecord, stage: Stage, finding: &str) {
+    let now = ctx.clock.now();
+    let attempt = run.stage(stage).map_or(0, |s| s.attempts);
+    let mut ev = super::events::event(&ctx.events, run, "stage-failed", now);
+    ev.summary = format!(
+        "{} of pair {}: stage {stage} failed (attempt {attempt}): {finding}",
+        run.mode, run.pair
+    );
+    ev.stage = Some(stage);
+    ev.finding = Some(finding.to_owned());
+    ev.attempt = Some(attempt);
+    super::events::send_once(
+        ctx.store.as_ref(),
+        ctx.queue.as_ref(),
+        &ctx.events,
+        run,
+        &format!("stage-failed:{stage}:{attempt}"),
+        &ev,
+        now,
+    )
+    .await;
 }
 
 /// Side effects of a run's end: release the lock; notify about failures and cancellations.
@@ -549,11 +610,8 @@ async fn after_end(ctx: &StageContext, run: &RunRecord) {
     if let Err(e) = release_lock(ctx.store.as_ref(), &run.pair, &run.run_id).await {
         tracing::warn!(run_id = %run.run_id, error = %e, "could not release the pair lock (the next start breaks it)");
     }
-    if run.status != RunStatus::Succeeded
-        && let Err(e) = notify(ctx, run).await
-    {
-        tracing::warn!(run_id = %run.run_id, status = run.status.as_str(), error = %super::error_text(&e), "could not queue the notification of the run's end; nobody was told");
-    }
+    // `completed` goes out only now, after `complete` is recorded (with the RTO).
+    super::events::send_end(ctx.queue.as_ref(), &ctx.events, run, ctx.clock.now()).await;
     tracing::info!(
         event = "failover.ended",
         run_id = %run.run_id,
@@ -687,7 +745,7 @@ async fn execute(
         _ => None,
     };
     match (run.role, stage) {
-        (_, Stage::AwaitApproval) => Ok(await_approval(ctx, run)),
+        (_, Stage::AwaitApproval) => Ok(await_approval(ctx, run).await),
         (_, Stage::Notify) => notify_stage(ctx, run).await,
         (_, Stage::Complete) => complete(ctx, run).await,
         (Role::Provider, Stage::Preflight) => preflight(ctx, &arm, run).await,
@@ -1004,17 +1062,130 @@ fn roster_unknown(
     Ok(())
 }
 
-fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
+/// Waits for approval: announces `awaiting-approval` once, `approval-reminder` at half-time,
+/// and at the deadline (`approval_timeout_minutes`) either expires the run (`expired`, run
+/// `failed` with `approval-expired`) or, under `on_approval_timeout = "proceed"` for a run the
+/// pair's policy sent here, approves it by timeout. Waiting is a re-enqueue (`Wait`), checked
+/// again at the next milestone or after `approval_poll`, whichever comes first.
+async fn await_approval(ctx: &StageContext, run: &RunRecord) -> StageResult {
+    use super::events::{self, DeadlineDecision};
     if run.approval.is_approved() {
-        StageResult::done(format!(
+        return StageResult::done(format!(
             "approved by {}",
             run.approval.by.as_deref().unwrap_or("policy")
-        ))
-    } else {
-        StageResult {
-            kind: ResultKind::Wait(ctx.approval_poll),
-            summary: "waiting for approval".into(),
-            ..StageResult::default()
+        ));
+    }
+    let now = ctx.clock.now();
+    let policy = ctx.config.approval_deadline(&run.pair);
+    let deadline = events::approval_deadline(run, &policy);
+    let deadline_text = deadline
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let waiting_event = |name: &'static str, summary: String| {
+        let mut ev = events::event(&ctx.events, run, name, now);
+        ev.decision = Some(events::decision_of(run));
+        ev.deadline = Some(deadline);
+        ev.summary = summary;
+        ev.reason = Some(run.trigger.reason.clone());
+        ev
+    };
+    let (store, queue) = (ctx.store.as_ref(), ctx.queue.as_ref());
+    let ev = waiting_event(
+        "awaiting-approval",
+        format!(
+            "{} of pair {} awaits approval until {deadline_text}: {}",
+            run.mode, run.pair, run.trigger.reason
+        ),
+    );
+    events::send_once(
+        store,
+        queue,
+        &ctx.events,
+        run,
+        "awaiting-approval",
+        &ev,
+        now,
+    )
+    .await;
+    let wait = |d: Duration| StageResult {
+        kind: ResultKind::Wait(d.min(ctx.approval_poll).max(Duration::from_secs(1))),
+        summary: format!("waiting for approval (deadline {deadline_text})"),
+        ..StageResult::default()
+    };
+    match events::approval_deadline_decision(run, &policy, now) {
+        DeadlineDecision::NotWaiting => wait(ctx.approval_poll),
+        DeadlineDecision::Wait(d) => wait(d),
+        DeadlineDecision::Remind(d) => {
+            let ev = waiting_event(
+                "approval-reminder",
+                format!(
+                    "reminder: {} of pair {} still awaits approval; deadline {deadline_text}",
+                    run.mode, run.pair
+                ),
+            );
+            events::send_once(
+                store,
+                queue,
+                &ctx.events,
+                run,
+                "approval-reminder",
+                &ev,
+                now,
+            )
+            .await;
+            wait(d)
+        }
+        DeadlineDecision::Expire => {
+            let reason = events::expired_reason(&policy, deadline);
+            let mut ev = waiting_event(
+                "expired",
+                format!(
+                    "{} of pair {} expired: nobody approved it by {deadline_text}; the run ends failed",
+                    run.mode, run.pair
+                ),
+            );
+            ev.reason = Some(reason.clone());
+            ev.links.approve_url = None;
+            ev.links.approve_command = None;
+            ev.links.cancel_url = None;
+            ev.links.cancel_command = None;
+            events::send_once(store, queue, &ctx.events, run, "expired", &ev, now).await;
+            StageResult {
+                kind: ResultKind::Abort(reason),
+                summary: "approval deadline passed".into(),
+                ..StageResult::default()
+            }
+        }
+        DeadlineDecision::Proceed => {
+            let approved = update_run(store, &run.run_id, |r| {
+                if !r.approval.is_approved() && !r.status.is_terminal() {
+                    events::approve_by_timeout(r, &policy, now);
+                }
+                Ok(())
+            })
+            .await;
+            match approved {
+                Ok(r) => {
+                    let mut out = StageResult::done(format!(
+                        "approved by {}",
+                        r.approval.by.as_deref().unwrap_or("approval-timeout")
+                    ));
+                    if r.approval.by_timeout {
+                        out.finding(
+                            "Warning",
+                            "approved-by-timeout",
+                            format!(
+                                "nobody decided by {deadline_text}; the run continues as approved (on_approval_timeout = \"proceed\")"
+                            ),
+                        );
+                    }
+                    out
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, error = %super::error_text(&e), "could not record the approval by timeout; checking again");
+                    wait(Duration::from_secs(5))
+                }
+            }
         }
     }
 }
@@ -1719,46 +1890,24 @@ pub struct RunNotification {
     pub findings: Vec<RunFinding>,
 }
 
-async fn notify(ctx: &StageContext, run: &RunRecord) -> Result<(), FailoverError> {
-    let done: Vec<String> = run.done_stages().iter().map(|s| s.to_string()).collect();
-    let note = RunNotification {
-        kind: "failover.run",
-        run_id: run.run_id.clone(),
-        pair: run.pair.clone(),
-        mode: run.mode,
-        status: run.status,
-        summary: format!(
-            "{} of pair {}: {}; stages done: {}",
-            run.mode,
-            run.pair,
-            run.status.as_str(),
-            if done.is_empty() {
-                "none".into()
-            } else {
-                done.join(", ")
-            }
-        ),
-        findings: run.findings.clone(),
-    };
-    let text = serde_json::to_string(&note).map_err(|e| FailoverError::InvalidState {
-        run_id: run.run_id.clone(),
-        reason: format!("cannot encode the notification: {e}"),
-    })?;
-    ctx.queue
-        .send(NOTIFICATIONS_QUEUE, &text, None)
-        .await
-        .map(|_| ())
-        .map_err(|source| FailoverError::Enqueue {
-            run_id: run.run_id.clone(),
-            stage: "notify".into(),
-            source: Box::new(source),
-        })
-}
-
+/// The `notify` stage: the run's summary is the `completed` event, queued once `complete` is
+/// recorded (with the RTO) — sending it here would announce a run that is still `running`.
 async fn notify_stage(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, FailoverError> {
-    notify(ctx, run).await?;
-    let mut out = StageResult::done(format!("summary queued on {NOTIFICATIONS_QUEUE}"));
-    out.count("notifications", 1);
+    let channels = ctx.events.channels.configured();
+    let out = StageResult::done(format!(
+        "the completion notice follows `complete` on {NOTIFICATIONS_QUEUE} ({} channel(s): {}); run {}",
+        channels.len(),
+        if channels.is_empty() {
+            "none configured".to_owned()
+        } else {
+            channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        run.run_id
+    ));
     Ok(out)
 }
 

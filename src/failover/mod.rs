@@ -5,6 +5,7 @@
 //! - [`stages`]: the stage graph, [`Outcome`] and the error policy (pure, table-tested).
 //! - [`run`]: run records (`runs/{runId}.json`, ETag-guarded) and the per-pair lock
 //!   (`locks/{pair}.json`, create-if-absent).
+//! - [`events`]: run events for the `notifications` queue, the approval deadline (pure).
 //! - [`exec`]: [`run_one_stage`] — claim, observe, write, record, decide; the stage bodies.
 //! - [`start`]: starting runs from runbooks and from alerts (dedup under `alerts/`), approve,
 //!   cancel.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod consumer;
 pub mod drill;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod preview;
 pub mod run;

@@ -129,6 +129,28 @@ pub struct Approval {
     /// Absent in records written before it existed and when no reason was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why the run waits for approval ([`approval_route`]): `policy` (the pair's
+    /// `failover = "approve"`), `alert-rule`, `plausibility` or `tool-fault`. Only a `policy`
+    /// run may proceed on `on_approval_timeout = "proceed"`. Absent in records written before
+    /// it existed (such a run never proceeds on timeout) and when no approval is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Approved because `approval_timeout_minutes` passed under `on_approval_timeout =
+    /// "proceed"` (then `by` is `approval-timeout`), not by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_timeout: bool,
+}
+
+/// Why a run was routed to approval (`approval.route` on the run record).
+pub mod approval_route {
+    /// The pair's (or subscription's) `failover = "approve"` policy.
+    pub const POLICY: &str = "policy";
+    /// An `[alerts]` rule (`on_degraded`, `on_both_regions`, `on_user_initiated`).
+    pub const ALERT_RULE: &str = "alert-rule";
+    /// An alert plausibility check.
+    pub const PLAUSIBILITY: &str = "plausibility";
+    /// A tool fault (auth, config, throttling) seen while deciding.
+    pub const TOOL_FAULT: &str = "tool-fault";
 }
 
 /// Who cancelled a run, when and why (the audit trail of `failover cancel`). Absent in records
@@ -333,6 +355,11 @@ pub struct RunRecord {
     /// `final-sync` data set replacement); the next delivery polls them before going on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_operations: Vec<crate::arm::client::LroHandle>,
+    /// Run events already queued for delivery (`started`, `awaiting-approval`,
+    /// `approval-reminder`, …; `stage-failed:{stage}:{attempt}`), so a redelivered stage does
+    /// not announce them twice. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<String>,
 }
 
 impl RunRecord {
@@ -364,6 +391,8 @@ impl RunRecord {
                 by: None,
                 at: None,
                 reason: None,
+                route: None,
+                by_timeout: false,
             },
             created_at: now,
             updated_at: now,
@@ -384,6 +413,7 @@ impl RunRecord {
             error: None,
             consumer: None,
             pending_operations: Vec::new(),
+            notified: Vec::new(),
         }
     }
 

@@ -585,7 +585,7 @@ async fn start_from_alert(
         role,
         approval_required,
     };
-    let run = RunRecord::new(
+    let mut run = RunRecord::new(
         new_run_id(now),
         s.pair.clone(),
         Mode::Failover,
@@ -603,6 +603,9 @@ async fn start_from_alert(
         },
         now,
     );
+    if approval_required {
+        run.approval.route = Some(approval_route_of(cfg, s).to_owned());
+    }
     match launch(store, queue, &run, now).await {
         Ok(()) => {
             if let Err(e) = write_dedup(
@@ -643,6 +646,21 @@ async fn start_from_alert(
             })
         }
         Err(StartError::Failed(e)) => Err(e),
+    }
+}
+
+/// Why an alert-started run waits for approval (`approval.route`): `policy` only when the
+/// pair's own `failover = "approve"` is the reason; an `[alerts]` rule's escalation — or any
+/// approval the pair's `auto` policy did not ask for (plausibility, tool fault) — is never
+/// `policy`, so such a run never proceeds on approval timeout.
+fn approval_route_of(cfg: &DrConfig, s: &alert::StartRun) -> &'static str {
+    use super::run::approval_route;
+    if s.approval_by_rule {
+        return approval_route::ALERT_RULE;
+    }
+    match approval_policy(cfg, &s.pair) {
+        Some(FailoverPolicy::Approve) => approval_route::POLICY,
+        _ => approval_route::ALERT_RULE,
     }
 }
 

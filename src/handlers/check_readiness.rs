@@ -6,13 +6,15 @@
 //! `notify::detect_change` (ETag-guarded state blob; `Some` only on an edge).
 //!
 //! One notification path: the notification leaves through the function's queue output binding
-//! `notify` (→ `notifications`), plus the `NOTIFY_WEBHOOK_URL` POST when configured. The handler
-//! never sends to the queue itself, so exactly one message exists per status change.
+//! `notify` (→ `notifications`), one message per configured channel (`NOTIFY_WEBHOOK_URL`,
+//! `NOTIFY_TEAMS_WEBHOOK_URL`; one message without a channel when none is), and the `Notify`
+//! function delivers it — the same path as run events. The handler neither POSTs nor sends to
+//! the queue itself.
 //!
 //! All-or-nothing per invocation: the host drops output bindings of a failed invocation, so when
 //! any pair fails (storage unreachable, …) the status changes recorded for the other pairs are
 //! put back (`history::revert_status`) before the error is returned — the next tick sees those
-//! changes again and notifies then. Webhooks are only called once every pair has succeeded.
+//! changes again and notifies then.
 //! A pair whose ARM reads fail is not a failure: that is an observation (a finding).
 
 use time::OffsetDateTime;
@@ -20,7 +22,7 @@ use time::OffsetDateTime;
 use crate::host::{InvocationResponse, QueueMessage, TimerTrigger};
 use crate::readiness::arm_reader::ArmReader;
 use crate::readiness::check::check_pair;
-use crate::readiness::notify::{self, Notification, NotifyTargets, WebhookUrl};
+use crate::readiness::notify::{self, Notification, NotifyTargets};
 use crate::readiness::{ReadinessError, Report, history};
 use crate::startup::AppState;
 use crate::store::BlobStore;
@@ -39,15 +41,17 @@ pub fn readiness_error(operation: String, err: ReadinessError) -> HandlerError {
     }
 }
 
-/// Where notifications go besides the queue output: the webhook from `NOTIFY_WEBHOOK_URL`.
+/// The channels notifications are queued for: `NOTIFY_WEBHOOK_URL`, `NOTIFY_TEAMS_WEBHOOK_URL`.
 pub fn notify_targets(state: &AppState) -> Result<NotifyTargets, HandlerError> {
-    let webhook = match &state.config.notify_webhook_url {
-        None => None,
-        Some(url) => Some(WebhookUrl::parse(url.expose().as_str()).map_err(|reason| {
-            HandlerError::permanent("read NOTIFY_WEBHOOK_URL", std::io::Error::other(reason))
-        })?),
-    };
-    Ok(NotifyTargets::new(webhook, None))
+    let channels = crate::notify::Channels::from_config(&state.config).map_err(|reason| {
+        HandlerError::permanent(
+            "read the notification channels",
+            std::io::Error::other(reason),
+        )
+    })?;
+    let mut targets = NotifyTargets::new(channels.webhook, None);
+    targets.teams = channels.teams;
+    Ok(targets)
 }
 
 /// One checked pair: its report and the notification its status change deserves.
@@ -138,7 +142,16 @@ pub async fn handle(
             c.report.counts.info
         ));
         if let Some(note) = &c.note {
-            response.push_message(NOTIFY_OUT, QueueMessage::json(note)?);
+            let texts = notify::queue_messages(note, &targets, now).map_err(|e| {
+                readiness_error(format!("encode the notification of pair {}", note.pair), e)
+            })?;
+            for text in texts {
+                // A JSON object (never base64-sniffed by the host, §6.3).
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text)
+                        .map_err(|e| HandlerError::permanent("encode the notification", e))?;
+                response.push_message(NOTIFY_OUT, QueueMessage::json(&object)?);
+            }
             tracing::info!(
                 event = "readiness.notified",
                 pair = %note.pair,
@@ -147,12 +160,6 @@ pub async fn handle(
                 direction = note.direction,
                 "readiness.notified"
             );
-        }
-    }
-    for c in &checked {
-        if let Some(note) = &c.note {
-            // Best effort on top of the queue message (bounded retries inside; logged).
-            notify::deliver_webhook(state.http(), &targets, note).await;
         }
     }
     Ok(response)

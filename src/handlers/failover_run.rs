@@ -101,6 +101,11 @@ pub async fn handle(
         }
     }
     .map_err(|e| failover_error("answer the run request", e))?;
+    if matches!(action, RunAction::Cancel { .. }) && run.status.is_terminal() {
+        // Ended here (between stages): no stage will announce it.
+        let settings = super::failover_stage::event_settings(state)?;
+        crate::failover::events::send_end(storage.queue.as_ref(), &settings, &run, now).await;
+    }
     Ok(InvocationResponse::http(HttpOutput::json(200, &run)?))
 }
 

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::failover::events::EventSettings;
 use crate::failover::runner::process_message;
 use crate::failover::{FailoverError, Outcome, StageContext, error_text};
 use crate::host::{InvocationResponse, QueueTrigger};
@@ -38,12 +39,34 @@ pub async fn stage_context(state: &AppState) -> Result<StageContext, HandlerErro
     };
     let arm = state.arm().await?.clone();
     let storage = state.storage().await?;
-    Ok(StageContext::new(
-        dr,
-        arm,
-        storage.blobs.clone(),
-        Arc::clone(&storage.queue),
-    ))
+    let mut ctx = StageContext::new(dr, arm, storage.blobs.clone(), Arc::clone(&storage.queue));
+    ctx.events = event_settings(state)?;
+    Ok(ctx)
+}
+
+/// Where run events go: the channels of `NOTIFY_WEBHOOK_URL` / `NOTIFY_TEAMS_WEBHOOK_URL`,
+/// links under `WEBSITE_HOSTNAME`, CLI commands naming the DR config's file name.
+pub fn event_settings(state: &AppState) -> Result<EventSettings, HandlerError> {
+    let channels = crate::notify::Channels::from_config(&state.config).map_err(|reason| {
+        HandlerError::permanent(
+            "read the notification channels",
+            std::io::Error::other(reason),
+        )
+    })?;
+    Ok(EventSettings {
+        channels,
+        public_base_url: state
+            .config
+            .website_hostname
+            .as_deref()
+            .map(EventSettings::base_url_for_host),
+        config_name: state
+            .config
+            .dr_config_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+    })
 }
 
 /// Maps a failover error to the handler's classification.

@@ -20,6 +20,7 @@ pub mod check_readiness;
 pub mod failover_poison;
 pub mod failover_run;
 pub mod failover_stage;
+pub mod notify;
 pub mod readiness_status;
 pub mod replicate_config;
 pub mod replicate_now;
@@ -150,6 +151,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         source: POISON_QUEUE,
         methods: &[],
         queue_outputs: &[(NOTIFY_OUT, NOTIFICATIONS_QUEUE)],
+    },
+    FunctionSpec {
+        name: notify::NAME,
+        trigger: TriggerKind::Queue,
+        binding: QUEUE_BINDING,
+        source: NOTIFICATIONS_QUEUE,
+        methods: &[],
+        queue_outputs: &[],
     },
 ];
 

@@ -1,12 +1,11 @@
-//! Edge-triggered notifications: when a pair's status worsens or recovers, one message on the
-//! `notifications` queue and, when `NOTIFY_WEBHOOK_URL` is set, one JSON POST (Logic App / Teams
-//! workflow).
+//! Edge-triggered notifications: when a pair's status worsens or recovers, one message per
+//! configured channel on the `notifications` queue (see `crate::notify`); the `Notify` function
+//! delivers them to `NOTIFY_WEBHOOK_URL` and `NOTIFY_TEAMS_WEBHOOK_URL`. Nothing here POSTs.
 //!
 //! Guarantees: the state blob decides (ETag-guarded, see `history::record_status`) which check
 //! saw the change, so concurrent checks send one notification, and an unchanged status sends
 //! none. If the queue message cannot be sent, the recorded status is put back so the next check
-//! tries again. The webhook is best effort on top of the queue: bounded retries with backoff
-//! (transport errors, 408, 429, 5xx), then a logged error.
+//! tries again. Delivery (and its retries) belongs to the queue and the `Notify` function.
 //!
 //! Secrets: the webhook URL (it carries the Logic App's SAS signature) is held in [`WebhookUrl`],
 //! whose `Debug` prints `***`; it is never logged nor put in an error. The body carries the pair,
@@ -24,51 +23,7 @@ use super::history::{self, Transition};
 use super::report::{Finding, Report, SeverityCounts, Status};
 use crate::store::{BlobStore, NOTIFICATIONS_QUEUE, Queue};
 
-/// A webhook URL; a secret (it usually embeds a signature). `Debug`/`Display` print `***`.
-#[derive(Clone)]
-pub struct WebhookUrl(String);
-
-impl WebhookUrl {
-    /// Accepts an absolute `https://` URL, or `http://` to a loopback host (tests).
-    pub fn parse(raw: &str) -> Result<WebhookUrl, String> {
-        let url = url::Url::parse(raw.trim())
-            .map_err(|e| format!("NOTIFY_WEBHOOK_URL is not a valid URL ({e})"))?;
-        let loopback = matches!(
-            url.host(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-        ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
-        match url.scheme() {
-            "https" => Ok(WebhookUrl(url.to_string())),
-            "http" if loopback => Ok(WebhookUrl(url.to_string())),
-            _ => Err("NOTIFY_WEBHOOK_URL must be an https:// URL".to_string()),
-        }
-    }
-
-    /// Reads `NOTIFY_WEBHOOK_URL`; unset or empty = `Ok(None)`.
-    pub fn from_env() -> Result<Option<WebhookUrl>, String> {
-        match std::env::var("NOTIFY_WEBHOOK_URL") {
-            Ok(v) if !v.trim().is_empty() => WebhookUrl::parse(&v).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for WebhookUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookUrl(***)")
-    }
-}
-
-impl std::fmt::Display for WebhookUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::notify::WebhookUrl;
 
 /// How many findings a notification carries.
 pub const TOP_FINDINGS: usize = 5;
@@ -130,6 +85,8 @@ impl Notification {
 #[derive(Debug, Clone, Default)]
 pub struct NotifyTargets {
     pub webhook: Option<WebhookUrl>,
+    /// `NOTIFY_TEAMS_WEBHOOK_URL` (an Adaptive Card per notification).
+    pub teams: Option<WebhookUrl>,
     /// Base URL of the status page (e.g. `https://app.azurewebsites.net/api/readiness`); the
     /// pair name is appended.
     pub status_page_base: Option<String>,
@@ -143,6 +100,7 @@ impl NotifyTargets {
     pub fn new(webhook: Option<WebhookUrl>, status_page_base: Option<String>) -> NotifyTargets {
         NotifyTargets {
             webhook,
+            teams: None,
             status_page_base,
             webhook_attempts: 4,
             webhook_first_backoff: Duration::from_millis(250),
@@ -156,9 +114,8 @@ impl NotifyTargets {
 pub struct NotifyOutcome {
     pub transition: Option<Transition>,
     pub queued: bool,
-    /// `Some(true)` when the webhook answered 2xx, `Some(false)` when it gave up, `None` when not
-    /// configured or nothing to send.
-    pub webhook_delivered: Option<bool>,
+    /// Messages queued (one per configured channel; one without a channel when none is).
+    pub messages: usize,
 }
 
 /// Records the report's status in the state blob (ETag-guarded) and, when the status changed in
@@ -197,38 +154,38 @@ impl Notification {
     }
 }
 
-/// Sends the notification to the webhook when one is configured (best effort, bounded retries);
-/// returns `None` when none is configured, else whether it was delivered. Failures are logged
-/// (without the URL).
-pub async fn deliver_webhook(
-    http: &reqwest::Client,
-    targets: &NotifyTargets,
-    note: &Notification,
-) -> Option<bool> {
-    let url = targets.webhook.as_ref()?;
-    let text = match note.to_json() {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(pair = %note.pair, error = %e, "readiness webhook body");
-            return Some(false);
-        }
-    };
-    match post_webhook(http, url, targets, &note.pair, &text).await {
-        Ok(()) => Some(true),
-        Err(e) => {
-            tracing::error!(pair = %note.pair, error = %e, "readiness webhook failed");
-            Some(false)
+impl NotifyTargets {
+    /// The channels a notification is queued for.
+    pub fn channels(&self) -> crate::notify::Channels {
+        crate::notify::Channels {
+            webhook: self.webhook.clone(),
+            teams: self.teams.clone(),
         }
     }
 }
 
-/// Records the report's status in the state blob and, on an edge, sends the notification to the
-/// `notifications` queue and the webhook. If the queue send fails, the recorded status is put
-/// back (so the next check notifies) and the error is returned.
+/// The `notifications` queue messages of `note`: one per configured channel.
+pub fn queue_messages(
+    note: &Notification,
+    targets: &NotifyTargets,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, ReadinessError> {
+    crate::notify::messages_for(note, &targets.channels(), now).map_err(|source| {
+        ReadinessError::EncodeNotification {
+            pair: note.pair.clone(),
+            source,
+        }
+    })
+}
+
+/// Records the report's status in the state blob and, on an edge, queues the notification on
+/// `notifications` (one message per configured channel). If a queue send fails, the recorded
+/// status is put back (so the next check notifies) and the error is returned. `_http` is no
+/// longer used (delivery is the `Notify` function's); kept so callers compile unchanged.
 pub async fn record_and_notify(
     blobs: &dyn BlobStore,
     queue: &dyn Queue,
-    http: &reqwest::Client,
+    _http: &reqwest::Client,
     targets: &NotifyTargets,
     report: &Report,
 ) -> Result<NotifyOutcome, ReadinessError> {
@@ -236,12 +193,19 @@ pub async fn record_and_notify(
         return Ok(NotifyOutcome {
             transition: None,
             queued: false,
-            webhook_delivered: None,
+            messages: 0,
         });
     };
     let transition = note.transition();
-    let text = note.to_json()?;
-    if let Err(source) = queue.send(NOTIFICATIONS_QUEUE, &text, None).await {
+    let texts = queue_messages(&note, targets, OffsetDateTime::now_utc())?;
+    let mut failed = None;
+    for text in &texts {
+        if let Err(e) = queue.send(NOTIFICATIONS_QUEUE, text, None).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    if let Some(source) = failed {
         // Let the next check see the change again rather than losing the notification.
         if let Err(e) =
             history::revert_status(blobs, &report.pair, transition.new, transition.old).await
@@ -262,11 +226,10 @@ pub async fn record_and_notify(
         direction = transition.direction(),
         "readiness.notified"
     );
-    let webhook_delivered = deliver_webhook(http, targets, &note).await;
     Ok(NotifyOutcome {
         transition: Some(transition),
         queued: true,
-        webhook_delivered,
+        messages: texts.len(),
     })
 }
 
