@@ -107,6 +107,9 @@ fn reports() -> Vec<Report> {
                 run_id: Some("run-42".into()),
                 rto_secs: Some(48.0),
             }),
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         },
         Report {
             pair: "finance".into(),
@@ -119,6 +122,9 @@ fn reports() -> Vec<Report> {
             findings: vec![],
             rpo: vec![],
             last_drill: None,
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         },
     ]
 }
