@@ -19,8 +19,8 @@
 use time::OffsetDateTime;
 
 use crate::host::{InvocationResponse, QueueMessage, TimerTrigger};
-use crate::readiness::arm_reader::ArmReader;
 use crate::pair_state::{self, PhaseView};
+use crate::readiness::arm_reader::ArmReader;
 use crate::readiness::check::check_pair_in;
 use crate::readiness::notify::{self, Notification, NotifyTargets, WebhookUrl};
 use crate::readiness::{ActiveRun, ReadinessError, Report, history};

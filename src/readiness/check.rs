@@ -26,9 +26,9 @@ use crate::reconcile::convert::ShareLists;
 
 use super::convert::{self, StoreRead};
 use super::evaluate::evaluate_in_state;
-use crate::pair_state::PhaseView;
 use super::model::{AccountObservation, DrillRecord, Observations, StoreObservation, same_id};
 use super::report::{ActiveRun, Report};
+use crate::pair_state::PhaseView;
 
 /// What reading one Data Share account gave.
 #[derive(Debug, Clone)]

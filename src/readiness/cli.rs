@@ -18,11 +18,11 @@ use crate::cli::{CheckArgs, EXIT_USAGE};
 use crate::config::dr::DrConfig;
 
 use super::check::{PairReader, check_pair_in};
+use super::evaluate::fmt_secs;
 use super::report::ActiveRun;
+use super::report::{Report, Status};
 use crate::pair_state::PhaseView;
 use crate::store::BlobStore;
-use super::evaluate::fmt_secs;
-use super::report::{Report, Status};
 
 /// Exit code of a run over `reports`: the worst status's code.
 pub fn exit_code(reports: &[Report]) -> i32 {
@@ -66,7 +66,11 @@ pub fn render_table(reports: &[Report]) -> String {
             .pair_state
             .as_ref()
             .filter(|s| s.phase != crate::pair_state::Phase::Normal);
-        if r.findings.is_empty() && r.rpo.is_empty() && not_normal.is_none() && r.active_runs.is_empty() {
+        if r.findings.is_empty()
+            && r.rpo.is_empty()
+            && not_normal.is_none()
+            && r.active_runs.is_empty()
+        {
             continue;
         }
         out.push_str(&format!(
@@ -79,7 +83,9 @@ pub fn render_table(reports: &[Report]) -> String {
                 st.phase.words(),
                 st.serving.as_str(),
                 st.since
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
                     .unwrap_or_else(|| "unknown".into()),
                 st.run_id.as_deref().unwrap_or("unknown"),
             ));

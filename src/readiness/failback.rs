@@ -42,8 +42,10 @@ pub fn evaluate_not_normal(
     check_state(obs, state, active, &mut f);
     let serving_ok = check_serving(obs, state.serving, &mut f);
     let primary = check_failback_target(obs, &mut f);
-    if let (Some(p), Some(s)) = (primary, serving_ok.then(|| obs.secondary.snapshot()).flatten())
-        && state.serving == Side::Secondary
+    if let (Some(p), Some(s)) = (
+        primary,
+        serving_ok.then(|| obs.secondary.snapshot()).flatten(),
+    ) && state.serving == Side::Secondary
     {
         check_carried(obs, p, s, &mut f);
     }
@@ -198,7 +200,10 @@ fn check_serving(obs: &Observations, serving: Side, f: &mut Findings) -> bool {
 }
 
 /// Is the original primary there to take back? Returns its snapshot when it is usable.
-fn check_failback_target<'a>(obs: &'a Observations, f: &mut Findings) -> Option<&'a AccountSnapshot> {
+fn check_failback_target<'a>(
+    obs: &'a Observations,
+    f: &mut Findings,
+) -> Option<&'a AccountSnapshot> {
     let region = &obs.primary_region;
     match &obs.primary {
         AccountObservation::Unreachable { reason } => {

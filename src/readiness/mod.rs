@@ -90,9 +90,7 @@ pub use model::{
 };
 pub use notify::{Notification, NotifyTargets, WebhookUrl, record_and_notify};
 pub use page::render_status_page;
-pub use report::{
-    ActiveRun, Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes,
-};
+pub use report::{ActiveRun, Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
 
 #[cfg(test)]
 mod tests;

@@ -369,7 +369,10 @@ fn run_link(run_id: &str) -> String {
 /// The pair state (when it is not `normal`) and the active runs, under the card's header.
 fn render_state(h: &mut String, r: &Report) {
     if let Some(st) = r.pair_state.as_ref().filter(|s| s.phase != Phase::Normal) {
-        let since = st.since.map(fmt_time).unwrap_or_else(|| "an unknown time".into());
+        let since = st
+            .since
+            .map(fmt_time)
+            .unwrap_or_else(|| "an unknown time".into());
         let run = st
             .run_id
             .as_deref()
