@@ -375,3 +375,172 @@ fn share_changes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::Status;
+    use crate::readiness::evaluate::evaluate_in_state;
+
+    fn t(s: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000) + time::Duration::seconds(s)
+    }
+
+    fn account(id: &str, shares: &[(&str, &str)]) -> AccountObservation {
+        AccountObservation::Present(AccountSnapshot {
+            id: id.into(),
+            location: "r".into(),
+            provisioning_state: "Succeeded".into(),
+            principal_id: Some("p".into()),
+            shares: shares
+                .iter()
+                .map(|(n, d)| {
+                    (
+                        n.to_string(),
+                        ShareObservation {
+                            id: format!("{id}/shares/{n}"),
+                            name: n.to_string(),
+                            description: Some(d.to_string()),
+                            ..ShareObservation::default()
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    fn failed_over() -> PhaseView {
+        PhaseView {
+            serving: Side::Secondary,
+            phase: Phase::FailedOver,
+            since: Some(t(0)),
+            run_id: Some("r1".into()),
+        }
+    }
+
+    fn obs(primary: AccountObservation, secondary: AccountObservation) -> Observations {
+        Observations {
+            pair: "p".into(),
+            primary_id: "/acc/pri".into(),
+            secondary_id: "/acc/sec".into(),
+            primary_region: "westeurope".into(),
+            secondary_region: "northeurope".into(),
+            primary,
+            secondary,
+            ..Observations::default()
+        }
+    }
+
+    fn codes(r: &Report) -> Vec<(&str, Severity)> {
+        r.findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.severity))
+            .collect()
+    }
+
+    #[test]
+    fn the_status_of_a_failed_over_pair_describes_the_serving_side_and_lists_what_a_failback_carries()
+     {
+        let policy = Policy::default();
+        let state = failed_over();
+        let cases: Vec<(&str, Observations, Status, Vec<(&str, Severity)>)> = vec![
+            (
+                "both up, a change on the secondary",
+                obs(
+                    account("/acc/pri", &[("s", "old")]),
+                    account("/acc/sec", &[("s", "new"), ("t", "made in the outage")]),
+                ),
+                Status::Degraded,
+                vec![
+                    (codes::FAILBACK_SHARE_MISSING, Severity::Warning),
+                    (codes::FAILBACK_CARRIES, Severity::Info),
+                    (codes::FAILBACK_PRIMARY_READY, Severity::Info),
+                    (codes::PAIR_FAILED_OVER, Severity::Info),
+                ],
+            ),
+            (
+                "the primary still down: failback not possible, serving fine",
+                obs(
+                    AccountObservation::Unreachable {
+                        reason: "region down".into(),
+                    },
+                    account("/acc/sec", &[("s", "x")]),
+                ),
+                Status::Degraded,
+                vec![
+                    (codes::FAILBACK_PRIMARY_UNREACHABLE, Severity::Warning),
+                    (codes::PAIR_FAILED_OVER, Severity::Info),
+                ],
+            ),
+            (
+                "the serving secondary down: not ready",
+                obs(
+                    account("/acc/pri", &[("s", "x")]),
+                    AccountObservation::Unreachable {
+                        reason: "region down".into(),
+                    },
+                ),
+                Status::NotReady,
+                vec![
+                    (codes::SECONDARY_UNREACHABLE, Severity::Critical),
+                    (codes::FAILBACK_PRIMARY_READY, Severity::Info),
+                    (codes::PAIR_FAILED_OVER, Severity::Info),
+                ],
+            ),
+        ];
+        for (what, o, status, want) in cases {
+            let r = evaluate_in_state(&o, &policy, t(10), Some(&state), &[]);
+            assert_eq!(r.status, status, "{what}: {:#?}", r.findings);
+            assert_eq!(codes(&r), want, "{what}");
+            assert_eq!(r.pair_state.as_ref(), Some(&state), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_phase_no_active_run_will_finish_is_a_warning_and_an_active_run_is_not() {
+        let policy = Policy::default();
+        let state = PhaseView {
+            serving: Side::Primary,
+            phase: Phase::FailingBack,
+            since: Some(t(0)),
+            run_id: Some("r2".into()),
+        };
+        let o = obs(
+            account("/acc/pri", &[("s", "x")]),
+            account("/acc/sec", &[("s", "x")]),
+        );
+        let stuck = evaluate_in_state(&o, &policy, t(10), Some(&state), &[]);
+        assert!(
+            stuck
+                .findings
+                .iter()
+                .any(|f| f.code == codes::PAIR_STATE_STUCK && f.severity == Severity::Warning),
+            "{:#?}",
+            stuck.findings
+        );
+        let run = ActiveRun {
+            run_id: "r2".into(),
+            mode: "failback".into(),
+            status: "running".into(),
+            stage: Some("final-sync".into()),
+            created_at: t(0),
+        };
+        let moving = evaluate_in_state(&o, &policy, t(10), Some(&state), &[run.clone()]);
+        assert_eq!(moving.status, Status::Ready, "{:#?}", moving.findings);
+        let f = moving
+            .findings
+            .iter()
+            .find(|f| f.code == codes::PAIR_RUN_ACTIVE)
+            .expect("the run is named");
+        assert!(f.message.contains("stage final-sync"), "{}", f.message);
+        assert_eq!(moving.active_runs, vec![run]);
+        // Normal (or unknown): the failover question, carrying the state.
+        let normal = PhaseView {
+            phase: Phase::Normal,
+            ..state
+        };
+        let r = evaluate_in_state(&o, &policy, t(10), Some(&normal), &[]);
+        assert!(!r.findings.iter().any(|f| f.code.starts_with("failback-")));
+        assert_eq!(r.pair_state, Some(normal));
+    }
+}
