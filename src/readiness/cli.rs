@@ -157,6 +157,8 @@ async fn pair_context(
 
 /// [`run_check_with`] with a progress line per pair (`reads` counts the ARM reads so far), and
 /// `--html FILE` written with the page `ReadinessStatus` serves ([`super::api::respond`]).
+// Glue with one caller per surface; the arguments are the command's inputs and outputs.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_check_showing<R: PairReader>(
     args: &CheckArgs,
     cfg: &DrConfig,

@@ -443,7 +443,13 @@ mod tests {
      {
         let policy = Policy::default();
         let state = failed_over();
-        let cases: Vec<(&str, Observations, Status, Vec<(&str, Severity)>)> = vec![
+        type Case = (
+            &'static str,
+            Observations,
+            Status,
+            Vec<(&'static str, Severity)>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "both up, a change on the secondary",
                 obs(
@@ -525,7 +531,8 @@ mod tests {
             stage: Some("final-sync".into()),
             created_at: t(0),
         };
-        let moving = evaluate_in_state(&o, &policy, t(10), Some(&state), &[run.clone()]);
+        let moving =
+            evaluate_in_state(&o, &policy, t(10), Some(&state), std::slice::from_ref(&run));
         assert_eq!(moving.status, Status::Ready, "{:#?}", moving.findings);
         let f = moving
             .findings
