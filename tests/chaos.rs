@@ -42,6 +42,8 @@ use datashare_dr::failover::{
 };
 use datashare_dr::readiness::arm_reader::arm_client_from_config;
 use datashare_dr::reconcile::apply::{ReplicateOptions, replicate};
+use datashare_dr::reconcile::plan::Change;
+use datashare_dr::reconcile::report::Outcome as ChangeOutcome;
 use datashare_dr::sim::{self, FaultSettings, PopulateSpec, SimHandle, SimOptions};
 use datashare_dr::store::{
     self, AzureBlobStore, BlobStore, CONTAINER, MemoryBlobStore, MessageEncoding, Queue,
@@ -266,6 +268,94 @@ async fn an_invitation_put_whose_response_is_lost_is_not_sent_twice() {
         new,
         "invitation PUTs that reached ARM vs invitations created: {puts:#?}"
     );
+    sim.shutdown().await;
+}
+
+// The same lost answer in a replicate pass (policy `invitations = "now"`): apply sends each
+// invitation once, observing before any repeat, like the failover's `invite-consumers`.
+
+#[tokio::test]
+async fn a_replicate_pass_whose_invitation_answers_are_lost_sends_each_invitation_once() {
+    let (sim, estate) = support::estate::populated(2, 1, 2, 11).await;
+    let cfg = DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
+        .expect("config");
+    let arm = arm_client_from_config(&cfg).expect("ARM client");
+    sim.reset_counters();
+    // The first two invitation PUTs are applied, then their connections close unanswered.
+    sim.set_faults(&FaultSettings {
+        drop_after_apply: Some(
+            [("Invitations_Create".to_string(), 2)]
+                .into_iter()
+                .collect(),
+        ),
+        ..FaultSettings::default()
+    });
+    let rep = replicate(
+        &arm,
+        &cfg.pairs[0],
+        &ReplicateOptions {
+            dry_run: false,
+            prune: false,
+            concurrency: 4,
+            now: OffsetDateTime::now_utc(),
+        },
+        &|_, _| {},
+    )
+    .await;
+    assert!(rep.error.is_none(), "replicate: {:?}", rep.error);
+    let failed: Vec<_> = rep
+        .results
+        .iter()
+        .filter(|c| c.outcome != ChangeOutcome::Ok)
+        .collect();
+    assert!(failed.is_empty(), "changes failed: {failed:#?}");
+    // The chaos happened: two invitation writes were applied and their answers lost.
+    assert_eq!(sim.stats().dropped, 2, "both planned drops landed");
+    let log = sim.requests();
+    let puts: Vec<_> = log
+        .iter()
+        .filter(|e| e.operation == "Invitations_Create")
+        .collect();
+    assert_eq!(
+        puts.iter().filter(|e| e.outcome == "dropped").count(),
+        2,
+        "{puts:#?}"
+    );
+    // Exactly one PUT per invitation path (each repeat is a second e-mail in Azure) ...
+    let mut per_path: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &puts {
+        *per_path.entry(e.path.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_path.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "invitation PUTs repeated after a lost response (duplicate e-mails): {repeated:?}"
+    );
+    // ... and exactly one invitation per consumer on every secondary share.
+    let after = invitations(&arm, &cfg).await;
+    let consumers: BTreeSet<String> = estate
+        .consumers
+        .iter()
+        .map(|c| c.email.to_ascii_lowercase())
+        .collect();
+    assert!(!after.is_empty(), "the pass created the secondary shares");
+    for (share, per) in &after {
+        for (target, n) in per {
+            assert_eq!(*n, 1, "{n} invitations for {target} on {share}");
+        }
+        let have: BTreeSet<String> = per.keys().cloned().collect();
+        assert!(have.is_subset(&consumers), "invited on {share}: {have:?}");
+    }
+    // Every planned invitation exists, and it took one PUT each.
+    let planned = rep
+        .plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::CreateInvitation { .. }))
+        .count();
+    assert!(planned >= 2, "the drops need invitations to hit: {planned}");
+    assert_eq!(total(&after), planned, "invitations vs planned: {after:?}");
+    assert_eq!(puts.len(), planned, "invitation PUTs vs planned: {puts:#?}");
     sim.shutdown().await;
 }
 

@@ -1,8 +1,8 @@
 //! The CLI and the pair state: `replicate` and `failover start` against a non-loopback ARM
 //! endpoint refuse without the run store (exit 64 naming the missing settings, before any
 //! network call); `--local` runs in-process with a warning; `plan` without storage warns that
-//! the pair state is unknown. The non-loopback endpoint is under `.invalid` (RFC 6761): it is
-//! never contacted — the refusal comes first.
+//! the pair state is unknown, and so does `check`. The non-loopback endpoint is under
+//! `.invalid` (RFC 6761): it is never contacted — the refusal comes first.
 
 mod support;
 
@@ -102,4 +102,24 @@ async fn writes_against_a_real_endpoint_need_the_run_store_and_local_runs_anyway
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["pairs"][0]["paused"], false, "{v}");
     assert!(v["pairs"][0]["state"].is_null(), "{v}");
+
+    // check without storage: read-only, the same warning; the reports carry `pairState: null`.
+    let out = run(datashare_dr(&["check", "--json"], &local_path)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: pair state unknown (no storage settings: AzureWebJobsStorage"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("readiness is checked as if every pair were normal"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let report = &v[0];
+    assert!(
+        report["pairState"].is_null() && report.get("pairState").is_some(),
+        "{v}"
+    );
+    assert_eq!(report["activeRuns"], serde_json::json!([]), "{v}");
+    assert!(matches!(out.status.code(), Some(0..=2)), "{stderr}");
 }

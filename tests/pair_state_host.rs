@@ -702,3 +702,285 @@ async fn a_failback_dry_run_lists_exactly_the_arm_changes_the_failback_makes() {
         "the failback's writes on the primary = its dry run"
     );
 }
+
+/// Codes of the findings in a readiness report (JSON).
+fn codes_of(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Readiness shows the state: a failed-over pair is checked for failback readiness by `check`
+/// (exit code from the serving side's view), the `CheckReadiness` timer and `ReadinessStatus`
+/// (JSON and page), with an active run and its stage; `failover reset-state` and
+/// `POST api/failover/pairs/{pair}/reset` clear the state (audited), refused while a run is
+/// active.
+#[tokio::test]
+async fn a_failed_over_pair_is_checked_for_failback_and_an_operator_reset_clears_it() {
+    let Some(az) =
+        azurite("a_failed_over_pair_is_checked_for_failback_and_an_operator_reset_clears_it")
+    else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let pair = w.cfg.pairs[0].clone();
+    let share = w.estate.shares[0].clone();
+    let blobs = w.blobs.as_ref();
+    let t0 = OffsetDateTime::now_utc();
+
+    // A failover run completed (the state as the run leaves it) while the primary is down; the
+    // secondary is changed during the outage.
+    pair_state::enter_run_phase(
+        blobs,
+        &w.pair,
+        "run-fo-1",
+        pair_state::RunKind::Failover,
+        t0,
+    )
+    .await
+    .expect("enter");
+    pair_state::finish_run_phase(
+        blobs,
+        &w.pair,
+        "run-fo-1",
+        pair_state::RunKind::Failover,
+        t0,
+    )
+    .await
+    .expect("finish");
+    set_description(&w.arm, &pair.secondary, &share, "changed during the outage").await;
+    w.sim.region_down(&pair.primary_region);
+
+    // check --json: the state, failback readiness; the primary being down keeps a failback
+    // from working (Degraded, exit 1) while the serving secondary is fine.
+    let out = cli(&w, &az, &["check", "--json", "--pair", &w.pair]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("pair state unknown"), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("check --json: {e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(1), "{v:#}\n{stderr}");
+    assert_eq!(v["status"], "Degraded", "{v:#}");
+    assert_eq!(v["pairState"]["phase"], "failed-over", "{v:#}");
+    assert_eq!(v["pairState"]["serving"], "secondary", "{v:#}");
+    assert_eq!(v["pairState"]["runId"], "run-fo-1", "{v:#}");
+    assert!(v["pairState"]["since"].is_string(), "{v:#}");
+    let codes = codes_of(&v);
+    for want in ["pair-failed-over", "failback-primary-unreachable"] {
+        assert!(codes.iter().any(|c| c == want), "{want} in {codes:?}");
+    }
+    // Not the failover question: a down primary is not "start a failover" here.
+    assert!(
+        !codes.iter().any(|c| c == "primary-unreachable"),
+        "{codes:?}"
+    );
+
+    // The primary is back: it is ready to take back (exit 0), and the outage's change is listed
+    // as what a failback would carry.
+    w.sim.region_up(&pair.primary_region);
+    let out = cli(&w, &az, &["check", "--json", "--pair", &w.pair]).await;
+    let v: Value = serde_json::from_slice(&out.stdout).expect("check --json");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let codes = codes_of(&v);
+    assert!(
+        codes.iter().any(|c| c == "failback-primary-ready"),
+        "{codes:?}"
+    );
+    let carried = v["findings"].as_array().expect("findings").iter().any(|f| {
+        f["code"] == "failback-carries"
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("changed during the outage"))
+    });
+    assert!(carried, "the outage's change is listed: {v:#}");
+
+    // A failback run is started (not pumped: pending, stage preflight): it shows as active.
+    let (status, body) = post(
+        &w.host,
+        "/api/failover",
+        &json!({"pair": w.pair, "mode": "failback", "reason": "primary recovered"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["runId"].as_str().expect("run id").to_owned();
+    let inv = w.host.fire_timer("CheckReadiness").await.expect("tick");
+    assert!(inv.succeeded, "{:?} {:?}", inv.failure, inv.logs);
+    let stored: datashare_dr::readiness::Report =
+        datashare_dr::readiness::load_latest(blobs, &w.pair)
+            .await
+            .expect("load")
+            .expect("a stored report");
+    assert_eq!(
+        stored.pair_state.as_ref().map(|s| s.phase),
+        Some(Phase::FailedOver)
+    );
+    assert_eq!(stored.active_runs.len(), 1, "{stored:#?}");
+    let res = w
+        .host
+        .request("GET", &format!("/api/readiness/{}", w.pair), &[], b"")
+        .await
+        .expect("GET api/readiness/{pair}");
+    let v = res.json();
+    assert_eq!(res.status, 200, "{v:#}");
+    assert_eq!(v["pairState"]["phase"], "failed-over", "{v:#}");
+    assert_eq!(v["activeRuns"][0]["runId"], run_id.as_str(), "{v:#}");
+    assert_eq!(v["activeRuns"][0]["mode"], "failback", "{v:#}");
+    assert!(v["activeRuns"][0]["stage"].is_string(), "{v:#}");
+    let page = w
+        .host
+        .request(
+            "GET",
+            &format!("/api/readiness/{}", w.pair),
+            &[("Accept", "text/html")],
+            b"",
+        )
+        .await
+        .expect("GET the page");
+    assert!(
+        page.body.contains("data-role=\"pair-state\"")
+            && page.body.contains(&format!("/api/failover/{run_id}")),
+        "{}",
+        page.body
+    );
+
+    // Reset is refused while the run is active: CLI exit 1, HTTP 409; nothing changes.
+    let out = cli(
+        &w,
+        &az,
+        &[
+            "failover",
+            "reset-state",
+            "--pair",
+            &w.pair,
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still active"), "{stderr}");
+    let reset_path = format!("/api/failover/pairs/{}/reset", w.pair);
+    let (status, body) = post(&w.host, &reset_path, &json!({"reason": "x"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(state_of(&w).await.phase, Phase::FailedOver);
+
+    // The run is cancelled (and ends): the CLI reset clears the state, audited with the reason.
+    let out = cli(
+        &w,
+        &az,
+        &["failover", "cancel", &run_id, "--reason", "reset instead"],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pump_to_end(&w, &run_id, Duration::from_secs(60)).await;
+    // Usage errors first: an empty reason and an unknown pair exit 64.
+    let out = cli(
+        &w,
+        &az,
+        &[
+            "failover",
+            "reset-state",
+            "--pair",
+            &w.pair,
+            "--reason",
+            " ",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    let out = cli(
+        &w,
+        &az,
+        &["failover", "reset-state", "--pair", "nope", "--reason", "r"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    let out = cli(
+        &w,
+        &az,
+        &[
+            "failover",
+            "reset-state",
+            "--pair",
+            &w.pair,
+            "--reason",
+            "failed over by hand; primary verified",
+            "--json",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = state_of(&w).await;
+    assert_eq!(
+        (s.phase, s.serving, s.run_id.as_deref()),
+        (Phase::Normal, Side::Primary, None)
+    );
+    let audit = s.resets.last().expect("an audit entry");
+    assert_eq!(audit.reason, "failed over by hand; primary verified");
+    assert_eq!(audit.from_phase, Phase::FailedOver);
+    assert_eq!(audit.from_run_id.as_deref(), Some("run-fo-1"));
+    assert!(audit.by.starts_with("cli"), "{audit:?}");
+
+    // The route: a failing-back pair left by a failed run is cleared by POST, audited.
+    pair_state::enter_run_phase(
+        blobs,
+        &w.pair,
+        "run-fb-9",
+        pair_state::RunKind::Failback,
+        t0,
+    )
+    .await
+    .expect("enter");
+    let (status, body) = post(&w.host, &reset_path, &json!({})).await;
+    assert_eq!(status, 400, "a reason is required: {body}");
+    let (status, body) = post(
+        &w.host,
+        "/api/failover/pairs/no-such-pair/reset",
+        &json!({"reason": "r"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Stuck in failing-back with no active run: readiness says so (Warning) until the reset.
+    let out = cli(&w, &az, &["check", "--json", "--pair", &w.pair]).await;
+    let v: Value = serde_json::from_slice(&out.stdout).expect("check --json");
+    assert!(
+        codes_of(&v).iter().any(|c| c == "pair-state-stuck"),
+        "{v:#}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let (status, body) = post(
+        &w.host,
+        &reset_path,
+        &json!({"reason": "failback finished by hand"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["phase"], "normal", "{body}");
+    let s = state_of(&w).await;
+    assert_eq!(s.phase, Phase::Normal);
+    let audit = s.resets.last().expect("an audit entry");
+    assert_eq!(
+        (
+            audit.reason.as_str(),
+            audit.from_phase,
+            audit.from_run_id.as_deref()
+        ),
+        (
+            "failback finished by hand",
+            Phase::FailingBack,
+            Some("run-fb-9")
+        )
+    );
+    assert_eq!(s.resets.len(), 2);
+}

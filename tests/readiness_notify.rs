@@ -45,6 +45,9 @@ fn report(status: Status, at: OffsetDateTime) -> Report {
         findings,
         rpo: vec![],
         last_drill: None,
+        pair_state: None,
+        active_runs: Vec::new(),
+        state_changed_since_check: false,
     }
 }
 

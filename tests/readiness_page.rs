@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use datashare_dr::pair_state::{Phase, PhaseView, Side};
 use datashare_dr::readiness::api::respond;
 use datashare_dr::readiness::page::{render_status_page_at, with_code};
 use datashare_dr::readiness::{
-    DrillRecord, Finding, Report, Severity, SeverityCounts, ShareRpo, Status,
+    ActiveRun, DrillRecord, Finding, Report, Severity, SeverityCounts, ShareRpo, Status,
 };
 use serde_json::Value;
 use time::macros::datetime;
@@ -107,6 +108,9 @@ fn reports() -> Vec<Report> {
                 run_id: Some("run-42".into()),
                 rto_secs: Some(48.0),
             }),
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         },
         Report {
             pair: "finance".into(),
@@ -119,6 +123,9 @@ fn reports() -> Vec<Report> {
             findings: vec![],
             rpo: vec![],
             last_drill: None,
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         },
     ]
 }
@@ -505,4 +512,89 @@ fn before_the_first_check_the_page_lists_the_configured_pairs() {
         ]),
         "{v}"
     );
+}
+
+/// A failed-over pair's card says so under its header — phase, serving side, since, a link to
+/// the run that moved it — and its pill says it too; an active run shows with its status and
+/// stage. Measured in the browser: the state line is visible and inside the pair's card, above
+/// its facts, and the run link resolves to `api/failover/{runId}`.
+#[test]
+fn a_failed_over_pair_shows_its_state_and_active_run_in_its_card() {
+    if !chromium_or_skip() {
+        return;
+    }
+    let mut rs = reports();
+    rs[1].pair_state = Some(PhaseView {
+        serving: Side::Secondary,
+        phase: Phase::FailedOver,
+        since: Some(datetime!(2025-06-01 10:15 UTC)),
+        run_id: Some("run-fo-7".into()),
+    });
+    rs[1].active_runs = vec![ActiveRun {
+        run_id: "run-fb-8".into(),
+        mode: "failback".into(),
+        status: "awaiting-approval".into(),
+        stage: Some("preflight".into()),
+        created_at: datetime!(2025-06-01 11:50 UTC),
+    }];
+    // The other pair is normal: no state line there.
+    rs[0].pair_state = Some(PhaseView {
+        serving: Side::Primary,
+        phase: Phase::Normal,
+        since: None,
+        run_id: None,
+    });
+    let page = respond(
+        &["sales".to_string(), "finance".to_string()],
+        &rs,
+        None,
+        Some("text/html"),
+        datetime!(2025-06-01 12:05 UTC),
+    );
+    let script = r#"
+      const card = document.querySelector('section[data-pair="finance"]');
+      const state = card.querySelector('[data-role="pair-state"]');
+      const facts = card.querySelector('dl.facts');
+      const runs = [...card.querySelectorAll('[data-role="active-runs"] li')];
+      const link = state ? state.querySelector('a[data-role="run-link"]') : null;
+      return {
+        state: state ? state.textContent : null,
+        phase: state ? state.dataset.phase : null,
+        serving: state ? state.dataset.serving : null,
+        visible: state ? state.checkVisibility() : false,
+        aboveFacts: state && facts ? state.getBoundingClientRect().bottom <= facts.getBoundingClientRect().top : false,
+        link: link ? new URL(link.href).pathname : null,
+        runs: runs.map(li => ({ text: li.textContent, run: li.dataset.run, visible: li.checkVisibility() })),
+        otherState: document.querySelectorAll('section[data-pair="sales"] [data-role="pair-state"]').length,
+        pill: document.querySelector('#summary a.pill[data-pair="finance"]').textContent,
+      };
+    "#;
+    let (v, _) = measure(&page.body, script, 412);
+    let state = v["state"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no state line: {v}"));
+    assert!(state.starts_with("Failed over"), "{v}");
+    assert!(
+        state.contains("secondary serving since 2025-06-01 10:15 UTC"),
+        "{v}"
+    );
+    assert!(state.contains("run-fo-7"), "{v}");
+    assert_eq!(v["phase"], "failed-over", "{v}");
+    assert_eq!(v["serving"], "secondary", "{v}");
+    assert_eq!(v["visible"], true, "{v}");
+    assert_eq!(
+        v["aboveFacts"], true,
+        "the state is in the header, above the facts: {v}"
+    );
+    assert_eq!(v["link"], "/api/failover/run-fo-7", "{v}");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{v}");
+    assert_eq!(runs[0]["run"], "run-fb-8", "{v}");
+    assert_eq!(runs[0]["visible"], true, "{v}");
+    let text = runs[0]["text"].as_str().expect("run text");
+    for want in ["failback", "awaiting-approval", "preflight"] {
+        assert!(text.contains(want), "{want} in {text:?}");
+    }
+    assert_eq!(v["otherState"], 0, "a normal pair has no state line: {v}");
+    assert_eq!(v["pill"], "finance: Ready · failed over", "{v}");
 }

@@ -128,7 +128,16 @@ fn run_reset_state(a: &ResetStateArgs) -> anyhow::Result<i32> {
         };
         let now = time::OffsetDateTime::now_utc();
         let state =
-            start::reset_pair_state(blobs.as_ref(), &a.pair, &caller(), &a.reason, now).await?;
+            match start::reset_pair_state(blobs.as_ref(), &a.pair, &caller(), &a.reason, now).await
+            {
+                Ok(s) => s,
+                // A run of the pair is still active: refused (exit 1, as `start` refuses).
+                Err(crate::failover::FailoverError::InvalidState { reason, .. }) => {
+                    eprintln!("error: {reason}");
+                    return Ok(1);
+                }
+                Err(e) => return Err(e.into()),
+            };
         if a.json {
             println!("{}", serde_json::to_string_pretty(&state)?);
         } else {

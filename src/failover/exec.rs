@@ -41,6 +41,7 @@ use crate::reconcile::apply::ReplicateOptions;
 use crate::reconcile::convert::{invitation_body, schedule_body};
 use crate::reconcile::diff::invitation_name;
 use crate::reconcile::guard::{record_inventory, replicate_limited};
+use crate::reconcile::invite::put_invitation_observed;
 use crate::reconcile::model::{
     AccountModel, InvitationStatus, ShareKind, SubscriptionStatus, Target,
 };
@@ -1680,61 +1681,6 @@ async fn invite_consumers(
         account.name()
     );
     Ok(out)
-}
-
-/// PUTs one invitation, observing before any repeat: in Azure every invitation PUT sends the
-/// e-mail, even a repeat of an existing one (201 again), and a PUT whose answer was lost (the
-/// connection dropped, a timeout, a 5xx) may have been applied. So the PUT is sent once per
-/// attempt (no client-level re-send), and after a transient failure the share's invitations
-/// are listed first: one for `target` that is pending (and live) or accepted means the write
-/// landed, and nothing is sent again. At most the retry policy's `max_attempts` PUTs, with its
-/// backoff (or the answer's `Retry-After`) between them.
-async fn put_invitation_observed(
-    arm: &ArmClient,
-    share: &ShareId,
-    id: &crate::arm::id::InvitationId,
-    body: &crate::arm::models::Invitation,
-    target: &Target,
-    now: OffsetDateTime,
-) -> Result<(), ArmError> {
-    let policy = arm.settings().retry;
-    let once = arm.with_max_attempts(1);
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        let err = match once.put_invitation(id, body).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_transient() && attempt < policy.max_attempts.max(1) => e,
-            Err(e) => return Err(e),
-        };
-        let delay = match &err {
-            ArmError::Api(a) => a.retry_after.map(|d| d.min(policy.max_retry_after)),
-            _ => None,
-        }
-        .unwrap_or_else(|| policy.backoff(attempt - 1));
-        tracing::info!(
-            invitation = id.as_str(),
-            attempt,
-            error = %err,
-            "invitation PUT failed without a definite answer; listing the share's invitations before sending it again"
-        );
-        tokio::time::sleep(delay).await;
-        let listed = arm.list_invitations(share).await?;
-        let landed = listed.iter().any(|i| {
-            i.target()
-                .is_some_and(|t| crate::reconcile::convert::target_of(&t) == *target)
-                && match InvitationStatus::parse(
-                    i.properties.invitation_status.as_ref().map(|s| s.as_str()),
-                ) {
-                    InvitationStatus::Accepted => true,
-                    InvitationStatus::Pending => live(i.properties.expiration_date, now),
-                    _ => false,
-                }
-        });
-        if landed {
-            return Ok(());
-        }
-    }
 }
 
 async fn enable_schedules(

@@ -599,6 +599,29 @@ pub async fn active_run(
         .filter(|r| !r.status.is_terminal()))
 }
 
+/// A run not yet ended as readiness shows it on the pair's card (`activeRuns`).
+pub fn active_run_view(run: &RunRecord) -> crate::readiness::ActiveRun {
+    crate::readiness::ActiveRun {
+        run_id: run.run_id.clone(),
+        mode: run.mode.as_str().to_owned(),
+        status: run.status.as_str().to_owned(),
+        stage: run.current_stage.map(|s| s.as_str().to_owned()),
+        created_at: run.created_at,
+    }
+}
+
+/// The pair's runs not yet ended (the one holding the pair's lock), for readiness.
+pub async fn active_runs(
+    store: &dyn BlobStore,
+    pair: &str,
+) -> Result<Vec<crate::readiness::ActiveRun>, FailoverError> {
+    Ok(active_run(store, pair)
+        .await?
+        .iter()
+        .map(active_run_view)
+        .collect())
+}
+
 /// Takes the pair's lock for `run` and writes the run record (in that order). Exactly one of
 /// several concurrent callers succeeds; the others get [`StartError::Active`].
 pub async fn create_run(

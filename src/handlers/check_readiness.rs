@@ -1,8 +1,9 @@
 //! `CheckReadiness` (timer, `%READINESS_SCHEDULE%`): evaluate readiness of every pair, store the
 //! report, notify on a status change.
 //!
-//! Per pair: `readiness::check::check_pair` over the shared ARM client (last drill from the
-//! pair's state blob) → `history::store_report` (history, then latest) →
+//! Per pair: the pair state (`pairs/{pair}.json`) and its active run ([`readiness_context`]) →
+//! `readiness::check::check_pair_in` over the shared ARM client (last drill from the pair's
+//! readiness state blob; a pair that is not `normal` gets its failback readiness) → `history::store_report` (history, then latest) →
 //! `notify::detect_change` (ETag-guarded state blob; `Some` only on an edge).
 //!
 //! One notification path: the notification leaves through the function's queue output binding
@@ -20,10 +21,11 @@
 use time::OffsetDateTime;
 
 use crate::host::{InvocationResponse, QueueMessage, TimerTrigger};
+use crate::pair_state::{self, PhaseView};
 use crate::readiness::arm_reader::ArmReader;
-use crate::readiness::check::check_pair;
+use crate::readiness::check::check_pair_in;
 use crate::readiness::notify::{self, Notification, NotifyTargets};
-use crate::readiness::{ReadinessError, Report, history};
+use crate::readiness::{ActiveRun, ReadinessError, Report, history};
 use crate::startup::AppState;
 use crate::store::BlobStore;
 
@@ -54,6 +56,33 @@ pub fn notify_targets(state: &AppState) -> Result<NotifyTargets, HandlerError> {
     Ok(targets)
 }
 
+/// The pair's state (`pairs/{pair}.json`) and its runs not yet ended, which readiness answers
+/// for (a failed-over pair gets its failback readiness) and shows.
+pub async fn readiness_context(
+    blobs: &dyn BlobStore,
+    pair: &str,
+) -> Result<(PhaseView, Vec<ActiveRun>), HandlerError> {
+    let (state, _) = pair_state::load(blobs, pair).await.map_err(|e| {
+        let op = format!("read the state of pair {pair}");
+        if e.is_transient() {
+            HandlerError::transient(op, e)
+        } else {
+            HandlerError::permanent(op, e)
+        }
+    })?;
+    let runs = crate::failover::run::active_runs(blobs, pair)
+        .await
+        .map_err(|e| {
+            let op = format!("read the active run of pair {pair}");
+            if e.is_transient() {
+                HandlerError::transient(op, e)
+            } else {
+                HandlerError::permanent(op, e)
+            }
+        })?;
+    Ok((state.view(), runs))
+}
+
 /// One checked pair: its report and the notification its status change deserves.
 struct Checked {
     report: Report,
@@ -72,7 +101,8 @@ async fn check_one(
     let last_drill = history::last_drill(blobs, &pair.name)
         .await
         .map_err(|e| readiness_error(format!("read the last drill of pair {}", pair.name), e))?;
-    let report = check_pair(reader, dr, pair, now, last_drill).await;
+    let (pair_state, runs) = readiness_context(blobs, &pair.name).await?;
+    let report = check_pair_in(reader, dr, pair, now, last_drill, Some(&pair_state), &runs).await;
     history::store_report(blobs, &report)
         .await
         .map_err(|e| readiness_error(format!("store the report of pair {}", pair.name), e))?;

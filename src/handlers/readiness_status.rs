@@ -4,7 +4,9 @@
 //! Loads the latest stored reports (`history::load_latest` / `load_all_latest`) from the app's
 //! storage and answers through the pure `readiness::api::respond`: all pairs
 //! (`{generatedAt, overall, pairs, unchecked}`), one pair's report, or a 404 problem for a pair
-//! that is not configured or was never checked. Storage failures are the host-level error
+//! that is not configured or was never checked. Each report carries the pair state and active
+//! runs read at request time (`pairState`, `activeRuns`; `stateChangedSinceCheck` when the phase
+//! is not the one the stored check answered for). Storage failures are the host-level error
 //! mapping's business (503 for transient ones).
 
 use time::OffsetDateTime;
@@ -14,7 +16,8 @@ use crate::readiness::{api, history};
 use crate::startup::AppState;
 
 use super::HandlerError;
-use super::check_readiness::readiness_error;
+use super::check_readiness::{readiness_context, readiness_error};
+use crate::pair_state::Phase;
 
 /// Function (folder) name.
 pub const NAME: &str = "ReadinessStatus";
@@ -40,6 +43,16 @@ pub async fn handle(
             .await
             .map_err(|e| readiness_error("load the readiness reports".to_owned(), e))?,
     };
+    // The state and active runs are read now (a run may have started since the check); a state
+    // that differs from the one the check answered for is flagged on the report.
+    let mut reports = reports;
+    for r in &mut reports {
+        let (state, runs) = readiness_context(blobs, &r.pair).await?;
+        let checked_phase = r.pair_state.as_ref().map(|s| s.phase);
+        r.state_changed_since_check = checked_phase.unwrap_or(Phase::Normal) != state.phase;
+        r.pair_state = Some(state);
+        r.active_runs = runs;
+    }
     let answer = api::respond(
         &configured,
         &reports,

@@ -178,6 +178,9 @@ mod tests {
             findings: vec![],
             rpo: vec![],
             last_drill: None,
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         }
     }
 

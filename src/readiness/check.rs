@@ -25,9 +25,10 @@ use crate::config::dr::{DrConfig, Pair};
 use crate::reconcile::convert::ShareLists;
 
 use super::convert::{self, StoreRead};
-use super::evaluate::evaluate;
+use super::evaluate::evaluate_in_state;
 use super::model::{AccountObservation, DrillRecord, Observations, StoreObservation, same_id};
-use super::report::Report;
+use super::report::{ActiveRun, Report};
+use crate::pair_state::PhaseView;
 
 /// What reading one Data Share account gave.
 #[derive(Debug, Clone)]
@@ -214,7 +215,7 @@ fn account_observation(read: AccountRead) -> AccountObservation {
     }
 }
 
-/// Observes and evaluates one pair.
+/// Observes and evaluates one pair (pair state unknown: `pairState` is `null`).
 pub async fn check_pair<R: PairReader>(
     reader: &R,
     cfg: &DrConfig,
@@ -222,9 +223,24 @@ pub async fn check_pair<R: PairReader>(
     now: OffsetDateTime,
     last_drill: Option<DrillRecord>,
 ) -> Report {
+    check_pair_in(reader, cfg, pair, now, last_drill, None, &[]).await
+}
+
+/// Observes and evaluates one pair in its state (`pairs/{pair}.json`, `None` when unknown)
+/// with its runs not yet ended: a pair that is not `normal` gets the failback readiness
+/// ([`super::failback`]).
+pub async fn check_pair_in<R: PairReader>(
+    reader: &R,
+    cfg: &DrConfig,
+    pair: &Pair,
+    now: OffsetDateTime,
+    last_drill: Option<DrillRecord>,
+    state: Option<&PhaseView>,
+    active: &[ActiveRun],
+) -> Report {
     let concurrency = cfg.arm.max_concurrency.max(1);
     let obs = observe_pair(reader, pair, last_drill, concurrency).await;
-    let report = evaluate(&obs, &convert::policy_for(cfg, pair), now);
+    let report = evaluate_in_state(&obs, &convert::policy_for(cfg, pair), now, state, active);
     log_checked(&report);
     report
 }

@@ -1,5 +1,6 @@
 //! `datashare-dr check --config F [--json] [--pair P] [--html FILE]`: check every pair (or one),
-//! print a table or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides).
+//! print a table or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides; a
+//! pair that is not `normal` is judged on its serving side, see [`run_check`]).
 //! `--html FILE` also writes the status page `ReadinessStatus` serves for these reports (the
 //! same [`super::api::respond`] call), so an operator can look without deploying. At a terminal
 //! (stdout and stderr both terminals, no `--json`) each pair's read shows progress on stderr.
@@ -16,9 +17,12 @@ use crate::cli::progress::{Progress, secs};
 use crate::cli::{CheckArgs, EXIT_USAGE};
 use crate::config::dr::DrConfig;
 
-use super::check::{PairReader, check_pair};
+use super::check::{PairReader, check_pair_in};
 use super::evaluate::fmt_secs;
+use super::report::ActiveRun;
 use super::report::{Report, Status};
+use crate::pair_state::PhaseView;
+use crate::store::BlobStore;
 
 /// Exit code of a run over `reports`: the worst status's code.
 pub fn exit_code(reports: &[Report]) -> i32 {
@@ -58,13 +62,46 @@ pub fn render_table(reports: &[Report]) -> String {
         ));
     }
     for r in reports {
-        if r.findings.is_empty() && r.rpo.is_empty() {
+        let not_normal = r
+            .pair_state
+            .as_ref()
+            .filter(|s| s.phase != crate::pair_state::Phase::Normal);
+        if r.findings.is_empty()
+            && r.rpo.is_empty()
+            && not_normal.is_none()
+            && r.active_runs.is_empty()
+        {
             continue;
         }
         out.push_str(&format!(
             "\n{} ({}, score {}):\n",
             r.pair, r.status, r.score
         ));
+        if let Some(st) = not_normal {
+            out.push_str(&format!(
+                "  state: {} — {} serving since {} (run {}); findings are the failback readiness\n",
+                st.phase.words(),
+                st.serving.as_str(),
+                st.since
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_else(|| "unknown".into()),
+                st.run_id.as_deref().unwrap_or("unknown"),
+            ));
+        }
+        for run in &r.active_runs {
+            out.push_str(&format!(
+                "  active run {} ({}): {}{}\n",
+                run.run_id,
+                run.mode,
+                run.status,
+                run.stage
+                    .as_deref()
+                    .map(|s| format!(", stage {s}"))
+                    .unwrap_or_default()
+            ));
+        }
         for f in &r.findings {
             out.push_str(&format!(
                 "  [{:<8}] {}: {}\n             resource: {}\n             remedy:   {}\n",
@@ -98,11 +135,30 @@ pub async fn run_check_with<R: PairReader>(
     now: OffsetDateTime,
     out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    run_check_showing(args, cfg, reader, now, out, Progress::off(), &|| 0).await
+    run_check_showing(args, cfg, reader, now, out, Progress::off(), &|| 0, None).await
+}
+
+/// The pair's state and active runs from the run store (`None` store: unknown).
+async fn pair_context(
+    store: Option<&dyn BlobStore>,
+    pair: &str,
+) -> anyhow::Result<Option<(PhaseView, Vec<ActiveRun>)>> {
+    let Some(store) = store else {
+        return Ok(None);
+    };
+    let (state, _) = crate::pair_state::load(store, pair)
+        .await
+        .with_context(|| format!("reading the state of pair {pair} (pairs/{pair}.json)"))?;
+    let runs = crate::failover::run::active_runs(store, pair)
+        .await
+        .with_context(|| format!("reading the active run of pair {pair} (locks/{pair}.json)"))?;
+    Ok(Some((state.view(), runs)))
 }
 
 /// [`run_check_with`] with a progress line per pair (`reads` counts the ARM reads so far), and
 /// `--html FILE` written with the page `ReadinessStatus` serves ([`super::api::respond`]).
+// Glue with one caller per surface; the arguments are the command's inputs and outputs.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_check_showing<R: PairReader>(
     args: &CheckArgs,
     cfg: &DrConfig,
@@ -111,6 +167,7 @@ pub async fn run_check_showing<R: PairReader>(
     out: &mut dyn Write,
     progress: Progress,
     reads: &(dyn Fn() -> u64 + Sync),
+    store: Option<&dyn BlobStore>,
 ) -> anyhow::Result<i32> {
     let pairs: Vec<_> = match &args.pair {
         Some(name) => match cfg.pair(name) {
@@ -141,8 +198,17 @@ pub async fn run_check_showing<R: PairReader>(
             i + 1
         );
         progress.status(&label);
+        let context = pair_context(store, &pair.name).await?;
+        let (state, runs) = match &context {
+            Some((s, r)) => (Some(s), r.as_slice()),
+            None => (None, &[][..]),
+        };
         let report = progress
-            .reading(&label, reads, check_pair(reader, cfg, pair, now, None))
+            .reading(
+                &label,
+                reads,
+                check_pair_in(reader, cfg, pair, now, None, state, runs),
+            )
             .await;
         progress.status(&format!(
             "checked pair {} ({}/{total}): {}",
@@ -193,7 +259,11 @@ pub async fn run_check_showing<R: PairReader>(
 /// `datashare-dr check`: loads the DR config, checks the pairs against ARM, prints, and returns
 /// the exit code (0 Ready, 1 Degraded, 2 NotReady; 64 for a bad config or unknown pair).
 ///
-/// The CLI has no storage settings of its own, so "last drill" is not known here (the timer
+/// With the storage settings (`AzureWebJobsStorage`, as `plan` and `replicate` read them) each
+/// pair is checked in its state (`pairs/{pair}.json`): a failed-over pair gets its failback
+/// readiness, and the status and exit code describe the serving side; `--json` carries
+/// `pairState` and `activeRuns`. Without them it warns `pair state unknown` and checks as if
+/// every pair were normal (`pairState: null`). "Last drill" is not read here (the timer
 /// function reads it from `state/{pair}.json`).
 pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     let mut cfg = match DrConfig::load(&args.config) {
@@ -236,6 +306,15 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
+    // The pair state (failed over → failback readiness) needs the run store; without its
+    // settings the check runs read-only as if every pair were normal, and says so.
+    let store = match crate::reconcile::cli::run_store() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    if store.is_none() {
+        crate::reconcile::cli::warn_pair_state_unknown("readiness is checked");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -256,6 +335,7 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             &mut stdout,
             progress,
             &reads,
+            store.as_deref(),
         )
         .await
     })

@@ -102,10 +102,10 @@ pub fn reader_roles(kind: StoreKind) -> &'static [(&'static str, &'static str)] 
     }
 }
 
-struct Findings {
-    list: Vec<Finding>,
+pub(super) struct Findings {
+    pub(super) list: Vec<Finding>,
     /// `--config` value for suggested commands.
-    config: String,
+    pub(super) config: String,
 }
 
 /// `path` as one shell word (single-quoted when it holds anything but `[A-Za-z0-9._/-]`).
@@ -124,7 +124,7 @@ fn shell_word(path: &str) -> String {
 impl Findings {
     /// A `datashare-dr` command for a remedy, in backticks, with `--config`:
     /// `cmd("replicate", "--pair p")` → `` `datashare-dr replicate --config F --pair p` ``.
-    fn cmd(&self, subcommand: &str, args: &str) -> String {
+    pub(super) fn cmd(&self, subcommand: &str, args: &str) -> String {
         let config = shell_word(&self.config);
         if args.is_empty() {
             format!("`datashare-dr {subcommand} --config {config}`")
@@ -133,7 +133,7 @@ impl Findings {
         }
     }
 
-    fn push(
+    pub(super) fn push(
         &mut self,
         severity: Severity,
         code: &str,
@@ -148,6 +148,29 @@ impl Findings {
             message: message.into(),
             remedy: remedy.into(),
         });
+    }
+}
+
+/// Evaluates one pair in the state it is in: `state` `None` (unknown) or `normal` gives
+/// [`evaluate`] (would a failover work?) carrying the state; any other phase gives the failback
+/// readiness of [`super::failback`]. `active` are the pair's runs not yet ended. Pure.
+pub fn evaluate_in_state(
+    obs: &Observations,
+    policy: &Policy,
+    now: OffsetDateTime,
+    state: Option<&crate::pair_state::PhaseView>,
+    active: &[super::report::ActiveRun],
+) -> Report {
+    match state {
+        Some(s) if s.phase != crate::pair_state::Phase::Normal => {
+            super::failback::evaluate_not_normal(obs, policy, s, active, now)
+        }
+        _ => {
+            let mut r = evaluate(obs, policy, now);
+            r.pair_state = state.cloned();
+            r.active_runs = active.to_vec();
+            r
+        }
     }
 }
 
@@ -192,7 +215,7 @@ pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Rep
     finish(obs, f.list, rpo, now)
 }
 
-fn finish(
+pub(super) fn finish(
     obs: &Observations,
     mut findings: Vec<Finding>,
     rpo: Vec<ShareRpo>,
@@ -226,6 +249,9 @@ fn finish(
         findings,
         rpo,
         last_drill: obs.last_drill.clone(),
+        pair_state: None,
+        active_runs: Vec::new(),
+        state_changed_since_check: false,
     }
 }
 
@@ -348,7 +374,7 @@ fn check_secondary_account(obs: &Observations, f: &mut Findings, replicate: &str
 }
 
 /// Region names compare ignoring case and spaces ("West Europe" = "westeurope").
-fn same_region(a: &str, b: &str) -> bool {
+pub(super) fn same_region(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.chars()
             .filter(|c| !c.is_whitespace())

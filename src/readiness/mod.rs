@@ -39,6 +39,23 @@
 //! | `drill-stale` | Warning | last successful drill older than `drill_max_age_days` |
 //! | `drill-never` | Info | no drill recorded |
 //!
+//! # A pair that is not `normal` (failback readiness, [`failback`])
+//!
+//! When the pair state (`pairs/{pair}.json`) says `failed-over`, `failing-over` or
+//! `failing-back`, the checks above are replaced by these (the status then describes the
+//! serving side; `pairState` and `activeRuns` in the report say which):
+//!
+//! | code | severity | when |
+//! |---|---|---|
+//! | `secondary-account-missing` / `secondary-unreachable` / `secondary-account-not-succeeded` | Critical | the serving secondary is missing / down / not provisioned |
+//! | `pair-failed-over` | Info | the pair is failed over (serving side, since, run) |
+//! | `pair-run-active` | Info | a run is moving the pair (its status and stage) |
+//! | `pair-state-stuck` | Warning | failing over/back, but that run is no longer active (reset-state) |
+//! | `failback-primary-unreachable` / `-missing` / `-not-succeeded` | Warning | the original primary cannot take back yet |
+//! | `failback-primary-ready` | Info | the primary answers and is provisioned |
+//! | `failback-share-missing` | Warning | a share serving on the secondary has no primary copy |
+//! | `failback-carries` | Info | a change made on the secondary during the outage a failback would write to the primary |
+//!
 //! # Status and score
 //!
 //! Any Critical → `NotReady`; else any Warning → `Degraded`; else `Ready`.
@@ -54,6 +71,7 @@ pub mod cli;
 pub mod convert;
 pub mod error;
 pub mod evaluate;
+pub mod failback;
 pub mod history;
 pub mod model;
 pub mod notify;
@@ -72,7 +90,7 @@ pub use model::{
 };
 pub use notify::{Notification, NotifyTargets, WebhookUrl, record_and_notify};
 pub use page::render_status_page;
-pub use report::{Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
+pub use report::{ActiveRun, Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
 
 #[cfg(test)]
 mod tests;

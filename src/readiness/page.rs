@@ -7,7 +7,9 @@
 //!
 //! Layout: a summary line with one pill per pair linking to its card (`#pair-…`, see
 //! [`pair_anchor`]); one card per pair, worst first, then the configured pairs with no report
-//! yet ("not checked yet"). In a card, Critical and Warning findings are a table; Info findings
+//! yet ("not checked yet"). A pair that is not `normal` says so under its header (phase,
+//! serving side, since, a link to the run) and in its pill; active runs are listed with their
+//! status and stage. In a card, Critical and Warning findings are a table; Info findings
 //! sit in a `<details>` that is closed by default, so many of them never push the next pair out
 //! of sight. Text in `backticks` (commands, names) is shown as `<code>`.
 //!
@@ -19,6 +21,7 @@ use time::OffsetDateTime;
 
 use super::evaluate::fmt_secs;
 use super::report::{Finding, Report, Severity, ShareRpo, Status};
+use crate::pair_state::Phase;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -73,6 +76,9 @@ tr.Critical td:first-child{box-shadow:inset 3px 0 var(--bad)}tr.Warning td:first
 .remedy{color:var(--fg)}
 .ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}
 .none{color:var(--muted);margin:6px 0}
+p.state{margin:10px 0 0;padding:8px 10px;border-radius:6px;background:#fff8c5;border:1px solid #d4a72c}
+p.state.failed-over{background:#ddf4ff;border-color:#54aeff}
+ul.runs{margin:8px 0 0;padding-left:20px}ul.runs li{margin:2px 0}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:8px 12px 20px}
 @media (max-width:700px){
  main{padding:8px}
@@ -205,10 +211,16 @@ pub fn render_configured_page_at(
     for r in &sorted {
         let _ = write!(
             h,
-            "<a class=\"pill {status}\" href=\"#{anchor}\" data-pair=\"{pair}\">{pair}: {status}</a>",
+            "<a class=\"pill {status}\" href=\"#{anchor}\" data-pair=\"{pair}\">{pair}: {status}{phase}</a>",
             status = r.status,
             anchor = pair_anchor(&r.pair),
             pair = escape(&r.pair),
+            phase = r
+                .pair_state
+                .as_ref()
+                .filter(|s| s.phase != Phase::Normal)
+                .map(|s| format!(" · {}", s.phase.words()))
+                .unwrap_or_default(),
         );
     }
     for name in &unchecked {
@@ -264,6 +276,7 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
          <div class=\"score\" data-role=\"score\">{}<small>/100</small></div></div>",
         r.score
     );
+    render_state(h, r);
     h.push_str("<dl class=\"facts\">");
     let fact = |h: &mut String, label: &str, value: &str| {
         let _ = write!(h, "<div><dt>{label}</dt><dd>{value}</dd></div>");
@@ -345,6 +358,76 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
         h.push_str("</tbody></table>\n");
     }
     h.push_str("</section>\n");
+}
+
+/// The link to a run's status (`GET api/failover/{runId}`, the `FailoverRun` route).
+fn run_link(run_id: &str) -> String {
+    let id = escape(run_id);
+    format!("<a href=\"/api/failover/{id}\" data-role=\"run-link\"><code>{id}</code></a>")
+}
+
+/// The pair state (when it is not `normal`) and the active runs, under the card's header.
+fn render_state(h: &mut String, r: &Report) {
+    if let Some(st) = r.pair_state.as_ref().filter(|s| s.phase != Phase::Normal) {
+        let since = st
+            .since
+            .map(fmt_time)
+            .unwrap_or_else(|| "an unknown time".into());
+        let run = st
+            .run_id
+            .as_deref()
+            .map(|id| format!(" · run {}", run_link(id)))
+            .unwrap_or_default();
+        let question = if st.phase == Phase::FailedOver {
+            " The checks below ask whether the primary is ready to take back (failback readiness)."
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            h,
+            "<p class=\"state {phase}\" data-role=\"pair-state\" data-phase=\"{phase}\" \
+             data-serving=\"{serving}\"><strong>{words}</strong> — {serving} serving since \
+             {since}{run}.{question}</p>",
+            phase = st.phase.as_str(),
+            serving = st.serving.as_str(),
+            words = capitalised(st.phase.words()),
+        );
+    }
+    if r.state_changed_since_check {
+        h.push_str(
+            "<p class=\"none\" data-role=\"state-changed\">The pair state changed after this \
+             check; the findings below answer for the state it had then, until the next check.</p>\n",
+        );
+    }
+    if !r.active_runs.is_empty() {
+        h.push_str("<ul class=\"runs\" data-role=\"active-runs\">");
+        for run in &r.active_runs {
+            let stage = run
+                .stage
+                .as_deref()
+                .map(|s| format!(", stage <code>{}</code>", escape(s)))
+                .unwrap_or_default();
+            let _ = write!(
+                h,
+                "<li data-run=\"{id}\" data-status=\"{status}\">Active {mode} run {link}: \
+                 <strong>{status}</strong>{stage} (started {started})</li>",
+                id = escape(&run.run_id),
+                mode = escape(&run.mode),
+                link = run_link(&run.run_id),
+                status = escape(&run.status),
+                started = fmt_time(run.created_at),
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 fn findings_table(h: &mut String, findings: &[&Finding]) {
@@ -476,6 +559,9 @@ mod tests {
                 exceeded: false,
             }],
             last_drill: None,
+            pair_state: None,
+            active_runs: Vec::new(),
+            state_changed_since_check: false,
         }
     }
 

@@ -4,12 +4,14 @@
 //! `check --json`; field names are camelCase and are an operator interface (add, never rename).
 //! Finding codes are stable strings (see [`codes`]); dashboards and runbooks key on them.
 //!
-//! Must not import: handlers, host, store, arm, sim.
+//! Must not import: handlers, host, store, arm, sim (the pair state's view type comes from
+//! `pair_state`, plain data).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::model::DrillRecord;
+use crate::pair_state::PhaseView;
 
 /// Overall verdict: would a failover work right now?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,6 +136,35 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub rpo: Vec<ShareRpo>,
     pub last_drill: Option<DrillRecord>,
+    /// The pair state the check answered for (`pairs/{pair}.json`: `{serving, phase, since,
+    /// runId}`); `null` when unknown (`check` without storage settings), and absent in reports
+    /// stored before it existed. In any phase but `normal` the findings are the failback
+    /// readiness (see [`super::failback`]) and the status describes the serving side.
+    #[serde(default)]
+    pub pair_state: Option<PhaseView>,
+    /// Runs of the pair not yet ended (pending, awaiting approval, running), with their stage.
+    #[serde(default)]
+    pub active_runs: Vec<ActiveRun>,
+    /// Set by `ReadinessStatus` when the pair state read at request time differs from the one
+    /// the stored check answered for (the findings then wait for the next check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub state_changed_since_check: bool,
+}
+
+/// A run of the pair that has not ended, as readiness shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    pub run_id: String,
+    /// `failover` | `failback` | `drill`.
+    pub mode: String,
+    /// `pending` | `awaiting-approval` | `running`.
+    pub status: String,
+    /// The stage that runs next or now (kebab-case), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 impl Report {
@@ -181,4 +212,14 @@ pub mod codes {
     pub const RPO_UNKNOWN: &str = "rpo-unknown";
     pub const DRILL_STALE: &str = "drill-stale";
     pub const DRILL_NEVER: &str = "drill-never";
+    // A pair that is not `normal` (failed over, or a run moving it): failback readiness.
+    pub const PAIR_FAILED_OVER: &str = "pair-failed-over";
+    pub const PAIR_RUN_ACTIVE: &str = "pair-run-active";
+    pub const PAIR_STATE_STUCK: &str = "pair-state-stuck";
+    pub const FAILBACK_PRIMARY_READY: &str = "failback-primary-ready";
+    pub const FAILBACK_PRIMARY_UNREACHABLE: &str = "failback-primary-unreachable";
+    pub const FAILBACK_PRIMARY_MISSING: &str = "failback-primary-missing";
+    pub const FAILBACK_PRIMARY_NOT_SUCCEEDED: &str = "failback-primary-not-succeeded";
+    pub const FAILBACK_SHARE_MISSING: &str = "failback-share-missing";
+    pub const FAILBACK_CARRIES: &str = "failback-carries";
 }

@@ -10,6 +10,9 @@
 //!   the item is re-listed and the change counts as done when the secondary already holds what
 //!   was wanted (for an invitation: a pending or accepted one for the same target — never a
 //!   second e-mail).
+//! - An invitation PUT is sent once per attempt and, after an answer that was lost (dropped
+//!   connection, timeout, 5xx), only after listing the share's invitations shows it did not land
+//!   ([`put_invitation_observed`]): every PUT e-mails the consumer.
 //! - Every change gets its own `x-ms-correlation-request-id`, kept in its result.
 //!
 //! Must not import: `handlers`, `host`.
@@ -27,6 +30,7 @@ use super::convert::{
     target_of,
 };
 use super::diff::plan;
+use super::invite::put_invitation_observed;
 use super::model::{Name, Target};
 use super::observe::{
     AccountObservation, ObserveError, ObserveOptions, PairObservation, observe_pair,
@@ -257,8 +261,19 @@ async fn execute(client: &ArmClient, secondary: &AccountId, c: &Change) -> Resul
         } => {
             let sid = share_id(secondary, share, c)?;
             let id = sid.invitation(invitation.as_str()).map_err(bad_id(c))?;
-            match client.put_invitation(&id, &invitation_body(spec)).await {
-                Ok(_) => {}
+            // One PUT per attempt, listing before any repeat: a PUT whose answer was lost may
+            // have been applied, and every PUT sends the consumer an e-mail.
+            let sent = put_invitation_observed(
+                client,
+                &sid,
+                &id,
+                &invitation_body(spec),
+                &spec.target,
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+            match sent {
+                Ok(()) => {}
                 Err(e) if e.is_conflict() => {
                     let now = client
                         .list_invitations(&sid)

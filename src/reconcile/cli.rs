@@ -183,7 +183,7 @@ impl<'a> PairProgress<'a> {
 
 /// The run store (`pairs/{pair}.json`, leases) from the storage settings in the environment
 /// (`AzureWebJobsStorage`, or `AzureWebJobsStorage__blobServiceUri`), when they are set.
-fn run_store() -> Result<Option<Arc<dyn BlobStore>>, i32> {
+pub fn run_store() -> Result<Option<Arc<dyn BlobStore>>, i32> {
     let settings = match StorageSettings::from_app_settings(|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
@@ -201,6 +201,15 @@ fn run_store() -> Result<Option<Arc<dyn BlobStore>>, i32> {
             Err(EXIT_USAGE)
         }
     }
+}
+
+/// The warning of a read-only command (`plan`, `check`) run without storage settings:
+/// `warning: pair state unknown (no storage settings: …); {what} as if every pair were normal`.
+pub fn warn_pair_state_unknown(what: &str) {
+    eprintln!(
+        "warning: pair state unknown (no storage settings: {STORAGE_SETTINGS}); {what} as if \
+         every pair were normal"
+    );
 }
 
 /// The settings a CLI write needs to read the pair state and take the lock, for messages.
@@ -254,10 +263,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     if store.is_none() {
-        eprintln!(
-            "warning: pair state unknown (no storage settings: {STORAGE_SETTINGS}); the plan \
-             is shown as if every pair were normal"
-        );
+        warn_pair_state_unknown("the plan is shown");
     }
     let rt = runtime()?;
     let now = OffsetDateTime::now_utc();
