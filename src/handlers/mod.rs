@@ -24,6 +24,7 @@ pub mod readiness_status;
 pub mod replicate_config;
 pub mod replicate_now;
 pub mod reset_pair_state;
+pub mod run_watchdog;
 pub mod start_failover;
 
 use std::error::Error as StdError;
@@ -150,6 +151,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         source: POISON_QUEUE,
         methods: &[],
         queue_outputs: &[(NOTIFY_OUT, NOTIFICATIONS_QUEUE)],
+    },
+    FunctionSpec {
+        name: run_watchdog::NAME,
+        trigger: TriggerKind::Timer,
+        binding: TIMER_BINDING,
+        source: "%WATCHDOG_SCHEDULE%",
+        methods: &[],
+        queue_outputs: &[],
     },
 ];
 
