@@ -1448,7 +1448,10 @@ async fn the_audit_trail_names_the_function_key_from_identities_and_ignores_a_fo
         .unwrap_or_default();
     assert_eq!(by, "key:ops-runbook", "{:#?}", run.cancellation);
     let text = serde_json::to_string(&run).unwrap_or_default();
-    assert!(!text.contains("mallory"), "a forged header reached the record: {text}");
+    assert!(
+        !text.contains("mallory"),
+        "a forged header reached the record: {text}"
+    );
 }
 
 #[tokio::test]

@@ -1129,7 +1129,10 @@ async fn a_stage_that_runs_longer_than_its_lease_is_not_run_twice_by_a_concurren
     }
     assert!(!puts.is_empty(), "the stage invited nobody");
     let twice: Vec<_> = puts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "invitations PUT more than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "invitations PUT more than once: {twice:?}"
+    );
     let rec = load(&w, &run.run_id).await;
     let inv = rec.stage(Stage::InviteConsumers).expect("invite");
     assert_eq!(inv.attempts, 1, "{inv:#?}");

@@ -9,7 +9,7 @@
 //! - [`start`]: starting runs from runbooks and from alerts (dedup under `alerts/`), approve,
 //!   cancel.
 //! - [`runner`]: the in-process queue and loop the CLI and `drill` use (same `run_one_stage`).
-//! - [`watchdog`]: `RunWatchdog` (resume stalled runs, fail hopeless ones, break stale locks)
+//! - [`watchdog`] — `RunWatchdog` (resume stalled runs, fail hopeless ones, break stale locks)
 //!   and the poison rule (act only on the current stage).
 //! - [`drill`], [`cli`]: the `datashare-dr drill` and `failover …` commands.
 //!

@@ -675,7 +675,11 @@ pub async fn list_locks(store: &dyn BlobStore) -> Result<Vec<(LockRecord, ETag)>
 
 /// Breaks the pair's lock when it is the version `etag` names (a lock taken meanwhile by a new
 /// run is left alone). Returns whether it was removed.
-pub async fn break_lock(store: &dyn BlobStore, pair: &str, etag: &ETag) -> Result<bool, FailoverError> {
+pub async fn break_lock(
+    store: &dyn BlobStore,
+    pair: &str,
+    etag: &ETag,
+) -> Result<bool, FailoverError> {
     match store.delete(&lock_path(pair), Some(etag)).await {
         Ok(removed) => Ok(removed),
         Err(StoreError::PreconditionFailed { .. }) => Ok(false),

@@ -318,7 +318,10 @@ mod tests {
         let stall = std_to_time(POLICY.stall_after(Stage::FinalSync));
         let mut run = run_at(Stage::FinalSync, t0);
         // Within the stage's budget + lease + retry window: healthy.
-        assert_eq!(decide(&run, &POLICY, t0 + stall - mins(1)), Verdict::Healthy);
+        assert_eq!(
+            decide(&run, &POLICY, t0 + stall - mins(1)),
+            Verdict::Healthy
+        );
         // Past it: resume (first time).
         assert_eq!(
             decide(&run, &POLICY, t0 + stall + mins(1)),
@@ -335,7 +338,10 @@ mod tests {
         });
         assert!(matches!(
             decide(&run, &POLICY, t0 + stall + mins(1)),
-            Verdict::Fail { stage: Stage::FinalSync, .. }
+            Verdict::Fail {
+                stage: Stage::FinalSync,
+                ..
+            }
         ));
         // Resumes of an earlier stage do not count against this one.
         run.watchdog = Some(WatchdogMark {

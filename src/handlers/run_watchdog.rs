@@ -20,7 +20,10 @@ pub async fn handle(
     trigger: TimerTrigger,
 ) -> Result<InvocationResponse, HandlerError> {
     if trigger.is_past_due {
-        tracing::info!(event = "watchdog.past-due", "RunWatchdog runs late (past due)");
+        tracing::info!(
+            event = "watchdog.past-due",
+            "RunWatchdog runs late (past due)"
+        );
     }
     let ctx = stage_context(state).await?;
     let policy = WatchdogPolicy::for_context(&ctx);

@@ -30,7 +30,8 @@ use super::wire::meta_get;
 /// `AuthenticationType` of the identity the host adds for a key-authenticated call.
 pub const KEY_AUTHENTICATION_TYPE: &str = "WebJobsAuthLevel";
 /// Claim type holding the authorization level of the key (`Function`, `Admin`).
-pub const AUTH_LEVEL_CLAIM: &str = "http://schemas.microsoft.com/2017/07/functions/claims/authlevel";
+pub const AUTH_LEVEL_CLAIM: &str =
+    "http://schemas.microsoft.com/2017/07/functions/claims/authlevel";
 /// Claim type holding the name of the key the caller presented.
 pub const KEY_ID_CLAIM: &str = "http://schemas.microsoft.com/2017/07/functions/claims/keyid";
 
@@ -258,7 +259,10 @@ mod tests {
     fn odd_shapes_are_skipped_not_fatal() {
         let ids = Identities::from_value(Some(&json!([1, "x", {"Claims": "no"}, null])));
         assert_eq!(ids.caller(), Caller::Anonymous);
-        assert_eq!(Identities::from_value(Some(&json!("[]"))).caller(), Caller::Anonymous);
+        assert_eq!(
+            Identities::from_value(Some(&json!("[]"))).caller(),
+            Caller::Anonymous
+        );
         assert_eq!(Identities::from_value(None).caller(), Caller::Anonymous);
     }
 }

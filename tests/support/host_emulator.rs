@@ -745,8 +745,7 @@ impl HostEmulator {
                 .find(|(_, value)| value == p)
                 .map(|(name, _)| name.clone())
         });
-        if !self.inner.function_keys.is_empty() && auth_level != "anonymous" && key_name.is_none()
-        {
+        if !self.inner.function_keys.is_empty() && auth_level != "anonymous" && key_name.is_none() {
             return Ok(HttpResult {
                 status: 401,
                 headers: BTreeMap::new(),
