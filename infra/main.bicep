@@ -57,6 +57,9 @@ param replicateSchedule string = '0 */15 * * * *'
 @description('READINESS_SCHEDULE (NCRONTAB, 6 fields).')
 param readinessSchedule string = '0 5,35 * * * *'
 
+@description('WATCHDOG_SCHEDULE (NCRONTAB, 6 fields) of the RunWatchdog timer.')
+param watchdogSchedule string = '0 */5 * * * *'
+
 @description('RUST_LOG filter.')
 param rustLog string = 'info'
 
@@ -167,6 +170,7 @@ module functionApp 'modules/functionapp.bicep' = {
     drConfigPath: drConfigPath
     replicateSchedule: replicateSchedule
     readinessSchedule: readinessSchedule
+    watchdogSchedule: watchdogSchedule
     rustLog: rustLog
     notifyWebhookUrl: notifyWebhookUrl
     notifyTeamsWebhookUrl: notifyTeamsWebhookUrl

@@ -395,6 +395,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let r = function_route!(r, failover_stage, QueueTrigger<StageMessage>);
     let r = function_route!(r, failover_poison, QueueTrigger<MessageText>);
     let r = function_route!(r, notify, QueueTrigger<MessageText>);
+    let r = function_route!(r, run_watchdog, TimerTrigger);
     r.fallback(unknown_function).with_state(state)
 }
 

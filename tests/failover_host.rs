@@ -179,6 +179,7 @@ async fn world(az: &TestAzurite, edit: impl Fn(String) -> String) -> World {
     let host = HostEmulator::for_repo(&app.base_url, &az.settings)
         .setting("REPLICATE_SCHEDULE", "0 */15 * * * *")
         .setting("READINESS_SCHEDULE", "0 */15 * * * *")
+        .setting("WATCHDOG_SCHEDULE", "0 */5 * * * *")
         .queue_alias(store::STAGE_QUEUE, &stages)
         .queue_alias(store::STAGE_POISON_QUEUE, &poison)
         .queue_alias(store::NOTIFICATIONS_QUEUE, &notifications)
@@ -571,7 +572,7 @@ async fn under_the_approve_policy_a_run_waits_until_approved_through_the_api() {
 
     let (run, _) = pump_to_end(&w.host, w.blobs.as_ref(), &run_id, Duration::from_secs(120)).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
-    assert_eq!(run.approval.by.as_deref(), Some("function-key"));
+    assert_eq!(run.approval.by.as_deref(), Some("anonymous"));
     assert_eq!(
         run.stage(Stage::AwaitApproval).map(|s| s.status),
         Some(StageStatus::Succeeded)
@@ -621,10 +622,10 @@ async fn cancel_through_the_api_stops_a_waiting_run_and_lists_what_was_done() {
     let answer = res.json();
     assert_eq!(answer["status"], "cancelled", "{answer}");
     assert_eq!(answer["cancellation"]["reason"], "false alarm", "{answer}");
-    assert_eq!(answer["cancellation"]["by"], "function-key", "{answer}");
+    assert_eq!(answer["cancellation"]["by"], "anonymous", "{answer}");
     let error = answer["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("cancelled by function-key before await-approval"),
+        error.contains("cancelled by anonymous before await-approval"),
         "{error}"
     );
     // What was done: preflight succeeded; everything after it cancelled.
@@ -1365,4 +1366,220 @@ async fn the_replicate_timer_records_the_roster_and_keeps_it_when_the_primary_ac
         .expect("a roster");
     assert_eq!(kept.entries, first.entries);
     assert_eq!(kept.recorded_at, first.recorded_at);
+}
+
+// ---------------------------------------------------------------------------------------------
+// issue 14: who did it, the watchdog, poisoned duplicates
+
+/// The same app behind a host that enforces function keys, one of them named `ops-runbook`.
+fn keyed_host(az: &TestAzurite, w: &World) -> HostEmulator {
+    HostEmulator::for_repo(&w._app.base_url, &az.settings)
+        .named_function_key("ops-runbook", "not-a-real-key-1")
+        .queue_alias(store::STAGE_QUEUE, &w.stages)
+        .queue_alias(store::STAGE_POISON_QUEUE, &w.poison)
+        .queue_alias(store::NOTIFICATIONS_QUEUE, &w.notifications)
+        .visibility_timeout(Duration::from_secs(1))
+        .function_timeout(Duration::from_secs(120))
+        .build()
+        .expect("keyed host emulator")
+}
+
+async fn start_through_api(host: &HostEmulator, pair: &str, headers: &[(&str, &str)]) -> String {
+    let res = host
+        .request(
+            "POST",
+            "/api/failover",
+            headers,
+            json!({"pair": pair, "mode": "failover", "reason": "issue 14"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await
+        .expect("POST api/failover");
+    assert_eq!(res.status, 202, "{}", res.body);
+    res.json()["runId"].as_str().expect("runId").to_owned()
+}
+
+#[tokio::test]
+async fn the_audit_trail_names_the_function_key_from_identities_and_ignores_a_forged_header() {
+    let Some(az) = azurite(
+        "the_audit_trail_names_the_function_key_from_identities_and_ignores_a_forged_header",
+    ) else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let host = keyed_host(&az, &w);
+    let forged: &[(&str, &str)] = &[
+        ("Content-Type", "application/json"),
+        ("x-functions-key", "not-a-real-key-1"),
+        ("x-ms-client-principal-name", "mallory@evil.example"),
+    ];
+    // Without the key the host refuses the call before the handler sees it.
+    let refused = host
+        .request("POST", "/api/failover", JSON, b"{}")
+        .await
+        .expect("POST without key");
+    assert_eq!(refused.status, 401);
+
+    let run_id = start_through_api(&host, &w.cfg.pairs[0].name, forged).await;
+    let run = load_run(w.blobs.as_ref(), &run_id).await;
+    assert_eq!(
+        run.trigger.caller.as_deref(),
+        Some("key:ops-runbook"),
+        "{:#?}",
+        run.trigger
+    );
+
+    let res = host
+        .request(
+            "POST",
+            &format!("/api/failover/{run_id}/cancel"),
+            forged,
+            br#"{"reason":"wrong pair"}"#,
+        )
+        .await
+        .expect("POST cancel");
+    assert_eq!(res.status, 200, "{}", res.body);
+    let run = load_run(w.blobs.as_ref(), &run_id).await;
+    let by = run
+        .cancellation
+        .as_ref()
+        .map(|c| c.by.clone())
+        .unwrap_or_default();
+    assert_eq!(by, "key:ops-runbook", "{:#?}", run.cancellation);
+    let text = serde_json::to_string(&run).unwrap_or_default();
+    assert!(
+        !text.contains("mallory"),
+        "a forged header reached the record: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_stage_message_was_deleted_is_resumed_by_the_watchdog() {
+    let Some(az) = azurite("a_run_whose_stage_message_was_deleted_is_resumed_by_the_watchdog")
+    else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let run_id = start_through_api(&w.host, &w.cfg.pairs[0].name, JSON).await;
+    pump_until(
+        &w.host,
+        w.blobs.as_ref(),
+        &run_id,
+        Duration::from_secs(60),
+        |r| r.current_stage == Some(Stage::InviteConsumers),
+    )
+    .await;
+    // The invite-consumers message is lost (deleted by hand, expired, …).
+    let q = az.queue_client(MessageEncoding::None);
+    let got = q
+        .receive(&w.stages, 32, Duration::from_secs(60))
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 1, "one stage message in flight");
+    for m in &got {
+        q.delete(&w.stages, &m.id, &m.pop_receipt)
+            .await
+            .expect("delete the stage message");
+    }
+    // Nothing happens on its own: the run is stuck.
+    let idle = w
+        .host
+        .pump_queue(
+            "FailoverStage",
+            Pump::until_idle(Duration::from_secs(2), 5, Duration::from_secs(5)),
+        )
+        .await
+        .expect("pump");
+    assert_eq!(idle.invocations(), 0);
+    // A fresh run is left alone by the watchdog …
+    let inv = w.host.fire_timer("RunWatchdog").await.expect("watchdog");
+    assert!(inv.succeeded, "{:?}", inv.failure);
+    assert!(
+        inv.logs.iter().any(|l| l.contains("resumed []")),
+        "{:?}",
+        inv.logs
+    );
+    // … one without progress for longer than its stage can take is resumed.
+    datashare_dr::failover::run::update_run(w.blobs.as_ref(), &run_id, |r| {
+        r.updated_at -= time::Duration::hours(1);
+        Ok(())
+    })
+    .await
+    .expect("age the run");
+    let inv = w.host.fire_timer("RunWatchdog").await.expect("watchdog");
+    assert!(inv.succeeded, "{:?}", inv.failure);
+    assert!(
+        inv.logs
+            .iter()
+            .any(|l| l.contains(&format!("{run_id} invite-consumers"))),
+        "{:?}",
+        inv.logs
+    );
+    let (run, _) = pump_to_end(&w.host, w.blobs.as_ref(), &run_id, Duration::from_secs(120)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.watchdog.as_ref().map(|m| m.resumes), Some(1));
+    assert_roster_invited_once(&w, &run).await;
+    // The finished run's lock is gone; a lock left behind by a finished run is broken.
+    let stale = json!({"runId": run_id, "pair": w.cfg.pairs[0].name, "at": "2020-01-01T00:00:00Z"});
+    store::put_json(
+        w.blobs.as_ref(),
+        &lock_path(&w.cfg.pairs[0].name),
+        &stale,
+        store::Precondition::IfNoneMatchAny,
+    )
+    .await
+    .expect("plant a stale lock");
+    let inv = w.host.fire_timer("RunWatchdog").await.expect("watchdog");
+    assert!(
+        inv.logs
+            .iter()
+            .any(|l| l.contains(&format!("locks broken [{}]", w.cfg.pairs[0].name))),
+        "{:?}",
+        inv.logs
+    );
+    assert!(
+        w.blobs
+            .get(&lock_path(&w.cfg.pairs[0].name))
+            .await
+            .expect("get lock")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_stale_poisoned_duplicate_does_not_fail_a_healthy_run() {
+    let Some(az) = azurite("a_stale_poisoned_duplicate_does_not_fail_a_healthy_run") else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    let run_id = start_through_api(&w.host, &w.cfg.pairs[0].name, JSON).await;
+    pump_until(
+        &w.host,
+        w.blobs.as_ref(),
+        &run_id,
+        Duration::from_secs(60),
+        |r| r.current_stage == Some(Stage::InviteConsumers),
+    )
+    .await;
+    // A duplicate preflight message that kept failing lands in the poison queue.
+    let stale = json!({"runId": run_id, "stage": "preflight", "attempt": 0}).to_string();
+    w.host
+        .enqueue("FailoverPoison", &stale, None)
+        .await
+        .expect("enqueue poison");
+    let report = w
+        .host
+        .pump_queue(
+            "FailoverPoison",
+            Pump::until_completed(1, 3, Duration::from_secs(20)),
+        )
+        .await
+        .expect("pump poison");
+    assert_eq!(report.invocations(), 1, "{:?}", report.deliveries);
+    let run = load_run(w.blobs.as_ref(), &run_id).await;
+    assert!(!run.status.is_terminal(), "{run:#?}");
+    assert_eq!(run.current_stage, Some(Stage::InviteConsumers));
+    let (run, _) = pump_to_end(&w.host, w.blobs.as_ref(), &run_id, Duration::from_secs(120)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1066,4 +1067,73 @@ async fn a_notification_that_cannot_be_queued_is_logged_at_warn_with_the_run_id(
                 .is_some_and(|e| e.contains("refuses messages"))),
         "a WARN line with the run id and the error: {text}"
     );
+}
+
+/// "Claims that cannot lapse": a stage that runs longer than its claim lease keeps the claim
+/// (the heartbeat renews it), so a concurrent delivery of the same stage — arriving after the
+/// lease would have run out — waits instead of running the stage a second time. Judged on the
+/// simulator's request log: every invitation PUT path appears once.
+#[tokio::test]
+async fn a_stage_that_runs_longer_than_its_lease_is_not_run_twice_by_a_concurrent_delivery() {
+    use datashare_dr::failover::exec::CLAIMED_RETRY;
+    use datashare_dr::sim::FaultSettings;
+    let mut w = world().await;
+    w.ctx.claim_lease = Duration::from_millis(800);
+    let run = runbook_run(&w).await;
+    let mut stage = Stage::Preflight;
+    while stage != Stage::InviteConsumers {
+        match run_one_stage(&w.ctx, &StageMessage::new(&run.run_id, stage, 0))
+            .await
+            .expect("stage")
+        {
+            Outcome::Advance(n) => stage = n,
+            other => panic!("{stage}: {other:?}"),
+        }
+    }
+    // Every ARM call now takes 900 ms: invite-consumers lasts several leases.
+    w.sim.set_faults(&FaultSettings {
+        latency_ms: Some(900),
+        ..FaultSettings::default()
+    });
+    let log_from = w.sim.requests().last().map_or(0, |e| e.seq);
+    let msg = StageMessage::new(&run.run_id, Stage::InviteConsumers, 0);
+    let first = async {
+        let started = std::time::Instant::now();
+        let out = run_one_stage(&w.ctx, &msg).await;
+        (out, started.elapsed())
+    };
+    let second = async {
+        // Well past the lease (had nobody renewed it).
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        run_one_stage(&w.ctx, &msg).await
+    };
+    let ((first, took), second) = tokio::join!(first, second);
+    assert!(
+        took > Duration::from_millis(2_400),
+        "the stage must outlast the lease for this test to mean anything (took {took:?})"
+    );
+    assert_eq!(
+        first.expect("first delivery"),
+        Outcome::Advance(Stage::EnableSchedules)
+    );
+    assert_eq!(
+        second.expect("second delivery"),
+        Outcome::Wait(CLAIMED_RETRY),
+        "the concurrent delivery must wait on the live (renewed) claim"
+    );
+    let mut puts: BTreeMap<String, u32> = BTreeMap::new();
+    for e in w.sim.requests().iter().filter(|e| e.seq > log_from) {
+        if e.method == "PUT" && e.path.to_ascii_lowercase().contains("/invitations/") {
+            *puts.entry(e.path.clone()).or_default() += 1;
+        }
+    }
+    assert!(!puts.is_empty(), "the stage invited nobody");
+    let twice: Vec<_> = puts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "invitations PUT more than once: {twice:?}"
+    );
+    let rec = load(&w, &run.run_id).await;
+    let inv = rec.stage(Stage::InviteConsumers).expect("invite");
+    assert_eq!(inv.attempts, 1, "{inv:#?}");
 }

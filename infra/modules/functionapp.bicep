@@ -80,6 +80,9 @@ param replicateSchedule string
 @description('READINESS_SCHEDULE: NCRONTAB (6 fields) of the CheckReadiness timer.')
 param readinessSchedule string
 
+@description('WATCHDOG_SCHEDULE: NCRONTAB (6 fields) of the RunWatchdog timer.')
+param watchdogSchedule string
+
 @description('RUST_LOG: log filter of the handler.')
 param rustLog string
 
@@ -113,6 +116,7 @@ var configSettings = {
   AZURE_TENANT_ID: tenant().tenantId
   REPLICATE_SCHEDULE: replicateSchedule
   READINESS_SCHEDULE: readinessSchedule
+  WATCHDOG_SCHEDULE: watchdogSchedule
   RUST_LOG: rustLog
 }
 // Only set when given, so an empty value never reaches Config.

@@ -53,6 +53,8 @@ pub const KEY_AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 pub const KEY_REPLICATE_SCHEDULE: &str = "REPLICATE_SCHEDULE";
 /// NCRONTAB schedule of `CheckReadiness`.
 pub const KEY_READINESS_SCHEDULE: &str = "READINESS_SCHEDULE";
+/// NCRONTAB schedule of `RunWatchdog` (every 5 minutes in the sample and the Bicep default).
+pub const KEY_WATCHDOG_SCHEDULE: &str = "WATCHDOG_SCHEDULE";
 /// Optional webhook for notifications (its URL usually carries a signature: a secret).
 pub const KEY_NOTIFY_WEBHOOK_URL: &str = "NOTIFY_WEBHOOK_URL";
 /// Optional Microsoft Teams workflow / incoming-webhook URL: run and readiness events are sent
@@ -81,6 +83,7 @@ pub const ENV_KEYS: &[&str] = &[
     KEY_AZURE_CLIENT_SECRET,
     KEY_REPLICATE_SCHEDULE,
     KEY_READINESS_SCHEDULE,
+    KEY_WATCHDOG_SCHEDULE,
     KEY_NOTIFY_WEBHOOK_URL,
     KEY_NOTIFY_TEAMS_WEBHOOK_URL,
     KEY_WEBSITE_HOSTNAME,
@@ -314,6 +317,8 @@ pub struct Config {
     pub replicate_schedule: Option<Schedule>,
     /// `READINESS_SCHEDULE`.
     pub readiness_schedule: Option<Schedule>,
+    /// `WATCHDOG_SCHEDULE` (read by the host via `%WATCHDOG_SCHEDULE%`; validated here).
+    pub watchdog_schedule: Option<Schedule>,
     /// `NOTIFY_WEBHOOK_URL`.
     pub notify_webhook_url: Option<SecretUrl>,
     /// `NOTIFY_TEAMS_WEBHOOK_URL`.
@@ -396,6 +401,7 @@ impl Config {
         };
         let replicate_schedule = schedule(KEY_REPLICATE_SCHEDULE)?;
         let readiness_schedule = schedule(KEY_READINESS_SCHEDULE)?;
+        let watchdog_schedule = schedule(KEY_WATCHDOG_SCHEDULE)?;
 
         let notify_webhook_url = get(KEY_NOTIFY_WEBHOOK_URL)
             .map(|raw| parse_secret_url(KEY_NOTIFY_WEBHOOK_URL, &raw))
@@ -436,6 +442,7 @@ impl Config {
             azure_client_secret,
             replicate_schedule,
             readiness_schedule,
+            watchdog_schedule,
             notify_webhook_url,
             notify_teams_webhook_url,
             website_hostname,
@@ -480,6 +487,7 @@ impl Config {
             azure_client_secret: None,
             replicate_schedule: None,
             readiness_schedule: None,
+            watchdog_schedule: None,
             notify_webhook_url: None,
             notify_teams_webhook_url: None,
             website_hostname: None,

@@ -68,6 +68,11 @@ pub enum FailoverError {
         reason: String,
         transient: bool,
     },
+    /// The stage's claim on the run record was taken over (its lease ran out, or the watchdog
+    /// or another delivery replaced it): the stage stops before its next write and leaves the
+    /// result to the new claimant.
+    #[error("{stage} of run {run_id}: the stage claim was lost to another delivery")]
+    ClaimLost { run_id: String, stage: String },
     #[error("build the ARM client")]
     ArmClient(#[source] Box<ArmError>),
 }
@@ -93,6 +98,7 @@ impl FailoverError {
             FailoverError::RunNotFound { .. }
             | FailoverError::UnknownPair { .. }
             | FailoverError::InvalidState { .. }
+            | FailoverError::ClaimLost { .. }
             | FailoverError::ArmClient(_) => false,
         }
     }

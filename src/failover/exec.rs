@@ -11,7 +11,14 @@
 //!   (covers a crash between recording a stage and enqueueing its successor).
 //! - A stage is claimed with an ETag-guarded update before it runs; a second delivery that
 //!   finds a live claim waits ([`Outcome::Wait`]) instead of running it again. A claim older
-//!   than [`CLAIM_LEASE`] is taken over (the claimant died). So is a claim made by an earlier
+//!   than its lease ([`StageContext::claim_lease`], default [`CLAIM_LEASE`]) is taken over (the
+//!   claimant died).
+//! - Claims cannot lapse while their stage runs: a heartbeat renews `claimedAt` (ETag-guarded,
+//!   only while the claim is still ours) every quarter of the lease, however long the stage
+//!   takes (a whole replicate pass, the client's own pacing). When a renewal finds the claim
+//!   taken, or renewals fail until the lease is about to end, the stage body is dropped at its
+//!   next await — before its next write — and the delivery ends with
+//!   [`FailoverError::ClaimLost`] handled as "the new claimant owns the result". So is a claim made by an earlier
 //!   delivery of the very same queue message ([`Delivery`]): the host hands a message out again
 //!   only after the invocation that held it failed (e.g. the process was killed) or timed out,
 //!   so that claimant is gone and waiting out the lease would only delay the run.
@@ -129,6 +136,9 @@ pub struct StageContext {
     pub lro_handoff: Duration,
     /// Where run events go (`notifications` channels) and how their links read.
     pub events: super::events::EventSettings,
+    /// How long a stage claim lives without renewal; the running stage renews it every quarter
+    /// of this (the heartbeat). Default [`CLAIM_LEASE`].
+    pub claim_lease: Duration,
 }
 
 /// One delivery of a queue message: the message id (stable across redeliveries) and the
@@ -187,6 +197,7 @@ impl StageContext {
             delivery: None,
             lro_handoff: Duration::from_secs(10),
             events: super::events::EventSettings::default(),
+            claim_lease: CLAIM_LEASE,
         }
     }
 }
@@ -347,7 +358,7 @@ pub async fn run_one_stage(
             && rec.claim.is_some()
             && !predecessor_died
             && rec.claimed_at.is_some_and(|t| {
-                now - t < time::Duration::try_from(CLAIM_LEASE).unwrap_or_default()
+                now - t < time::Duration::try_from(ctx.claim_lease).unwrap_or_default()
             })
         {
             tracing::info!(run_id = %msg.run_id, stage = %stage, "stage is claimed by another delivery; waiting");
@@ -385,8 +396,20 @@ pub async fn run_one_stage(
         announce_start(ctx, &run).await;
     }
 
-    let result = match execute(ctx, &run, stage).await {
+    // The stage body runs while the heartbeat keeps the claim alive; whichever ends first
+    // wins. A lost claim drops the body at its current await, before any further write.
+    let body = execute(ctx, &run, stage);
+    let heartbeat = heartbeat(ctx, &run.run_id, stage, &token);
+    let executed = tokio::select! {
+        r = body => r,
+        lost = heartbeat => Err(lost),
+    };
+    let result = match executed {
         Ok(r) => r,
+        Err(FailoverError::ClaimLost { .. }) => {
+            tracing::warn!(run_id = %run.run_id, stage = %stage, "stage claim lost; stopped before the next write, result left to the new claimant");
+            return Ok(Outcome::Done);
+        }
         Err(e) => {
             let text = super::error_text(&e);
             let release = update_run(store, &run.run_id, |r| {
@@ -430,9 +453,9 @@ async fn commit(
         if rec.claim.as_deref() != Some(token) {
             // Someone took the stage over (our lease ran out); their result counts.
             outcome = Outcome::Done;
-            return Err(FailoverError::InvalidState {
+            return Err(FailoverError::ClaimLost {
                 run_id: run.run_id.clone(),
-                reason: format!("claim on {stage} was taken over"),
+                stage: stage.as_str().into(),
             });
         }
         rec.claim = None;
@@ -540,7 +563,7 @@ async fn commit(
     .await;
     let run_after = match updated {
         Ok(r) => r,
-        Err(FailoverError::InvalidState { reason, .. }) if reason.contains("taken over") => {
+        Err(FailoverError::ClaimLost { .. }) => {
             tracing::warn!(run_id = %run.run_id, stage = %stage, "claim lost; result left to the new claimant");
             return Ok(Outcome::Done);
         }
@@ -606,6 +629,48 @@ async fn announce_stage_failed(ctx: &StageContext, run: &RunRecord, stage: Stage
     .await;
 }
 
+/// Keeps the claim `token` on `stage` alive while the stage body runs: renews `claimedAt`
+/// every quarter of the lease. Returns (ending the stage) only when the claim is lost: the
+/// record names another claimant, the run ended, or renewals kept failing until less than a
+/// quarter of the lease is left (the claim may lapse; better to stop than to run twice).
+async fn heartbeat(ctx: &StageContext, run_id: &str, stage: Stage, token: &str) -> FailoverError {
+    let lease = ctx.claim_lease.max(Duration::from_millis(40));
+    let every = lease / 4;
+    let lost = || FailoverError::ClaimLost {
+        run_id: run_id.to_owned(),
+        stage: stage.as_str().into(),
+    };
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let now = ctx.clock.now();
+        let renewal = update_run(ctx.store.as_ref(), run_id, |r| {
+            let ours = !r.status.is_terminal()
+                && r.stage(stage)
+                    .is_some_and(|rec| rec.claim.as_deref() == Some(token));
+            if !ours {
+                return Err(lost());
+            }
+            if let Some(rec) = r.stage_mut(stage) {
+                rec.claimed_at = Some(now);
+            }
+            Ok(())
+        })
+        .await;
+        match renewal {
+            Ok(_) => renewed = tokio::time::Instant::now(),
+            Err(e @ FailoverError::ClaimLost { .. }) => return e,
+            Err(e) if renewed.elapsed() + every >= lease.saturating_sub(every) => {
+                tracing::warn!(run_id, stage = %stage, error = %super::error_text(&e), "stage claim could not be renewed before its lease ends; stopping the stage");
+                return lost();
+            }
+            Err(e) => {
+                tracing::warn!(run_id, stage = %stage, error = %super::error_text(&e), "stage claim renewal failed; retrying");
+            }
+        }
+    }
+}
+
 /// Side effects of a run's end: release the lock; notify about failures and cancellations.
 async fn after_end(ctx: &StageContext, run: &RunRecord) {
     if let Err(e) = release_lock(ctx.store.as_ref(), &run.pair, &run.run_id).await {
@@ -658,11 +723,31 @@ pub async fn fail_run(
     stage: Option<Stage>,
     reason: &str,
 ) -> Result<RunRecord, FailoverError> {
+    fail_run_if(ctx, run_id, stage, reason, |_, _| Ok(()))
+        .await
+        .map(|(run, _)| run)
+}
+
+/// [`fail_run`] only when `guard(run, now)` agrees, decided on the very version it writes
+/// (ETag-guarded: a run that moves on meanwhile is judged again). `Ok((run, Err(why)))` when the
+/// guard refused and nothing was written.
+pub async fn fail_run_if<G>(
+    ctx: &StageContext,
+    run_id: &str,
+    stage: Option<Stage>,
+    reason: &str,
+    guard: G,
+) -> Result<(RunRecord, Result<(), String>), FailoverError>
+where
+    G: Fn(&RunRecord, OffsetDateTime) -> Result<(), String>,
+{
     let now = ctx.clock.now();
     let mut changed = false;
+    let mut verdict = Ok(());
     let run = update_run(ctx.store.as_ref(), run_id, |r| {
         changed = false;
-        if r.status.is_terminal() {
+        verdict = guard(r, now);
+        if r.status.is_terminal() || verdict.is_err() {
             return Ok(());
         }
         changed = true;
@@ -683,7 +768,7 @@ pub async fn fail_run(
     if changed {
         after_end(ctx, &run).await;
     }
-    Ok(run)
+    Ok((run, verdict))
 }
 
 /// Enqueues the message for `stage` (with a visibility delay for waits).

@@ -10,6 +10,8 @@
 //! - [`start`]: starting runs from runbooks and from alerts (dedup under `alerts/`), approve,
 //!   cancel.
 //! - [`runner`]: the in-process queue and loop the CLI and `drill` use (same `run_one_stage`).
+//! - [`watchdog`] — `RunWatchdog` (resume stalled runs, fail hopeless ones, break stale locks)
+//!   and the poison rule (act only on the current stage).
 //! - [`drill`], [`cli`]: the `datashare-dr drill` and `failover …` commands.
 //!
 //! Must not import: handlers, host (handlers call in here, not the other way round).
@@ -26,6 +28,7 @@ pub mod run;
 pub mod runner;
 pub mod stages;
 pub mod start;
+pub mod watchdog;
 
 pub use error::FailoverError;
 pub use exec::{Clock, StageContext, StageMessage, fail_run, run_one_stage};

@@ -360,6 +360,19 @@ pub struct RunRecord {
     /// not announce them twice. Absent in records written before it existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notified: Vec<String>,
+    /// What `RunWatchdog` did to this run (absent until it first resumed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<WatchdogMark>,
+}
+
+/// `RunWatchdog`'s note on a run: how often it re-enqueued which stage, and when last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchdogMark {
+    pub stage: Stage,
+    pub resumes: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 impl RunRecord {
@@ -414,6 +427,7 @@ impl RunRecord {
             consumer: None,
             pending_operations: Vec::new(),
             notified: Vec::new(),
+            watchdog: None,
         }
     }
 
@@ -654,10 +668,7 @@ pub async fn create_run(
                     continue; // released meanwhile
                 };
                 let holder = load_run(store, &held.run_id).await?;
-                let stale = match &holder {
-                    Some((r, _)) => r.status.is_terminal(),
-                    None => now - held.at > LOCK_ORPHAN_GRACE,
-                };
+                let stale = lock_is_stale(&held, holder.as_ref().map(|(r, _)| r), now);
                 if !stale {
                     return Err(StartError::Active {
                         pair: run.pair.clone(),
@@ -680,6 +691,56 @@ pub async fn create_run(
         pair: run.pair.clone(),
         run_id: held,
     })
+}
+
+/// Whether a lock may be broken: its run ended, or its run record never appeared within
+/// [`LOCK_ORPHAN_GRACE`] (a crash between taking the lock and writing the run).
+pub fn lock_is_stale(lock: &LockRecord, holder: Option<&RunRecord>, now: OffsetDateTime) -> bool {
+    match holder {
+        Some(r) => r.status.is_terminal(),
+        None => now - lock.at > LOCK_ORPHAN_GRACE,
+    }
+}
+
+/// Every lock held (`locks/*.json`), with its ETag.
+pub async fn list_locks(store: &dyn BlobStore) -> Result<Vec<(LockRecord, ETag)>, FailoverError> {
+    let entries = store
+        .list("locks/")
+        .await
+        .map_err(|source| FailoverError::ListRuns {
+            source: Box::new(source),
+        })?;
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(pair) = e
+            .path
+            .strip_prefix("locks/")
+            .and_then(|p| p.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        if let Some(held) = read_lock(store, pair).await? {
+            out.push(held);
+        }
+    }
+    Ok(out)
+}
+
+/// Breaks the pair's lock when it is the version `etag` names (a lock taken meanwhile by a new
+/// run is left alone). Returns whether it was removed.
+pub async fn break_lock(
+    store: &dyn BlobStore,
+    pair: &str,
+    etag: &ETag,
+) -> Result<bool, FailoverError> {
+    match store.delete(&lock_path(pair), Some(etag)).await {
+        Ok(removed) => Ok(removed),
+        Err(StoreError::PreconditionFailed { .. }) => Ok(false),
+        Err(source) => Err(FailoverError::Lock {
+            pair: pair.to_owned(),
+            source: Box::new(source),
+        }),
+    }
 }
 
 /// Releases the pair's lock if `run_id` still holds it (If-Match, so a newer holder is safe).

@@ -25,6 +25,7 @@ pub mod readiness_status;
 pub mod replicate_config;
 pub mod replicate_now;
 pub mod reset_pair_state;
+pub mod run_watchdog;
 pub mod start_failover;
 
 use std::error::Error as StdError;
@@ -157,6 +158,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: TriggerKind::Queue,
         binding: QUEUE_BINDING,
         source: NOTIFICATIONS_QUEUE,
+        methods: &[],
+        queue_outputs: &[],
+    },
+    FunctionSpec {
+        name: run_watchdog::NAME,
+        trigger: TriggerKind::Timer,
+        binding: TIMER_BINDING,
+        source: "%WATCHDOG_SCHEDULE%",
         methods: &[],
         queue_outputs: &[],
     },

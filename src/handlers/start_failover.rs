@@ -79,12 +79,10 @@ pub fn status_url(req: &HttpRequest, run_id: &str) -> String {
     format!("{origin}/api/failover/{run_id}")
 }
 
-/// Who called: the authenticated identity the host passes, else the function key's name.
+/// Who called, for the audit trail: the identity the host authenticated (`Identities`: the
+/// Easy Auth principal, else the function key's name), never a header the client sets.
 pub fn caller_of(req: &HttpRequest) -> String {
-    req.headers
-        .get("x-ms-client-principal-name")
-        .map(|n| format!("principal:{n}"))
-        .unwrap_or_else(|| "function-key".to_owned())
+    req.caller().audit_name()
 }
 
 pub async fn handle(

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::identity::{Caller, Identities};
 use super::request::{InvocationRequest, PayloadError, Sys, Trigger, TriggerKind, expect_object};
 use super::wire::{kind_of, meta_get};
 
@@ -87,6 +88,9 @@ pub struct HttpRequest {
     pub headers: Headers,
     /// Route parameters; `None` for an empty optional segment.
     pub params: BTreeMap<String, Option<String>>,
+    /// `Identities`: who the host authenticated (function key name, Easy Auth principal).
+    /// The only source of the caller for audit trails ([`HttpRequest::caller`]).
+    pub identities: Identities,
     /// Raw `Body` as the host sent it (text, or base64 for octet-stream / multipart).
     body: Option<String>,
     pub sys: Sys,
@@ -110,6 +114,7 @@ impl fmt::Debug for HttpRequest {
             .field("query", &query)
             .field("headers", &self.headers)
             .field("params", &self.params)
+            .field("caller", &self.identities.caller().audit_name())
             .field("body_len", &self.body.as_ref().map(String::len))
             .field("invocation_id", &self.invocation_id)
             .finish()
@@ -125,6 +130,7 @@ impl HttpRequest {
             query: BTreeMap::new(),
             headers: Headers::default(),
             params: BTreeMap::new(),
+            identities: Identities::default(),
             body: None,
             sys: Sys::default(),
             invocation_id: None,
@@ -135,6 +141,17 @@ impl HttpRequest {
     pub fn with_body(mut self, body: impl Into<String>) -> HttpRequest {
         self.body = Some(body.into());
         self
+    }
+
+    /// Sets the host's `Identities` (builder; tests and CLI paths).
+    pub fn with_identities(mut self, identities: Identities) -> HttpRequest {
+        self.identities = identities;
+        self
+    }
+
+    /// Who called, as the host authenticated it (never a request header).
+    pub fn caller(&self) -> Caller {
+        self.identities.caller()
     }
 
     /// A route parameter (`None` when absent or an empty optional segment).
@@ -314,6 +331,7 @@ impl Trigger for HttpRequest {
                 out
             }
         };
+        let identities = Identities::from_value(field("Identities").map(|(_, v)| v));
         let body = string("Body", false)?;
         Ok(HttpRequest {
             url,
@@ -321,6 +339,7 @@ impl Trigger for HttpRequest {
             query,
             headers,
             params,
+            identities,
             body,
             sys: request.sys(),
             invocation_id: request.invocation_id().map(str::to_owned),

@@ -22,6 +22,7 @@
 //! Must not import handlers, domain modules, or axum.
 
 mod http;
+mod identity;
 mod queue;
 mod request;
 mod response;
@@ -29,6 +30,9 @@ mod timer;
 mod wire;
 
 pub use http::{HTTP_BODY_LIMIT, Headers, HttpRequest};
+pub use identity::{
+    AUTH_LEVEL_CLAIM, Caller, Claim, Identities, Identity, KEY_AUTHENTICATION_TYPE, KEY_ID_CLAIM,
+};
 pub use queue::{MessageText, QueueBody, QueueTrigger};
 pub use request::{
     INVOCATION_ID_HEADER, InvocationRequest, PayloadError, Sys, Trigger, TriggerKind,

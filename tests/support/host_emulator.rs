@@ -378,7 +378,8 @@ struct Inner {
     functions: BTreeMap<String, FunctionDef>,
     queue: AzureQueue,
     settings: HashMap<String, String>,
-    function_key: Option<String>,
+    /// `(name, value)` of every function key the host accepts; empty = keys not enforced.
+    function_keys: Vec<(String, String)>,
     queue_alias: HashMap<String, String>,
     last_timer_fire: Mutex<HashMap<String, OffsetDateTime>>,
 }
@@ -389,7 +390,7 @@ pub struct HostEmulatorBuilder {
     handler: String,
     storage: StorageSettings,
     settings: HashMap<String, String>,
-    function_key: Option<String>,
+    function_keys: Vec<(String, String)>,
     queue_alias: HashMap<String, String>,
     visibility_timeout: Option<Duration>,
     max_dequeue_count: Option<u32>,
@@ -404,8 +405,15 @@ impl HostEmulatorBuilder {
     }
     /// Enforce function keys: HTTP functions with `authLevel` function/admin answer 401 without
     /// calling the handler unless `x-functions-key` or `?code=` carries this key.
-    pub fn function_key(mut self, key: &str) -> Self {
-        self.function_key = Some(key.to_owned());
+    /// The key is the host's `default` function key (its name in `Identities`).
+    pub fn function_key(self, key: &str) -> Self {
+        self.named_function_key("default", key)
+    }
+    /// Enforce function keys and accept one more, named `name`: a call that presents it
+    /// carries the host's `WebJobsAuthLevel` identity with `…/claims/keyid` = `name` in
+    /// `Identities` (reference §5.6; `AuthenticationLevelHandler` in the host source).
+    pub fn named_function_key(mut self, name: &str, key: &str) -> Self {
+        self.function_keys.push((name.to_owned(), key.to_owned()));
         self
     }
     /// Use `actual` wherever a function.json names queue `declared` (isolates parallel tests).
@@ -455,7 +463,7 @@ impl HostEmulatorBuilder {
                 functions,
                 queue,
                 settings: self.settings,
-                function_key: self.function_key,
+                function_keys: self.function_keys,
                 queue_alias: self.queue_alias,
                 last_timer_fire: Mutex::new(HashMap::new()),
             }),
@@ -499,7 +507,7 @@ impl HostEmulator {
             handler: handler_base_url.to_owned(),
             storage: storage.clone(),
             settings: HashMap::new(),
-            function_key: None,
+            function_keys: Vec::new(),
             queue_alias: HashMap::new(),
             visibility_timeout: None,
             max_dequeue_count: None,
@@ -730,10 +738,14 @@ impl HostEmulator {
                     .find(|(k, _)| k == "code")
                     .map(|(_, v)| v.clone())
             });
-        if let Some(key) = &self.inner.function_key
-            && auth_level != "anonymous"
-            && presented.as_deref() != Some(key.as_str())
-        {
+        let key_name = presented.as_deref().and_then(|p| {
+            self.inner
+                .function_keys
+                .iter()
+                .find(|(_, value)| value == p)
+                .map(|(name, _)| name.clone())
+        });
+        if !self.inner.function_keys.is_empty() && auth_level != "anonymous" && key_name.is_none() {
             return Ok(HttpResult {
                 status: 401,
                 headers: BTreeMap::new(),
@@ -801,14 +813,16 @@ impl HostEmulator {
                 )
             })
             .collect();
-        let identity = if presented.is_some() && self.inner.function_key.is_some() {
+        // The host's identities (AuthenticationLevelHandler): a validated key adds a
+        // `WebJobsAuthLevel` identity naming the key; anything else is anonymous.
+        let identity = if let Some(key_name) = &key_name {
             json!({
                 "AuthenticationType": "WebJobsAuthLevel",
                 "IsAuthenticated": true,
                 "Actor": null, "BootstrapContext": null, "Label": null, "Name": null,
                 "Claims": [
                     {"Type": "http://schemas.microsoft.com/2017/07/functions/claims/authlevel", "Value": "Function"},
-                    {"Type": "http://schemas.microsoft.com/2017/07/functions/claims/keyid", "Value": "default"}
+                    {"Type": "http://schemas.microsoft.com/2017/07/functions/claims/keyid", "Value": key_name}
                 ],
                 "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
                 "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
