@@ -500,7 +500,7 @@ impl ArmClient {
     ) -> Result<ProviderShareSubscription, ArmError> {
         let url = self.ds_url(&format!("{id}/adjust"))?;
         let body = ProviderShareSubscription::expiration_body(expiration_date);
-        self.call_json(
+        self.non_idempotent().call_json(
             "ProviderShareSubscriptions_Adjust",
             id.as_str(),
             Method::POST,
@@ -518,7 +518,7 @@ impl ArmClient {
     ) -> Result<ProviderShareSubscription, ArmError> {
         let url = self.ds_url(&format!("{id}/reinstate"))?;
         let body = ProviderShareSubscription::expiration_body(expiration_date);
-        self.call_json(
+        self.non_idempotent().call_json(
             "ProviderShareSubscriptions_Reinstate",
             id.as_str(),
             Method::POST,
@@ -537,6 +537,7 @@ impl ArmClient {
         let url = self.ds_url(&path)?;
         let op = "ProviderShareSubscriptions_Revoke";
         match self
+            .non_idempotent()
             .run_lro(op, id.as_str(), Method::POST, url, None)
             .await?
         {
@@ -552,7 +553,7 @@ impl ArmClient {
         id: &ProviderShareSubscriptionId,
     ) -> Result<LroStart, ArmError> {
         let path = format!("{id}/revoke");
-        self.start_lro(
+        self.non_idempotent().start_lro(
             "ProviderShareSubscriptions_Revoke",
             id.as_str(),
             Method::POST,
@@ -738,7 +739,8 @@ impl ArmClient {
         let op = "ShareSubscriptions_CancelSynchronization";
         let url = self.ds_url(&format!("{id}/cancelSynchronization"))?;
         let body = serde_json::json!({ "synchronizationId": synchronization_id });
-        self.run_lro(op, id.as_str(), Method::POST, url, Some(&body))
+        self.non_idempotent()
+            .run_lro(op, id.as_str(), Method::POST, url, Some(&body))
             .await
             .map(|_| ())
     }
@@ -751,7 +753,7 @@ impl ArmClient {
     ) -> Result<LroStart, ArmError> {
         let op = "ShareSubscriptions_CancelSynchronization";
         let body = serde_json::json!({ "synchronizationId": synchronization_id });
-        self.start_lro(
+        self.non_idempotent().start_lro(
             op,
             id.as_str(),
             Method::POST,
@@ -794,6 +796,7 @@ impl ArmClient {
         )?;
         let url = self.ds_url(&path)?;
         match self
+            .non_idempotent()
             .run_lro(op, id.as_str(), Method::POST, url, Some(&body))
             .await?
         {
@@ -820,7 +823,7 @@ impl ArmClient {
                 synchronization_mode: Some(mode),
             },
         )?;
-        self.start_lro(
+        self.non_idempotent().start_lro(
             op,
             id.as_str(),
             Method::POST,
