@@ -64,6 +64,9 @@ param rustLog string = 'info'
 @description('NOTIFY_WEBHOOK_URL (optional). Empty = not set.')
 param notifyWebhookUrl string = ''
 
+@description('REPLICATE_BUDGET_SECONDS (optional): time budget of one replicate pass. Empty = 80% of host.json functionTimeout.')
+param replicateBudgetSeconds string = ''
+
 @description('Second pass, AFTER the package upload: create the action group (calls AlertWebhook with its function key) and the Resource Health + Service Health alert rules.')
 param enableAlerting bool = false
 
@@ -165,6 +168,7 @@ module functionApp 'modules/functionapp.bicep' = {
     readinessSchedule: readinessSchedule
     rustLog: rustLog
     notifyWebhookUrl: notifyWebhookUrl
+    replicateBudgetSeconds: replicateBudgetSeconds
     tags: allTags
   }
 }

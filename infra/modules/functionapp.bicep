@@ -87,6 +87,9 @@ param rustLog string
 @description('NOTIFY_WEBHOOK_URL: optional Logic App / Teams workflow URL for notifications. Empty = not set. A Key Vault reference (@Microsoft.KeyVault(...)) resolved with the app identity also works.')
 param notifyWebhookUrl string = ''
 
+@description('REPLICATE_BUDGET_SECONDS: optional time budget of one replicate pass (timer ticks, ReplicatePair; ReplicateNow uses at most 180 s of it). Empty = 80% of host.json functionTimeout.')
+param replicateBudgetSeconds string = ''
+
 @description('Tags applied to the plan and the app.')
 param tags object = {}
 
@@ -114,6 +117,10 @@ var configSettings = {
 // Only set when given, so an empty value never reaches Config.
 var notifySettings = empty(notifyWebhookUrl) ? {} : {
   NOTIFY_WEBHOOK_URL: notifyWebhookUrl
+}
+// Only set when given: the handler derives the budget from host.json otherwise.
+var budgetSettings = empty(replicateBudgetSeconds) ? {} : {
+  REPLICATE_BUDGET_SECONDS: replicateBudgetSeconds
 }
 // Host-owned extras (read by the Functions host, not by the handler).
 var hostSettings = {
@@ -214,7 +221,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: not a site; public network access is set on `site`, see infra/checkov-skips.md CKV_AZURE_222
   parent: site
   name: 'appsettings'
-  properties: union(configSettings, notifySettings, hostSettings, premiumHostSettings)
+  properties: union(configSettings, notifySettings, budgetSettings, hostSettings, premiumHostSettings)
 }
 
 output id string = site.id

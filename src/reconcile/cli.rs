@@ -272,6 +272,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
             deletes: Deletes::HoldForConsent,
             concurrency,
             now,
+            deadline: None,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "planning", &pair.name, &s.client);
@@ -367,6 +368,7 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
             deletes,
             concurrency,
             now,
+            deadline: None,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "replicating", &pair.name, &s.client);

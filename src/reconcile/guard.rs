@@ -70,6 +70,11 @@ pub struct GuardedOptions {
     pub deletes: Deletes,
     pub concurrency: usize,
     pub now: OffsetDateTime,
+    /// The pass's time budget ends here (`None` = no budget: the CLI). A pair not finished by
+    /// then is cut off — its observe/apply future is dropped, its lease released — and the
+    /// result says [`Guarded::out_of_time`]; the next pass (level-triggered) observes afresh
+    /// and applies what is left, so nothing is applied twice.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The outcome of one guarded pass over one pair.
@@ -79,7 +84,13 @@ pub struct Guarded {
     pub primary: Option<AccountModel>,
     /// The observation error, when observing failed (the caller classifies it).
     pub observe_error: Option<ObserveError>,
+    /// The time budget ([`GuardedOptions::deadline`]) ran out before the pair was finished
+    /// (or started): the report's `error` says so; the pair must be passed over again.
+    pub out_of_time: bool,
 }
+
+/// The report `error` of a pair cut off by its time budget.
+pub const OUT_OF_TIME: &str = "the pass's time budget ran out before this pair was finished";
 
 fn delete_address(c: &Change) -> Option<String> {
     matches!(c.action(), Action::Delete).then(|| c.address())
@@ -258,7 +269,16 @@ pub async fn replicate_guarded(
         ),
         primary: None,
         observe_error: None,
+        out_of_time: false,
     };
+    if opts
+        .deadline
+        .is_some_and(|d| tokio::time::Instant::now() >= d)
+    {
+        out.out_of_time = true;
+        out.report.error = Some(format!("{OUT_OF_TIME} (not started)"));
+        return out;
+    }
     let state = match store {
         None => None,
         Some(st) => match pair_state::load(st, &pair.name).await {
@@ -308,6 +328,7 @@ pub async fn replicate_guarded(
         _ => None,
     };
     let prune = pair.prune == PrunePolicy::Delete || (opts.dry_run && opts.show_prune);
+    let work = async {
     match plan_pair(client, pair, prune, opts.now, opts.concurrency).await {
         Err(e) => {
             out.report.error = Some(chain(&e));
@@ -369,6 +390,22 @@ pub async fn replicate_guarded(
             }
             out.report.plan = plan;
         }
+    }
+    };
+    let finished = match opts.deadline {
+        Some(d) => tokio::time::timeout_at(d, work).await.is_ok(),
+        None => {
+            work.await;
+            true
+        }
+    };
+    if !finished {
+        // Cut off mid-pair: whatever was applied stays applied (each change is an upsert or
+        // an observed-first invitation); the next pass observes it and does the rest.
+        tracing::warn!(event = "replicate.out-of-time", pair = %pair.name, "the time budget ran out; the pair is passed over again later");
+        out.out_of_time = true;
+        out.report.error = Some(OUT_OF_TIME.to_owned());
+        out.report.results.clear();
     }
     if let (Some(st), Some(l)) = (store, lease) {
         pair_state::release_replicate_lease(st, l).await;

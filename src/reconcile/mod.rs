@@ -18,6 +18,7 @@ pub mod cli;
 pub mod convert;
 pub mod diff;
 pub mod guard;
+pub mod job;
 pub mod mapping;
 pub mod model;
 pub mod observe;
