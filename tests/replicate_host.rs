@@ -491,7 +491,7 @@ async fn replicate_now_over_its_budget_answers_202_and_the_job_completes_through
     else {
         return;
     };
-    slow(&w.sim, 400);
+    slow(&w.sim, 1500);
     let started = std::time::Instant::now();
     let res = w.replicate("{}").await;
     let took = started.elapsed();
@@ -559,7 +559,7 @@ async fn a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothi
     else {
         return;
     };
-    slow(&w.sim, 400);
+    slow(&w.sim, 1500);
     let started = std::time::Instant::now();
     let inv = w
         .host
