@@ -610,10 +610,16 @@ mod budget_tests {
     fn the_setting_wins_but_never_reaches_the_function_timeout() {
         let host = Some(r#"{"functionTimeout": "00:05:00"}"#);
         let b = ReplicateBudgets::new(Some(Duration::from_secs(3)), host);
-        assert_eq!((b.pass, b.http), (Duration::from_secs(3), Duration::from_secs(3)));
+        assert_eq!(
+            (b.pass, b.http),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
         let b = ReplicateBudgets::new(Some(Duration::from_secs(9999)), host);
         assert_eq!(b.pass, Duration::from_secs(270));
-        assert_eq!(parse_timespan("1.00:00:30"), Some(Duration::from_secs(86_430)));
+        assert_eq!(
+            parse_timespan("1.00:00:30"),
+            Some(Duration::from_secs(86_430))
+        );
         assert_eq!(parse_timespan("-1"), None);
     }
 }

@@ -217,7 +217,8 @@ async fn every_function_has_a_route_that_decodes_its_trigger() {
                 assert_eq!(status, StatusCode::OK, "{body}");
                 let logs = logs();
                 assert!(
-                    logs.iter().any(|l| l.contains("does not exist; message dropped")),
+                    logs.iter()
+                        .any(|l| l.contains("does not exist; message dropped")),
                     "{logs:?}"
                 );
             }

@@ -15,9 +15,9 @@ use datashare_dr::config::Config;
 use datashare_dr::config::arm::arm_client_from_config;
 use datashare_dr::config::dr::DrConfig;
 use datashare_dr::sim::{self, Estate, SimHandle};
-use serde_json::Value;
 use datashare_dr::startup::{AppState, AppStorage};
 use datashare_dr::store::MessageEncoding;
+use serde_json::Value;
 use support::app::{TestApp, payload, spawn_app, spawn_app_with_state};
 use support::azurite::azurite;
 use support::host_emulator::{HostEmulator, HttpResult, Pump};
@@ -468,7 +468,10 @@ fn assert_nothing_applied_twice(sim: &SimHandle) {
     let writes = applied_writes(sim);
     let mut seen = std::collections::BTreeSet::new();
     let twice: Vec<&String> = writes.iter().filter(|w| !seen.insert(*w)).collect();
-    assert!(twice.is_empty(), "applied twice: {twice:?} (all writes: {writes:#?})");
+    assert!(
+        twice.is_empty(),
+        "applied twice: {twice:?} (all writes: {writes:#?})"
+    );
 }
 
 const BUDGET: Duration = Duration::from_secs(2);
@@ -510,7 +513,11 @@ async fn replicate_now_over_its_budget_answers_202_and_the_job_completes_through
     let path = &url[url.find("/api/").expect("an /api/ URL")..];
 
     // While queued, the status URL answers the running job.
-    let get = w.host.request("GET", path, &[], b"").await.expect("GET job");
+    let get = w
+        .host
+        .request("GET", path, &[], b"")
+        .await
+        .expect("GET job");
     assert_eq!(get.status, 200, "{}", get.body);
     assert_eq!(get.json()["status"], "running");
 
@@ -525,7 +532,11 @@ async fn replicate_now_over_its_budget_answers_202_and_the_job_completes_through
         .await
         .expect("pump replicate-pairs");
     assert!(report.invocations() >= 1, "{report:?}");
-    let get = w.host.request("GET", path, &[], b"").await.expect("GET job");
+    let get = w
+        .host
+        .request("GET", path, &[], b"")
+        .await
+        .expect("GET job");
     assert_eq!(get.status, 200, "{}", get.body);
     let job = get.json();
     assert_eq!(job["status"], "succeeded", "{job:#}");
@@ -536,7 +547,12 @@ async fn replicate_now_over_its_budget_answers_202_and_the_job_completes_through
     // Unknown and malformed job ids; POST with an id is not a pass.
     let missing = w
         .host
-        .request("GET", "/api/replicate/00000000-0000-0000-0000-000000000000", &[], b"")
+        .request(
+            "GET",
+            "/api/replicate/00000000-0000-0000-0000-000000000000",
+            &[],
+            b"",
+        )
         .await
         .expect("GET");
     assert_eq!(missing.status, 404, "{}", missing.body);
@@ -573,7 +589,9 @@ async fn a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothi
         "the tick took {took:?}, budget {BUDGET:?}"
     );
     assert!(
-        inv.logs.iter().any(|l| l.starts_with("time budget exhausted")),
+        inv.logs
+            .iter()
+            .any(|l| l.starts_with("time budget exhausted")),
         "{:?}",
         inv.logs
     );
@@ -590,6 +608,9 @@ async fn a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothi
     let rv = w.tick().await;
     assert_eq!(rv["status"], "succeeded", "{rv:#}");
     assert_eq!(w.secondary_shares().await, w.primary_shares());
-    assert!(applied_writes(&w.sim).len() > first, "the next tick did the rest");
+    assert!(
+        applied_writes(&w.sim).len() > first,
+        "the next tick did the rest"
+    );
     assert_nothing_applied_twice(&w.sim);
 }

@@ -45,7 +45,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::arm::ListQuery;
-use crate::arm::client::{ArmClient, CallLog, LroHandle, LroStart, LroStatus, may_have_been_applied};
+use crate::arm::client::{
+    ArmClient, CallLog, LroHandle, LroStart, LroStatus, may_have_been_applied,
+};
 use crate::arm::error::ArmError;
 use crate::arm::id::{ResourceId, ShareSubscriptionId};
 use crate::arm::models::{

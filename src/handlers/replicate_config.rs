@@ -199,7 +199,9 @@ pub fn job_pair(report: &PairReport, out_of_time: bool, rounds: u32) -> JobPair 
 /// (a pair that is not `normal` is paused: nothing observed, nothing written), take the pair's
 /// replicate lease, observe → plan (deletes limited by the prune policy) → apply (unless
 /// `dry_run`) — one `replicate.pair` event per pair. `show_prune`: a dry run shows deletes (as
-/// refused where the policy says so). Never fails: errors are in the [`Pass`].
+/// refused where the policy says so). `deadline`: the pass's time budget (pairs cut off or not
+/// started are in [`Pass::unfinished`]). Never fails: errors are in the [`Pass`].
+#[allow(clippy::too_many_arguments)]
 pub async fn run_pass(
     client: &ArmClient,
     store: Option<&dyn BlobStore>,
@@ -551,9 +553,7 @@ async fn advance_cursor(
     pass: &Pass,
 ) -> Option<String> {
     if pass.unfinished.is_empty() {
-        if cursor.is_none() {
-            return None;
-        }
+        cursor.as_ref()?;
         return match job::clear_cursor(store, NAME).await {
             Ok(()) => Some(format!(
                 "the replicate pass resumed after {} pair(s) done by earlier ticks reached its end",

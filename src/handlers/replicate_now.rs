@@ -263,7 +263,9 @@ async fn continue_as_job(
             .queue
             .send(PAIRS_QUEUE, &text, None)
             .await
-            .map_err(|e| HandlerError::transient(format!("queue pair {pair} on {PAIRS_QUEUE}"), e))?;
+            .map_err(|e| {
+                HandlerError::transient(format!("queue pair {pair} on {PAIRS_QUEUE}"), e)
+            })?;
     }
     tracing::info!(
         event = "replicate.job-started",

@@ -108,13 +108,16 @@ pub async fn handle(
                     round: msg.round + 1,
                     ..msg.clone()
                 };
-                let text = serde_json::to_string(&next)
-                    .map_err(|e| HandlerError::permanent("encode the replicate-pairs message", e))?;
+                let text = serde_json::to_string(&next).map_err(|e| {
+                    HandlerError::permanent("encode the replicate-pairs message", e)
+                })?;
                 storage
                     .queue
                     .send(PAIRS_QUEUE, &text, held.then_some(HELD_RETRY))
                     .await
-                    .map_err(|e| HandlerError::transient(format!("re-queue pair {}", msg.pair), e))?;
+                    .map_err(|e| {
+                        HandlerError::transient(format!("re-queue pair {}", msg.pair), e)
+                    })?;
                 let mut p = job_pair(report, true, next.round);
                 p.reason = report.reason.clone();
                 p

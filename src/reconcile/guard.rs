@@ -329,68 +329,68 @@ pub async fn replicate_guarded(
     };
     let prune = pair.prune == PrunePolicy::Delete || (opts.dry_run && opts.show_prune);
     let work = async {
-    match plan_pair(client, pair, prune, opts.now, opts.concurrency).await {
-        Err(e) => {
-            out.report.error = Some(chain(&e));
-            out.observe_error = Some(e);
-        }
-        Ok((obs, plan)) => {
-            out.report.secondary_exists = obs.secondary != AccountObservation::Missing;
-            out.primary = obs.primary.model().0;
-            let plan = limit_deletes(plan, pair, pair.secondary.as_str(), state.as_ref());
-            let deletes = plan
-                .changes
-                .iter()
-                .filter(|c| c.action() == Action::Delete)
-                .count();
-            if !opts.dry_run {
-                if deletes > 0 && opts.deletes == Deletes::HoldForConsent {
-                    out.report.deletes_held = deletes;
-                    out.report.reason = Some(format!(
-                        "{deletes} delete(s) of resources this tool created are planned; nothing \
+        match plan_pair(client, pair, prune, opts.now, opts.concurrency).await {
+            Err(e) => {
+                out.report.error = Some(chain(&e));
+                out.observe_error = Some(e);
+            }
+            Ok((obs, plan)) => {
+                out.report.secondary_exists = obs.secondary != AccountObservation::Missing;
+                out.primary = obs.primary.model().0;
+                let plan = limit_deletes(plan, pair, pair.secondary.as_str(), state.as_ref());
+                let deletes = plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action() == Action::Delete)
+                    .count();
+                if !opts.dry_run {
+                    if deletes > 0 && opts.deletes == Deletes::HoldForConsent {
+                        out.report.deletes_held = deletes;
+                        out.report.reason = Some(format!(
+                            "{deletes} delete(s) of resources this tool created are planned; nothing \
                          was written: re-run with --prune --yes to apply them"
-                    ));
-                } else {
-                    let gate = store.map(|st| PhaseGate::new(st, &pair.name));
-                    out.report.results = apply_gated(
-                        client,
-                        &pair.secondary,
-                        &plan,
-                        opts.concurrency,
-                        progress,
-                        gate.as_ref(),
-                    )
-                    .await;
-                    if let Some(st) = store {
-                        record_inventory(
-                            st,
-                            &pair.name,
-                            pair.secondary.as_str(),
-                            &out.report,
-                            opts.now,
+                        ));
+                    } else {
+                        let gate = store.map(|st| PhaseGate::new(st, &pair.name));
+                        out.report.results = apply_gated(
+                            client,
+                            &pair.secondary,
+                            &plan,
+                            opts.concurrency,
+                            progress,
+                            gate.as_ref(),
                         )
                         .await;
-                    }
-                    if let Some(why) = out
-                        .report
-                        .results
-                        .iter()
-                        .find(|r| {
-                            r.outcome == Outcome::Skipped
-                                && r.error
-                                    .as_deref()
-                                    .is_some_and(|e| e.contains("replication paused"))
-                        })
-                        .and_then(|r| r.error.clone())
-                    {
-                        out.report.paused = true;
-                        out.report.reason = Some(why);
+                        if let Some(st) = store {
+                            record_inventory(
+                                st,
+                                &pair.name,
+                                pair.secondary.as_str(),
+                                &out.report,
+                                opts.now,
+                            )
+                            .await;
+                        }
+                        if let Some(why) = out
+                            .report
+                            .results
+                            .iter()
+                            .find(|r| {
+                                r.outcome == Outcome::Skipped
+                                    && r.error
+                                        .as_deref()
+                                        .is_some_and(|e| e.contains("replication paused"))
+                            })
+                            .and_then(|r| r.error.clone())
+                        {
+                            out.report.paused = true;
+                            out.report.reason = Some(why);
+                        }
                     }
                 }
+                out.report.plan = plan;
             }
-            out.report.plan = plan;
         }
-    }
     };
     let finished = match opts.deadline {
         Some(d) => tokio::time::timeout_at(d, work).await.is_ok(),

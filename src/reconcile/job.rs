@@ -259,10 +259,7 @@ pub async fn save_cursor(
 
 /// Deletes the cursor of `trigger` (the pass reached its end).
 pub async fn clear_cursor(store: &dyn BlobStore, trigger: &str) -> Result<(), StoreError> {
-    store
-        .delete(&cursor_path(trigger), None)
-        .await
-        .map(|_| ())
+    store.delete(&cursor_path(trigger), None).await.map(|_| ())
 }
 
 #[cfg(test)]
@@ -304,13 +301,11 @@ mod tests {
             (vec![Partial], JobStatus::Partial),
             (vec![Failed, Paused], JobStatus::Failed),
         ] {
-            let mut j = job(
-                pairs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| pair(&format!("p{i}"), *s))
-                    .collect(),
-            );
+            let mut j = job(pairs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| pair(&format!("p{i}"), *s))
+                .collect());
             j.settle();
             assert_eq!(j.status, want, "{pairs:?}");
         }
