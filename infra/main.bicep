@@ -70,6 +70,8 @@ param notifyWebhookUrl string = ''
 @secure()
 @description('NOTIFY_TEAMS_WEBHOOK_URL (optional): Teams workflow / incoming-webhook URL for Adaptive Cards. Empty = not set.')
 param notifyTeamsWebhookUrl string = ''
+@description('REPLICATE_BUDGET_SECONDS (optional): time budget of one replicate pass. Empty = 80% of host.json functionTimeout.')
+param replicateBudgetSeconds string = ''
 
 @description('Second pass, AFTER the package upload: create the action group (calls AlertWebhook with its function key) and the Resource Health + Service Health alert rules.')
 param enableAlerting bool = false
@@ -174,6 +176,7 @@ module functionApp 'modules/functionapp.bicep' = {
     rustLog: rustLog
     notifyWebhookUrl: notifyWebhookUrl
     notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
+    replicateBudgetSeconds: replicateBudgetSeconds
     tags: allTags
   }
 }

@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -55,6 +55,77 @@ pub struct AppState {
     storage: tokio::sync::OnceCell<AppStorage>,
     /// Plain HTTP client for outbound webhooks, built on first use.
     http: std::sync::OnceLock<reqwest::Client>,
+    /// Time budgets of the replicate passes (from `REPLICATE_BUDGET_SECONDS` or host.json).
+    pub budgets: ReplicateBudgets,
+}
+
+/// Time budgets of the replicate passes, fixed at start-up (docs/CONTRACTS.md "Time budgets").
+///
+/// - `pass`: a timer tick of `ReplicateConfig` and one `ReplicatePair` invocation stop starting
+///   or continuing pairs after it. `REPLICATE_BUDGET_SECONDS` when set, else 80% of host.json's
+///   `functionTimeout` (read from the working directory — the app root the host starts the
+///   handler in — at start-up; 5 minutes, the Consumption default, when there is none), and
+///   never more than that timeout less 30 s.
+/// - `http`: `ReplicateNow`'s in-call budget: `pass`, at most [`HTTP_BUDGET_CAP`] — the front
+///   end gives an HTTP call ~230 s, and the call answers within 200 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicateBudgets {
+    pub pass: Duration,
+    pub http: Duration,
+    /// host.json's `functionTimeout` as read (or assumed).
+    pub function_timeout: Duration,
+}
+
+/// The most `ReplicateNow` spends on the pass itself before answering 202.
+pub const HTTP_BUDGET_CAP: Duration = Duration::from_secs(180);
+/// `functionTimeout` assumed when host.json cannot be read (the Consumption plan's default).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+impl ReplicateBudgets {
+    /// From the setting and host.json's text (`None` when it cannot be read).
+    pub fn new(setting: Option<Duration>, host_json: Option<&str>) -> ReplicateBudgets {
+        let function_timeout = host_json
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .and_then(|v| {
+                v.get("functionTimeout")
+                    .and_then(|t| t.as_str())
+                    .and_then(parse_timespan)
+            })
+            .unwrap_or(DEFAULT_FUNCTION_TIMEOUT);
+        let ceiling = function_timeout
+            .saturating_sub(Duration::from_secs(30))
+            .max(Duration::from_secs(1));
+        let pass = setting
+            .unwrap_or_else(|| function_timeout.mul_f64(0.8))
+            .min(ceiling);
+        ReplicateBudgets {
+            pass,
+            http: pass.min(HTTP_BUDGET_CAP),
+            function_timeout,
+        }
+    }
+
+    /// From `config` and `./host.json`.
+    pub fn load(config: &Config) -> ReplicateBudgets {
+        let host_json = std::fs::read_to_string("host.json").ok();
+        ReplicateBudgets::new(config.replicate_budget, host_json.as_deref())
+    }
+}
+
+/// A host.json timespan `[d.]hh:mm:ss` (`-1`, unlimited, is `None`).
+fn parse_timespan(s: &str) -> Option<Duration> {
+    let (days, rest) = match s.split_once('.') {
+        Some((d, r)) if !d.contains(':') => (d.parse::<u64>().ok()?, r),
+        _ => (0, s),
+    };
+    let parts: Vec<u64> = rest
+        .split(':')
+        .map(|p| p.split('.').next().unwrap_or(p).parse::<u64>().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = parts.as_slice() else {
+        return None;
+    };
+    Some(Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + sec))
 }
 
 /// The app's storage as the handlers use it: the `datashare-dr` blob container and the queue
@@ -124,6 +195,7 @@ pub fn store_settings(
 impl AppState {
     pub fn new(config: Config, dr: Option<DrConfig>) -> AppState {
         AppState {
+            budgets: ReplicateBudgets::load(&config),
             config,
             dr: dr.map(Arc::new),
             arm: tokio::sync::OnceCell::new(),
@@ -386,6 +458,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     let r = Router::new().route("/", get(ready));
     let r = function_route!(r, replicate_config, TimerTrigger);
     let r = function_route!(r, replicate_now, HttpRequest);
+    let r = function_route!(
+        r,
+        replicate_pair,
+        QueueTrigger<crate::reconcile::job::PairMessage>
+    );
     let r = function_route!(r, check_readiness, TimerTrigger);
     let r = function_route!(r, readiness_status, HttpRequest);
     let r = function_route!(r, alert_webhook, HttpRequest);
@@ -514,4 +591,37 @@ fn finish(
         }
     };
     json_response(answer)
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn the_pass_budget_is_80_percent_of_the_function_timeout_and_the_http_one_is_capped() {
+        let b = ReplicateBudgets::new(None, Some(r#"{"functionTimeout": "00:10:00"}"#));
+        assert_eq!(b.function_timeout, Duration::from_secs(600));
+        assert_eq!(b.pass, Duration::from_secs(480));
+        assert_eq!(b.http, HTTP_BUDGET_CAP);
+        let b = ReplicateBudgets::new(None, None);
+        assert_eq!(b.function_timeout, DEFAULT_FUNCTION_TIMEOUT);
+        assert_eq!(b.pass, Duration::from_secs(240));
+    }
+
+    #[test]
+    fn the_setting_wins_but_never_reaches_the_function_timeout() {
+        let host = Some(r#"{"functionTimeout": "00:05:00"}"#);
+        let b = ReplicateBudgets::new(Some(Duration::from_secs(3)), host);
+        assert_eq!(
+            (b.pass, b.http),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
+        let b = ReplicateBudgets::new(Some(Duration::from_secs(9999)), host);
+        assert_eq!(b.pass, Duration::from_secs(270));
+        assert_eq!(
+            parse_timespan("1.00:00:30"),
+            Some(Duration::from_secs(86_430))
+        );
+        assert_eq!(parse_timespan("-1"), None);
+    }
 }

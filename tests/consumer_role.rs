@@ -577,3 +577,54 @@ async fn an_alert_on_the_consumers_primary_account_starts_its_consumer_run() {
         .expect("subs");
     assert_eq!(subs.len(), w.cfg.subscriptions.len());
 }
+
+/// A `synchronize` whose response is lost after the simulator started the synchronization
+/// (`drop_after_apply`): the client does not re-post it blindly, the stage observes the
+/// synchronizations and records the one that was started — exactly one synchronization.
+#[tokio::test]
+async fn a_synchronize_whose_answer_is_lost_starts_exactly_one_synchronization() {
+    let w = world().await;
+    let name = w.cfg.subscriptions[0].name.clone();
+    w.sim.set_faults(&sim::FaultSettings {
+        drop_after_apply: Some([("ShareSubscriptions_Synchronize".to_owned(), 1)].into()),
+        ..Default::default()
+    });
+    let run = start(&w, &name, Mode::Failover).await;
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+
+    // The simulator's request log: one Synchronize, the one whose answer was dropped.
+    let posts: Vec<(String, u16)> = w
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "ShareSubscriptions_Synchronize")
+        .map(|r| (r.outcome, r.status))
+        .collect();
+    assert_eq!(posts.len(), 1, "synchronize posted again: {posts:?}");
+    assert_eq!(posts[0].0, "dropped", "{posts:?}");
+    assert_eq!(w.sim.stats().dropped, 1);
+
+    // Exactly one full synchronization exists (the trigger's own incremental runs aside), and
+    // it is the one on record.
+    let ss = w.secondary_subscription(&name);
+    let syncs: Vec<_> = w
+        .arm
+        .list_share_subscription_synchronizations(&ss, &ListQuery::default())
+        .await
+        .expect("synchronizations")
+        .into_iter()
+        .filter(|s| s.synchronization_mode == Some(SynchronizationMode::FullSync))
+        .collect();
+    assert_eq!(syncs.len(), 1, "{syncs:#?}");
+    let fs = run
+        .consumer
+        .clone()
+        .and_then(|c| c.first_sync)
+        .expect("first sync");
+    assert!(fs.done, "{fs:?}");
+    assert_eq!(
+        fs.synchronization_id.as_deref(),
+        Some(syncs[0].synchronization_id.as_str())
+    );
+}

@@ -109,6 +109,11 @@ fn valid_payload(name: &str, kind: TriggerKind) -> Value {
         ("FailoverStage", _) => {
             payload::queue(name, r#"{"runId":"r1","stage":"preflight","attempt":0}"#, 1)
         }
+        ("ReplicatePair", _) => payload::queue(
+            name,
+            r#"{"jobId":"00000000-0000-0000-0000-0000000000aa","pair":"sales","round":0}"#,
+            1,
+        ),
         (_, TriggerKind::Queue) => payload::queue(name, "anything", 5),
         (_, TriggerKind::Timer) => payload::timer(name, false),
         ("StartFailover", _) => payload::http(
@@ -204,6 +209,16 @@ async fn every_function_has_a_route_that_decodes_its_trigger() {
                 let logs = logs();
                 assert!(
                     logs.iter().any(|l| l.contains("run r1 not found")),
+                    "{logs:?}"
+                );
+            }
+            "ReplicatePair" => {
+                // A message for a job that does not exist is acknowledged with the reason.
+                assert_eq!(status, StatusCode::OK, "{body}");
+                let logs = logs();
+                assert!(
+                    logs.iter()
+                        .any(|l| l.contains("does not exist; message dropped")),
                     "{logs:?}"
                 );
             }

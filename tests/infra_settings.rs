@@ -16,7 +16,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use datashare_dr::config::{ENV_KEYS, HOST_PROVIDED_KEYS};
-use datashare_dr::store::{CONTAINER, NOTIFICATIONS_QUEUE, STAGE_POISON_QUEUE, STAGE_QUEUE};
+use datashare_dr::store::{
+    CONTAINER, NOTIFICATIONS_QUEUE, REPLICATE_PAIRS_QUEUE, STAGE_POISON_QUEUE, STAGE_QUEUE,
+};
 
 /// Keys `Config` reads that are deliberately NOT Azure app settings (reasons in docs/deploy.md
 /// "App settings"): the port is injected by the host per process (`HOST_PROVIDED_KEYS`), the
@@ -256,7 +258,12 @@ fn creates_exactly_the_queues_and_container_the_code_uses() {
         .collect();
     assert_eq!(
         queues,
-        set(&[STAGE_QUEUE, STAGE_POISON_QUEUE, NOTIFICATIONS_QUEUE])
+        set(&[
+            STAGE_QUEUE,
+            STAGE_POISON_QUEUE,
+            NOTIFICATIONS_QUEUE,
+            REPLICATE_PAIRS_QUEUE,
+        ])
     );
     assert!(
         text.contains("[for q in queueNames: {"),
@@ -289,7 +296,12 @@ fn matches_storage_names_of_the_contract() {
         .collect();
     assert_eq!(
         queues,
-        set(&[STAGE_QUEUE, STAGE_POISON_QUEUE, NOTIFICATIONS_QUEUE])
+        set(&[
+            STAGE_QUEUE,
+            STAGE_POISON_QUEUE,
+            NOTIFICATIONS_QUEUE,
+            REPLICATE_PAIRS_QUEUE,
+        ])
     );
     let container_line = text
         .lines()

@@ -15,10 +15,12 @@ use datashare_dr::config::Config;
 use datashare_dr::config::arm::arm_client_from_config;
 use datashare_dr::config::dr::DrConfig;
 use datashare_dr::sim::{self, Estate, SimHandle};
+use datashare_dr::startup::{AppState, AppStorage};
+use datashare_dr::store::MessageEncoding;
 use serde_json::Value;
-use support::app::{TestApp, payload, spawn_app};
+use support::app::{TestApp, payload, spawn_app, spawn_app_with_state};
 use support::azurite::azurite;
-use support::host_emulator::{HostEmulator, HttpResult};
+use support::host_emulator::{HostEmulator, HttpResult, Pump};
 
 struct World {
     sim: SimHandle,
@@ -35,6 +37,13 @@ struct World {
 /// Simulator with a populated primary and an empty secondary, the handler started with the
 /// generated DR config from a file, and the host emulator in front of it.
 async fn world(test: &str) -> Option<World> {
+    world_with_budget(test, None).await
+}
+
+/// [`world`]; with a `budget`, the app runs with `REPLICATE_BUDGET_SECONDS` = `budget` on
+/// Azurite storage of its own (a fresh container; queue `replicate-pairs`), so its jobs and
+/// cursor are visible to the emulator's `ReplicatePair` and to nothing else.
+async fn world_with_budget(test: &str, budget: Option<Duration>) -> Option<World> {
     let az = azurite(test)?;
     let (sim, estate) = support::estate::populated(3, 2, 1, 13).await;
     // A 5 s per-call deadline (the generated config says 60): with the primary region down a
@@ -57,7 +66,19 @@ async fn world(test: &str) -> Option<World> {
 
     let mut config = Config::for_port(0);
     config.dr_config_path = Some(file.path().to_path_buf());
-    let app = spawn_app(config).await;
+    let app = match budget {
+        None => spawn_app(config).await,
+        Some(b) => {
+            config.replicate_budget = Some(b);
+            let dr = DrConfig::load(file.path()).expect("the generated config loads");
+            let storage = AppStorage {
+                blobs: az.fresh_container("rep-host").await,
+                queue: az.queue_client(MessageEncoding::None),
+                kind: "azure",
+            };
+            spawn_app_with_state(AppState::new(config, Some(dr)).with_storage(storage)).await
+        }
+    };
     let host = HostEmulator::for_repo(&app.base_url, &az.settings)
         .setting("REPLICATE_SCHEDULE", "0 */15 * * * *")
         .function_timeout(Duration::from_secs(120))
@@ -431,4 +452,165 @@ async fn the_timer_of_a_consumer_config_records_the_primary_snapshot() {
         ))),
         "{logs:?}"
     );
+}
+
+/// Every write the simulator applied (2xx PUT/PATCH/DELETE or POST action), as `METHOD path`.
+fn applied_writes(sim: &SimHandle) -> Vec<String> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| (200..300).contains(&r.status))
+        .filter(|r| r.method != "GET" && !r.operation.contains("List"))
+        .map(|r| format!("{} {}", r.method, r.path.to_ascii_lowercase()))
+        .collect()
+}
+
+fn assert_nothing_applied_twice(sim: &SimHandle) {
+    let writes = applied_writes(sim);
+    let mut seen = std::collections::BTreeSet::new();
+    let twice: Vec<&String> = writes.iter().filter(|w| !seen.insert(*w)).collect();
+    assert!(
+        twice.is_empty(),
+        "applied twice: {twice:?} (all writes: {writes:#?})"
+    );
+}
+
+const BUDGET: Duration = Duration::from_secs(2);
+
+/// A simulator slow enough that bootstrapping the secondary takes several budgets.
+fn slow(sim: &SimHandle, latency_ms: u64) {
+    sim.set_faults(&sim::FaultSettings {
+        latency_ms: Some(latency_ms),
+        ..Default::default()
+    });
+}
+
+#[tokio::test]
+async fn replicate_now_over_its_budget_answers_202_and_the_job_completes_through_the_queue() {
+    let Some(w) = world_with_budget(
+        "replicate_now_over_its_budget_answers_202_and_the_job_completes_through_the_queue",
+        Some(BUDGET),
+    )
+    .await
+    else {
+        return;
+    };
+    slow(&w.sim, 1500);
+    let started = std::time::Instant::now();
+    let res = w.replicate("{}").await;
+    let took = started.elapsed();
+    assert_eq!(res.status, 202, "{}", res.body);
+    assert!(
+        took < BUDGET + Duration::from_secs(3),
+        "answered after {took:?}, budget {BUDGET:?}"
+    );
+    let v = res.json();
+    let job_id = v["jobId"].as_str().expect("jobId").to_owned();
+    let url = v["statusUrl"].as_str().expect("statusUrl").to_owned();
+    assert!(url.ends_with(&format!("/api/replicate/{job_id}")), "{url}");
+    assert_eq!(res.headers.get("location"), Some(&url), "{:?}", res.headers);
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["pairs"][0]["status"], "queued", "{v}");
+    let path = &url[url.find("/api/").expect("an /api/ URL")..];
+
+    // While queued, the status URL answers the running job.
+    let get = w
+        .host
+        .request("GET", path, &[], b"")
+        .await
+        .expect("GET job");
+    assert_eq!(get.status, 200, "{}", get.body);
+    assert_eq!(get.json()["status"], "running");
+
+    // The background continuation (one pair's pass per message) finishes the job.
+    slow(&w.sim, 0);
+    let report = w
+        .host
+        .pump_queue(
+            "ReplicatePair",
+            Pump::until_idle(Duration::from_secs(2), 40, Duration::from_secs(90)),
+        )
+        .await
+        .expect("pump replicate-pairs");
+    assert!(report.invocations() >= 1, "{report:?}");
+    let get = w
+        .host
+        .request("GET", path, &[], b"")
+        .await
+        .expect("GET job");
+    assert_eq!(get.status, 200, "{}", get.body);
+    let job = get.json();
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+    assert_eq!(job["pairs"][0]["status"], "succeeded", "{job:#}");
+    assert_eq!(w.secondary_shares().await, w.primary_shares());
+    assert_nothing_applied_twice(&w.sim);
+
+    // Unknown and malformed job ids; POST with an id is not a pass.
+    let missing = w
+        .host
+        .request(
+            "GET",
+            "/api/replicate/00000000-0000-0000-0000-000000000000",
+            &[],
+            b"",
+        )
+        .await
+        .expect("GET");
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let bad = w
+        .host
+        .request("GET", "/api/replicate/not_a_job", &[], b"")
+        .await
+        .expect("GET");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(problem(&bad)["field"], "params.jobId");
+}
+
+#[tokio::test]
+async fn a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothing_twice() {
+    let Some(w) = world_with_budget(
+        "a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothing_twice",
+        Some(BUDGET),
+    )
+    .await
+    else {
+        return;
+    };
+    slow(&w.sim, 1500);
+    let started = std::time::Instant::now();
+    let inv = w
+        .host
+        .fire_timer("ReplicateConfig")
+        .await
+        .expect("fire ReplicateConfig");
+    let took = started.elapsed();
+    assert!(inv.succeeded, "{:?}", inv.failure);
+    assert!(
+        took < BUDGET + Duration::from_secs(3),
+        "the tick took {took:?}, budget {BUDGET:?}"
+    );
+    assert!(
+        inv.logs
+            .iter()
+            .any(|l| l.starts_with("time budget exhausted")),
+        "{:?}",
+        inv.logs
+    );
+    let rv = inv
+        .response
+        .as_ref()
+        .and_then(|r| r.get("ReturnValue"))
+        .cloned()
+        .expect("a ReturnValue");
+    assert_ne!(rv["status"], "succeeded", "cut off mid-pass: {rv:#}");
+    let first = applied_writes(&w.sim).len();
+
+    slow(&w.sim, 0);
+    let rv = w.tick().await;
+    assert_eq!(rv["status"], "succeeded", "{rv:#}");
+    assert_eq!(w.secondary_shares().await, w.primary_shares());
+    assert!(
+        applied_writes(&w.sim).len() > first,
+        "the next tick did the rest"
+    );
+    assert_nothing_applied_twice(&w.sim);
 }

@@ -93,6 +93,8 @@ param notifyWebhookUrl string = ''
 @secure()
 @description('NOTIFY_TEAMS_WEBHOOK_URL: optional Microsoft Teams workflow / incoming-webhook URL; run and readiness events are posted there as Adaptive Cards. Empty = not set.')
 param notifyTeamsWebhookUrl string = ''
+@description('REPLICATE_BUDGET_SECONDS: optional time budget of one replicate pass (timer ticks, ReplicatePair; ReplicateNow uses at most 180 s of it). Empty = 80% of host.json functionTimeout.')
+param replicateBudgetSeconds string = ''
 
 @description('Tags applied to the plan and the app.')
 param tags object = {}
@@ -125,6 +127,10 @@ var notifySettings = empty(notifyWebhookUrl) ? {} : {
 }
 var teamsSettings = empty(notifyTeamsWebhookUrl) ? {} : {
   NOTIFY_TEAMS_WEBHOOK_URL: notifyTeamsWebhookUrl
+}
+// Only set when given: the handler derives the budget from host.json otherwise.
+var budgetSettings = empty(replicateBudgetSeconds) ? {} : {
+  REPLICATE_BUDGET_SECONDS: replicateBudgetSeconds
 }
 // Host-owned extras (read by the Functions host, not by the handler).
 var hostSettings = {
@@ -225,7 +231,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: not a site; public network access is set on `site`, see infra/checkov-skips.md CKV_AZURE_222
   parent: site
   name: 'appsettings'
-  properties: union(configSettings, notifySettings, teamsSettings, hostSettings, premiumHostSettings)
+  properties: union(configSettings, notifySettings, teamsSettings, budgetSettings, hostSettings, premiumHostSettings)
 }
 
 output id string = site.id

@@ -38,6 +38,7 @@ var queueNames = [
   'failover-stages'
   'failover-stages-poison'
   'notifications'
+  'replicate-pairs'
 ]
 var dataContainerName = 'datashare-dr'
 

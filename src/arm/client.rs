@@ -193,6 +193,8 @@ pub struct ArmClient {
     lro_handoff: Option<Duration>,
     /// See [`ArmClient::with_max_attempts`].
     max_attempts: Option<u32>,
+    /// See [`ArmClient::non_idempotent`].
+    non_idempotent: bool,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -202,6 +204,33 @@ impl std::fmt::Debug for ArmClient {
             .field("auth", &self.inner.settings.auth.name())
             .field("correlation_id", &self.correlation_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether a failed non-idempotent POST may be sent again blindly: only a 429 (throttled before
+/// the resource provider saw it) or a transport failure before the request was sent (the
+/// connection could not be made). A timeout after sending, a reset or closed connection with
+/// no answer, a 5xx or 408 may each hide an applied request.
+pub fn post_retry_is_safe(err: &ArmError) -> bool {
+    match err {
+        ArmError::Api(a) => a.status == 429,
+        ArmError::Transport { source, .. } => source.is_connect(),
+        _ => false,
+    }
+}
+
+/// Whether a failed request may nonetheless have been applied by the service: the request was
+/// sent and no definite answer came back (timeout after sending, connection reset or closed
+/// without an answer, 408, 5xx), directly or as the last failure before the call's deadline.
+/// A caller of a non-idempotent POST observes before posting again when this holds.
+pub fn may_have_been_applied(err: &ArmError) -> bool {
+    match err {
+        ArmError::Api(a) => a.status == 408 || a.status >= 500,
+        ArmError::Transport { source, .. } => {
+            !source.is_connect() && !source.is_builder() && !source.is_redirect()
+        }
+        ArmError::Deadline { last, .. } => last.as_deref().is_some_and(may_have_been_applied),
+        _ => false,
     }
 }
 
@@ -362,6 +391,7 @@ impl ArmClient {
             deadline: None,
             lro_handoff: None,
             max_attempts: None,
+            non_idempotent: false,
         })
     }
 
@@ -402,6 +432,20 @@ impl ArmClient {
     pub fn with_max_attempts(&self, attempts: u32) -> Self {
         Self {
             max_attempts: Some(attempts.max(1)),
+            ..self.clone()
+        }
+    }
+
+    /// A clone for POST actions whose repetition has an effect of its own (`synchronize`,
+    /// `cancelSynchronization`, revoke / reinstate / adjust of a provider share subscription):
+    /// its POSTs are retried only when the request was certainly not applied — a 429 (ARM
+    /// refused it before the resource provider saw it) or a failure before the request was
+    /// sent (connecting failed) — see [`post_retry_is_safe`]. Any other failure is returned at
+    /// once; when [`may_have_been_applied`] says so, the caller observes (e.g. lists
+    /// synchronizations) before deciding to post again. Reads (LRO polls) retry as usual.
+    pub fn non_idempotent(&self) -> Self {
+        Self {
+            non_idempotent: true,
             ..self.clone()
         }
     }
@@ -634,7 +678,12 @@ impl ArmClient {
             let max_attempts = self
                 .max_attempts
                 .unwrap_or(inner.settings.retry.max_attempts);
-            if !err.is_transient() || attempts >= max_attempts {
+            let retryable = if self.non_idempotent && method == Method::POST {
+                post_retry_is_safe(&err)
+            } else {
+                err.is_transient()
+            };
+            if !retryable || attempts >= max_attempts {
                 break Err(err);
             }
             let server_delay = match &err {

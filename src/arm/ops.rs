@@ -500,14 +500,15 @@ impl ArmClient {
     ) -> Result<ProviderShareSubscription, ArmError> {
         let url = self.ds_url(&format!("{id}/adjust"))?;
         let body = ProviderShareSubscription::expiration_body(expiration_date);
-        self.call_json(
-            "ProviderShareSubscriptions_Adjust",
-            id.as_str(),
-            Method::POST,
-            url,
-            Some(&body),
-        )
-        .await
+        self.non_idempotent()
+            .call_json(
+                "ProviderShareSubscriptions_Adjust",
+                id.as_str(),
+                Method::POST,
+                url,
+                Some(&body),
+            )
+            .await
     }
 
     /// `ProviderShareSubscriptions_Reinstate`: re-activates a revoked subscription.
@@ -518,14 +519,15 @@ impl ArmClient {
     ) -> Result<ProviderShareSubscription, ArmError> {
         let url = self.ds_url(&format!("{id}/reinstate"))?;
         let body = ProviderShareSubscription::expiration_body(expiration_date);
-        self.call_json(
-            "ProviderShareSubscriptions_Reinstate",
-            id.as_str(),
-            Method::POST,
-            url,
-            Some(&body),
-        )
-        .await
+        self.non_idempotent()
+            .call_json(
+                "ProviderShareSubscriptions_Reinstate",
+                id.as_str(),
+                Method::POST,
+                url,
+                Some(&body),
+            )
+            .await
     }
 
     /// `ProviderShareSubscriptions_Revoke` (LRO): waits, then returns the subscription.
@@ -537,6 +539,7 @@ impl ArmClient {
         let url = self.ds_url(&path)?;
         let op = "ProviderShareSubscriptions_Revoke";
         match self
+            .non_idempotent()
             .run_lro(op, id.as_str(), Method::POST, url, None)
             .await?
         {
@@ -552,14 +555,15 @@ impl ArmClient {
         id: &ProviderShareSubscriptionId,
     ) -> Result<LroStart, ArmError> {
         let path = format!("{id}/revoke");
-        self.start_lro(
-            "ProviderShareSubscriptions_Revoke",
-            id.as_str(),
-            Method::POST,
-            &path,
-            None,
-        )
-        .await
+        self.non_idempotent()
+            .start_lro(
+                "ProviderShareSubscriptions_Revoke",
+                id.as_str(),
+                Method::POST,
+                &path,
+                None,
+            )
+            .await
     }
 
     // ---------------------------------------------------------------- consumer side
@@ -738,7 +742,8 @@ impl ArmClient {
         let op = "ShareSubscriptions_CancelSynchronization";
         let url = self.ds_url(&format!("{id}/cancelSynchronization"))?;
         let body = serde_json::json!({ "synchronizationId": synchronization_id });
-        self.run_lro(op, id.as_str(), Method::POST, url, Some(&body))
+        self.non_idempotent()
+            .run_lro(op, id.as_str(), Method::POST, url, Some(&body))
             .await
             .map(|_| ())
     }
@@ -751,14 +756,15 @@ impl ArmClient {
     ) -> Result<LroStart, ArmError> {
         let op = "ShareSubscriptions_CancelSynchronization";
         let body = serde_json::json!({ "synchronizationId": synchronization_id });
-        self.start_lro(
-            op,
-            id.as_str(),
-            Method::POST,
-            &format!("{id}/cancelSynchronization"),
-            Some(&body),
-        )
-        .await
+        self.non_idempotent()
+            .start_lro(
+                op,
+                id.as_str(),
+                Method::POST,
+                &format!("{id}/cancelSynchronization"),
+                Some(&body),
+            )
+            .await
     }
 
     /// `ConsumerSourceDataSets_ListByShareSubscription`: the provider data sets to map.
@@ -794,6 +800,7 @@ impl ArmClient {
         )?;
         let url = self.ds_url(&path)?;
         match self
+            .non_idempotent()
             .run_lro(op, id.as_str(), Method::POST, url, Some(&body))
             .await?
         {
@@ -820,14 +827,15 @@ impl ArmClient {
                 synchronization_mode: Some(mode),
             },
         )?;
-        self.start_lro(
-            op,
-            id.as_str(),
-            Method::POST,
-            &format!("{id}/synchronize"),
-            Some(&body),
-        )
-        .await
+        self.non_idempotent()
+            .start_lro(
+                op,
+                id.as_str(),
+                Method::POST,
+                &format!("{id}/synchronize"),
+                Some(&body),
+            )
+            .await
     }
 
     /// `DataSetMappings_ListByShareSubscription`.

@@ -66,6 +66,10 @@ pub const KEY_NOTIFY_TEAMS_WEBHOOK_URL: &str = "NOTIFY_TEAMS_WEBHOOK_URL";
 pub const KEY_WEBSITE_HOSTNAME: &str = "WEBSITE_HOSTNAME";
 /// Optional log filter.
 pub const KEY_RUST_LOG: &str = "RUST_LOG";
+/// Optional time budget of one replicate pass, in seconds (timer ticks and `ReplicatePair`
+/// invocations; `ReplicateNow` uses at most 180 s of it). Default: 80% of host.json's
+/// `functionTimeout`.
+pub const KEY_REPLICATE_BUDGET_SECONDS: &str = "REPLICATE_BUDGET_SECONDS";
 
 /// Every env key [`Config`] reads, in the order of docs/CONTRACTS.md.
 pub const ENV_KEYS: &[&str] = &[
@@ -88,6 +92,7 @@ pub const ENV_KEYS: &[&str] = &[
     KEY_NOTIFY_TEAMS_WEBHOOK_URL,
     KEY_WEBSITE_HOSTNAME,
     KEY_RUST_LOG,
+    KEY_REPLICATE_BUDGET_SECONDS,
 ];
 
 /// Keys [`Config`] reads that the Functions host itself sets on the handler process; they must
@@ -327,6 +332,9 @@ pub struct Config {
     pub website_hostname: Option<String>,
     /// `RUST_LOG`; telemetry defaults to `info`.
     pub log_filter: Option<String>,
+    /// `REPLICATE_BUDGET_SECONDS`: the replicate pass budget (`None` = derived from host.json's
+    /// `functionTimeout` at start-up, see `startup::ReplicateBudgets`).
+    pub replicate_budget: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -430,6 +438,18 @@ impl Config {
             })
             .transpose()?;
         let log_filter = get(KEY_RUST_LOG);
+        let replicate_budget = get(KEY_REPLICATE_BUDGET_SECONDS)
+            .map(|raw| match raw.parse::<u64>() {
+                Ok(n) if (1..=86_400).contains(&n) => Ok(std::time::Duration::from_secs(n)),
+                _ => Err(ConfigError::Invalid {
+                    key: KEY_REPLICATE_BUDGET_SECONDS,
+                    reason: format!(
+                        "{raw:?} is not a whole number of seconds between 1 and 86400 (leave it \
+                         empty to derive the budget from host.json's functionTimeout)"
+                    ),
+                }),
+            })
+            .transpose()?;
 
         Ok(Config {
             port,
@@ -447,6 +467,7 @@ impl Config {
             notify_teams_webhook_url,
             website_hostname,
             log_filter,
+            replicate_budget,
         })
     }
 
@@ -492,6 +513,7 @@ impl Config {
             notify_teams_webhook_url: None,
             website_hostname: None,
             log_filter: None,
+            replicate_budget: None,
         }
     }
 }

@@ -45,7 +45,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::arm::ListQuery;
-use crate::arm::client::{ArmClient, CallLog, LroHandle, LroStart, LroStatus};
+use crate::arm::client::{
+    ArmClient, CallLog, LroHandle, LroStart, LroStatus, may_have_been_applied,
+};
 use crate::arm::error::ArmError;
 use crate::arm::id::{ResourceId, ShareSubscriptionId};
 use crate::arm::models::{
@@ -1336,10 +1338,47 @@ async fn first_sync(
     })
     .await?;
     // A first copy into empty sinks is a full one (SQL sources only support full snapshots).
-    let started = arm
+    // The POST is not idempotent (each one starts a snapshot): the client retries it only when
+    // it was certainly not applied; after an ambiguous failure (sent, no answer) this observes
+    // before anything posts again.
+    let started = match arm
         .start_synchronize(ss, SynchronizationMode::FullSync)
         .await
-        .map_err(|e| arm_err(run, stage, "start synchronization", ss.as_str(), e))?;
+    {
+        Ok(s) => s,
+        Err(e) if may_have_been_applied(&e) => {
+            let syncs = arm
+                .list_share_subscription_synchronizations(ss, &ListQuery::default())
+                .await
+                .map_err(|le| arm_err(run, stage, "list synchronizations", ss.as_str(), le))?;
+            if syncs.len() as u64 <= count_before {
+                // Not applied: the error goes to the queue's retry; the next delivery observes
+                // again (`requested`) and only then posts again.
+                return Err(arm_err(run, stage, "start synchronization", ss.as_str(), e));
+            }
+            tracing::info!(
+                event = "consumer.first-sync-observed",
+                share_subscription = %ss,
+                error = %e,
+                "the synchronization's answer was lost, but it was started; not posted again"
+            );
+            let newest = syncs.iter().max_by_key(|s| s.start_time);
+            let (id, status) = (
+                newest.map(|s| s.synchronization_id.clone()),
+                newest.and_then(|s| s.status.clone()),
+            );
+            save_state(ctx, run, |st| {
+                let f = st.first_sync.get_or_insert_with(FirstSync::default);
+                f.done = true;
+                f.synchronization_id = id.clone();
+                f.status = status.clone();
+            })
+            .await?;
+            out.count("firstSyncs", 1);
+            return Ok(None);
+        }
+        Err(e) => return Err(arm_err(run, stage, "start synchronization", ss.as_str(), e)),
+    };
     out.count("firstSyncs", 1);
     match started {
         LroStart::Done(v) => {

@@ -24,6 +24,7 @@ pub mod notify;
 pub mod readiness_status;
 pub mod replicate_config;
 pub mod replicate_now;
+pub mod replicate_pair;
 pub mod reset_pair_state;
 pub mod run_watchdog;
 pub mod start_failover;
@@ -51,6 +52,7 @@ pub use crate::host::HTTP_RES;
 pub const STAGES_QUEUE: &str = "failover-stages";
 pub const POISON_QUEUE: &str = "failover-stages-poison";
 pub const NOTIFICATIONS_QUEUE: &str = "notifications";
+pub const REPLICATE_PAIRS_QUEUE: &str = crate::reconcile::job::PAIRS_QUEUE;
 
 /// What function.json declares for one function; a test holds the two equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +84,16 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: replicate_now::NAME,
         trigger: TriggerKind::Http,
         binding: HTTP_BINDING,
-        source: "replicate",
-        methods: &["post"],
+        source: "replicate/{jobId?}",
+        methods: &["get", "post"],
+        queue_outputs: &[],
+    },
+    FunctionSpec {
+        name: replicate_pair::NAME,
+        trigger: TriggerKind::Queue,
+        binding: QUEUE_BINDING,
+        source: REPLICATE_PAIRS_QUEUE,
+        methods: &[],
         queue_outputs: &[],
     },
     FunctionSpec {

@@ -38,6 +38,7 @@ use crate::failover::exec::{roster_of, save_roster};
 use crate::failover::run::RosterEntry;
 use crate::host::{InvocationResponse, OutputValue, QueueMessage, TimerTrigger};
 use crate::reconcile::guard::{Deletes, GuardedOptions, replicate_guarded};
+use crate::reconcile::job::{self, JobCounts, JobPair, PairStatus};
 use crate::reconcile::observe::ObserveError;
 use crate::reconcile::plan::Action;
 use crate::reconcile::report::{Outcome, PairReport, ReplicateReport, ReplicateSummary};
@@ -84,6 +85,8 @@ pub struct Pass {
     /// Per observed pair (not in dry runs): the consumer roster of the primary, taken from the
     /// pass's own observation for [`record_rosters`].
     pub rosters: Vec<(String, Vec<RosterEntry>)>,
+    /// Pairs the time budget cut off or left unstarted (their reports say so in `error`).
+    pub unfinished: Vec<String>,
 }
 
 impl Pass {
@@ -151,12 +154,54 @@ fn observe_is_transient(e: &ObserveError) -> bool {
     e.arm().is_some_and(ArmError::is_transient)
 }
 
+/// The job record's view of one pair's report ([`crate::reconcile::job`]): its status and
+/// counts. `out_of_time` pairs are `queued` again (the caller re-enqueues them).
+pub fn job_pair(report: &PairReport, out_of_time: bool, rounds: u32) -> JobPair {
+    let c = PairCounts::of(report);
+    let status = if out_of_time {
+        PairStatus::Queued
+    } else if report.paused {
+        PairStatus::Paused
+    } else {
+        match status_of(&ReplicateReport {
+            pairs: vec![report.clone()],
+        }) {
+            PassStatus::Succeeded => PairStatus::Succeeded,
+            PassStatus::Partial => PairStatus::Partial,
+            PassStatus::Failed => PairStatus::Failed,
+        }
+    };
+    JobPair {
+        pair: report.pair.clone(),
+        status,
+        rounds,
+        counts: (!out_of_time && report.error.is_none()).then_some(JobCounts {
+            planned: c.planned,
+            created: c.created,
+            updated: c.updated,
+            deleted: c.deleted,
+            failed: c.failed,
+            skipped: c.skipped,
+            findings: c.findings,
+        }),
+        error: if out_of_time {
+            None
+        } else {
+            report.error.clone()
+        },
+        reason: report.reason.clone(),
+        updated_at: OffsetDateTime::now_utc(),
+    }
+}
+
 /// One replicate pass: for each of `pairs`, the guarded pass of
 /// [`replicate_guarded`](crate::reconcile::guard::replicate_guarded) — read the pair state
 /// (a pair that is not `normal` is paused: nothing observed, nothing written), take the pair's
 /// replicate lease, observe → plan (deletes limited by the prune policy) → apply (unless
 /// `dry_run`) — one `replicate.pair` event per pair. `show_prune`: a dry run shows deletes (as
-/// refused where the policy says so). Never fails: errors are in the [`Pass`].
+/// refused where the policy says so). `deadline`: the pass's time budget (pairs cut off or not
+/// started are in [`Pass::unfinished`]). Never fails: errors are in the [`Pass`].
+#[allow(clippy::too_many_arguments)]
 pub async fn run_pass(
     client: &ArmClient,
     store: Option<&dyn BlobStore>,
@@ -165,6 +210,7 @@ pub async fn run_pass(
     show_prune: bool,
     concurrency: usize,
     trigger: &'static str,
+    deadline: Option<tokio::time::Instant>,
 ) -> Pass {
     let now = OffsetDateTime::now_utc();
     let concurrency = concurrency.max(1);
@@ -172,6 +218,7 @@ pub async fn run_pass(
         report: ReplicateReport::default(),
         transient: Vec::new(),
         rosters: Vec::new(),
+        unfinished: Vec::new(),
     };
     let holder = format!("{trigger}:{}", uuid::Uuid::new_v4());
     for pair in pairs {
@@ -182,8 +229,12 @@ pub async fn run_pass(
             deletes: Deletes::Apply,
             concurrency,
             now,
+            deadline,
         };
         let g = replicate_guarded(client, pair, store, &holder, &opts, &|_, _| {}).await;
+        if g.out_of_time {
+            pass.unfinished.push(pair.name.clone());
+        }
         if let Some(e) = g.observe_error
             && observe_is_transient(&e)
         {
@@ -434,6 +485,20 @@ pub async fn handle(
     }
     let client = state.arm().await?;
     let storage = state.storage().await?;
+    let deadline = tokio::time::Instant::now() + state.budgets.pass;
+    // Resume a pass an earlier tick could not finish: skip the pairs it has done.
+    let cursor = match job::load_cursor(storage.blobs.as_ref(), NAME).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(event = "replicate.cursor-unreadable", error = %e, "the replicate cursor cannot be read; this tick passes over every pair");
+            None
+        }
+    };
+    let skipped: Vec<String> = cursor.as_ref().map_or_else(Vec::new, |c| c.done.clone());
+    let pairs: Vec<&Pair> = pairs
+        .into_iter()
+        .filter(|p| !skipped.contains(&p.name))
+        .collect();
     let pass = run_pass(
         client,
         Some(storage.blobs.as_ref()),
@@ -442,9 +507,11 @@ pub async fn handle(
         false,
         dr.arm.max_concurrency,
         NAME,
+        Some(deadline),
     )
     .await;
     let roster_lines = record_rosters(state, &pass).await;
+    let cursor_line = advance_cursor(storage.blobs.as_ref(), cursor, skipped, &pass).await;
 
     if let Some((first, error)) = pass.transient.into_iter().next() {
         let pairs_failed: Vec<&str> = pass
@@ -465,10 +532,72 @@ pub async fn handle(
 
     let result = timer_result(&pass.report);
     let mut response = InvocationResponse::new();
-    for line in log_lines(&pass.report).into_iter().chain(roster_lines) {
+    for line in log_lines(&pass.report)
+        .into_iter()
+        .chain(roster_lines)
+        .chain(cursor_line)
+    {
         response = response.log(line);
     }
     Ok(response.with_return_value(OutputValue::Value(QueueMessage::json(&result)?)))
+}
+
+/// After a tick: a pass that ran out of budget records the pairs done so far (those of the
+/// earlier ticks of the same pass, `skipped`, and this tick's finished ones) so the next tick
+/// resumes after them; a pass that reached its end deletes the cursor. Best effort: a failure is
+/// logged (the next tick then passes over every pair again, which is safe, only slower).
+async fn advance_cursor(
+    store: &dyn BlobStore,
+    cursor: Option<job::Cursor>,
+    skipped: Vec<String>,
+    pass: &Pass,
+) -> Option<String> {
+    if pass.unfinished.is_empty() {
+        cursor.as_ref()?;
+        return match job::clear_cursor(store, NAME).await {
+            Ok(()) => Some(format!(
+                "the replicate pass resumed after {} pair(s) done by earlier ticks reached its end",
+                skipped.len()
+            )),
+            Err(e) => {
+                tracing::warn!(event = "replicate.cursor-failed", error = %e, "the replicate cursor could not be cleared");
+                Some(format!("the replicate cursor could not be cleared: {e}"))
+            }
+        };
+    }
+    let mut done = skipped;
+    done.extend(
+        pass.report
+            .pairs
+            .iter()
+            .filter(|p| !pass.unfinished.contains(&p.pair))
+            .map(|p| p.pair.clone()),
+    );
+    let next = job::Cursor {
+        started_at: cursor
+            .as_ref()
+            .map_or_else(OffsetDateTime::now_utc, |c| c.started_at),
+        ticks: cursor.as_ref().map_or(0, |c| c.ticks) + 1,
+        done,
+    };
+    tracing::warn!(
+        event = "replicate.budget-exhausted",
+        done = next.done.len(),
+        unfinished = pass.unfinished.len(),
+        "the replicate pass ran out of its time budget; the next tick resumes after the pairs done"
+    );
+    match job::save_cursor(store, NAME, &next).await {
+        Ok(()) => Some(format!(
+            "time budget exhausted: {} pair(s) done in this pass, {} left for the next tick ({})",
+            next.done.len(),
+            pass.unfinished.len(),
+            pass.unfinished.join(", ")
+        )),
+        Err(e) => {
+            tracing::warn!(event = "replicate.cursor-failed", error = %e, "the replicate cursor could not be saved");
+            Some(format!("the replicate cursor could not be saved: {e}"))
+        }
+    }
 }
 
 /// Consumer role: reads every `[[subscriptions]]` primary share subscription and stores it as

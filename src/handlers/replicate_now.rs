@@ -18,7 +18,16 @@
 //! - 400 naming the field (`body.dryRun`, `body.pair`, an unknown `body.<key>`), 413 too large;
 //! - 404 for a `pair` that is not configured;
 //! - 503 when no selected pair could be observed and the cause is transient (ARM throttling,
-//!   5xx, a regional outage): nothing was done, retrying may help.
+//!   5xx, a regional outage): nothing was done, retrying may help;
+//! - **202** `{jobId, statusUrl, status, pairs}` (and `Location`) when the pass could not finish
+//!   within its budget (`startup::ReplicateBudgets::http`, at most 180 s, so the call answers
+//!   well within the front end's ~230 s): the pairs done so far are recorded on the job
+//!   `replicate-jobs/{jobId}.json`, every other pair goes on in the background through queue
+//!   `replicate-pairs` (`ReplicatePair`), see [`crate::reconcile::job`].
+//!
+//! `GET api/replicate/{jobId}` answers the job record (200, `ReplicateJob` in the OpenAPI
+//! document; `status` `running` until every pair has an outcome), 404 for an unknown job, 400
+//! for a malformed id. `GET api/replicate` (no id) and `POST api/replicate/{jobId}` are 400.
 
 use std::collections::BTreeMap;
 
@@ -28,12 +37,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::dr::Pair;
 use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
 use crate::reconcile::guard::check_prune;
+use crate::reconcile::job::{self, JobStatus, PAIRS_QUEUE, PairMessage, ReplicateJob};
 use crate::reconcile::render::{PairPlan, PlanOutput};
 use crate::reconcile::report::ReplicateReport;
 use crate::startup::AppState;
 
 use super::HandlerError;
-use super::replicate_config::{PassStatus, run_pass, status_of};
+use super::replicate_config::{Pass, PassStatus, job_pair, run_pass, status_of};
 
 /// Function (folder) name.
 pub const NAME: &str = "ReplicateNow";
@@ -164,10 +174,133 @@ pub fn render(report: &ReplicateReport, dry_run: bool) -> Result<HttpOutput, Han
     Ok(res.with_header("Cache-Control", "no-store"))
 }
 
+/// `{origin}/api/replicate/{jobId}` from the request URL.
+pub fn status_url(req: &HttpRequest, job_id: &str) -> String {
+    let base = req.url.split('?').next().unwrap_or_default();
+    let origin = match base.find("/api/") {
+        Some(i) => &base[..i],
+        None => base.trim_end_matches('/'),
+    };
+    format!("{origin}/api/replicate/{job_id}")
+}
+
+/// What the method and route ask for: `Some(jobId)` = read a job, `None` = run a pass.
+pub fn decode_route(req: &HttpRequest) -> Result<Option<String>, HandlerError> {
+    match (req.method.to_ascii_uppercase().as_str(), req.param("jobId")) {
+        ("POST", None) => Ok(None),
+        ("GET", Some(id)) if job::is_job_id(id) => Ok(Some(id.to_owned())),
+        ("GET", Some(_)) => Err(PayloadError::invalid(
+            "params.jobId",
+            "expected a job id (the `jobId` a 202 answer of POST api/replicate gave)",
+        )
+        .into()),
+        ("GET", None) => Err(PayloadError::missing("params.jobId").into()),
+        ("POST", Some(_)) => Err(PayloadError::invalid(
+            "params.jobId",
+            "POST api/replicate starts a pass and takes no job id; read a job with GET api/replicate/{jobId}",
+        )
+        .into()),
+        (m, _) => Err(PayloadError::invalid(
+            "method",
+            format!("`{m}` is not supported (POST to run a pass, GET for a job)"),
+        )
+        .into()),
+    }
+}
+
+/// `GET api/replicate/{jobId}`: the job record.
+async fn job_status(state: &AppState, job_id: &str) -> Result<InvocationResponse, HandlerError> {
+    let storage = state.storage().await?;
+    let job = job::load(storage.blobs.as_ref(), job_id)
+        .await
+        .map_err(|e| HandlerError::transient(format!("read replicate job {job_id}"), e))?
+        .ok_or_else(|| HandlerError::NotFound {
+            what: format!("replicate job {job_id}"),
+        })?;
+    Ok(InvocationResponse::http(
+        HttpOutput::json(200, &job)?.with_header("Cache-Control", "no-store"),
+    ))
+}
+
+/// The pass ran out of its budget: record what was done on a new job, queue every other pair
+/// on `replicate-pairs`, answer 202 with the status URL.
+async fn continue_as_job(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &ReplicateRequest,
+    pass: &Pass,
+) -> Result<InvocationResponse, HandlerError> {
+    let storage = state.storage().await?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut record = ReplicateJob {
+        job_id: job::new_job_id(),
+        status: JobStatus::Running,
+        dry_run: body.dry_run(),
+        prune: body.prune(),
+        trigger: NAME.to_owned(),
+        created_at: now,
+        updated_at: now,
+        pairs: pass
+            .report
+            .pairs
+            .iter()
+            .map(|p| job_pair(p, pass.unfinished.contains(&p.pair), 0))
+            .collect(),
+    };
+    record.settle();
+    job::create(storage.blobs.as_ref(), &record)
+        .await
+        .map_err(|e| HandlerError::transient("record the replicate job", e))?;
+    for pair in &pass.unfinished {
+        let msg = PairMessage {
+            job_id: record.job_id.clone(),
+            pair: pair.clone(),
+            round: 0,
+        };
+        let text = serde_json::to_string(&msg)
+            .map_err(|e| HandlerError::permanent("encode the replicate-pairs message", e))?;
+        storage
+            .queue
+            .send(PAIRS_QUEUE, &text, None)
+            .await
+            .map_err(|e| {
+                HandlerError::transient(format!("queue pair {pair} on {PAIRS_QUEUE}"), e)
+            })?;
+    }
+    tracing::info!(
+        event = "replicate.job-started",
+        job_id = %record.job_id,
+        queued = pass.unfinished.len(),
+        budget_secs = state.budgets.http.as_secs(),
+        "the pass did not finish within its budget; it goes on in the background"
+    );
+    let url = status_url(req, &record.job_id);
+    let res = HttpOutput::json(
+        202,
+        &serde_json::json!({
+            "jobId": record.job_id,
+            "statusUrl": url,
+            "status": record.status,
+            "pairs": record.pairs,
+        }),
+    )?
+    .with_header("Location", url)
+    .with_header("Cache-Control", "no-store");
+    Ok(InvocationResponse::http(res).log(format!(
+        "{NAME}: budget of {} s reached; job {} continues {} pair(s) through {PAIRS_QUEUE}",
+        state.budgets.http.as_secs(),
+        record.job_id,
+        pass.unfinished.len()
+    )))
+}
+
 pub async fn handle(
     state: &AppState,
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
+    if let Some(job_id) = decode_route(&req)? {
+        return job_status(state, &job_id).await;
+    }
     let body = decode(&req)?;
     let dr = state.dr()?;
     let pairs: Vec<&Pair> = match body.pair.as_deref() {
@@ -213,8 +346,17 @@ pub async fn handle(
         body.prune(),
         dr.arm.max_concurrency,
         NAME,
+        Some(tokio::time::Instant::now() + state.budgets.http),
     )
     .await;
+    if !pass.unfinished.is_empty() {
+        let roster_lines = super::replicate_config::record_rosters(state, &pass).await;
+        let mut response = continue_as_job(state, &req, &body, &pass).await?;
+        for line in roster_lines {
+            response = response.log(line);
+        }
+        return Ok(response);
+    }
     // The one pair named is paused (not `normal`): 409 naming its state.
     if body.pair.is_some()
         && let [p] = pass.report.pairs.as_slice()

@@ -278,6 +278,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
             deletes: Deletes::HoldForConsent,
             concurrency,
             now,
+            deadline: None,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "planning", &pair.name, &s.client);
@@ -373,6 +374,7 @@ pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
             deletes,
             concurrency,
             now,
+            deadline: None,
         };
         let started = Instant::now();
         let line = PairProgress::new(progress, "replicating", &pair.name, &s.client);

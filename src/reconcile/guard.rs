@@ -70,6 +70,11 @@ pub struct GuardedOptions {
     pub deletes: Deletes,
     pub concurrency: usize,
     pub now: OffsetDateTime,
+    /// The pass's time budget ends here (`None` = no budget: the CLI). A pair not finished by
+    /// then is cut off — its observe/apply future is dropped, its lease released — and the
+    /// result says [`Guarded::out_of_time`]; the next pass (level-triggered) observes afresh
+    /// and applies what is left, so nothing is applied twice.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The outcome of one guarded pass over one pair.
@@ -79,7 +84,13 @@ pub struct Guarded {
     pub primary: Option<AccountModel>,
     /// The observation error, when observing failed (the caller classifies it).
     pub observe_error: Option<ObserveError>,
+    /// The time budget ([`GuardedOptions::deadline`]) ran out before the pair was finished
+    /// (or started): the report's `error` says so; the pair must be passed over again.
+    pub out_of_time: bool,
 }
+
+/// The report `error` of a pair cut off by its time budget.
+pub const OUT_OF_TIME: &str = "the pass's time budget ran out before this pair was finished";
 
 fn delete_address(c: &Change) -> Option<String> {
     matches!(c.action(), Action::Delete).then(|| c.address())
@@ -258,7 +269,16 @@ pub async fn replicate_guarded(
         ),
         primary: None,
         observe_error: None,
+        out_of_time: false,
     };
+    if opts
+        .deadline
+        .is_some_and(|d| tokio::time::Instant::now() >= d)
+    {
+        out.out_of_time = true;
+        out.report.error = Some(format!("{OUT_OF_TIME} (not started)"));
+        return out;
+    }
     let state = match store {
         None => None,
         Some(st) => match pair_state::load(st, &pair.name).await {
@@ -308,67 +328,84 @@ pub async fn replicate_guarded(
         _ => None,
     };
     let prune = pair.prune == PrunePolicy::Delete || (opts.dry_run && opts.show_prune);
-    match plan_pair(client, pair, prune, opts.now, opts.concurrency).await {
-        Err(e) => {
-            out.report.error = Some(chain(&e));
-            out.observe_error = Some(e);
-        }
-        Ok((obs, plan)) => {
-            out.report.secondary_exists = obs.secondary != AccountObservation::Missing;
-            out.primary = obs.primary.model().0;
-            let plan = limit_deletes(plan, pair, pair.secondary.as_str(), state.as_ref());
-            let deletes = plan
-                .changes
-                .iter()
-                .filter(|c| c.action() == Action::Delete)
-                .count();
-            if !opts.dry_run {
-                if deletes > 0 && opts.deletes == Deletes::HoldForConsent {
-                    out.report.deletes_held = deletes;
-                    out.report.reason = Some(format!(
-                        "{deletes} delete(s) of resources this tool created are planned; nothing \
+    let work = async {
+        match plan_pair(client, pair, prune, opts.now, opts.concurrency).await {
+            Err(e) => {
+                out.report.error = Some(chain(&e));
+                out.observe_error = Some(e);
+            }
+            Ok((obs, plan)) => {
+                out.report.secondary_exists = obs.secondary != AccountObservation::Missing;
+                out.primary = obs.primary.model().0;
+                let plan = limit_deletes(plan, pair, pair.secondary.as_str(), state.as_ref());
+                let deletes = plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action() == Action::Delete)
+                    .count();
+                if !opts.dry_run {
+                    if deletes > 0 && opts.deletes == Deletes::HoldForConsent {
+                        out.report.deletes_held = deletes;
+                        out.report.reason = Some(format!(
+                            "{deletes} delete(s) of resources this tool created are planned; nothing \
                          was written: re-run with --prune --yes to apply them"
-                    ));
-                } else {
-                    let gate = store.map(|st| PhaseGate::new(st, &pair.name));
-                    out.report.results = apply_gated(
-                        client,
-                        &pair.secondary,
-                        &plan,
-                        opts.concurrency,
-                        progress,
-                        gate.as_ref(),
-                    )
-                    .await;
-                    if let Some(st) = store {
-                        record_inventory(
-                            st,
-                            &pair.name,
-                            pair.secondary.as_str(),
-                            &out.report,
-                            opts.now,
+                        ));
+                    } else {
+                        let gate = store.map(|st| PhaseGate::new(st, &pair.name));
+                        out.report.results = apply_gated(
+                            client,
+                            &pair.secondary,
+                            &plan,
+                            opts.concurrency,
+                            progress,
+                            gate.as_ref(),
                         )
                         .await;
-                    }
-                    if let Some(why) = out
-                        .report
-                        .results
-                        .iter()
-                        .find(|r| {
-                            r.outcome == Outcome::Skipped
-                                && r.error
-                                    .as_deref()
-                                    .is_some_and(|e| e.contains("replication paused"))
-                        })
-                        .and_then(|r| r.error.clone())
-                    {
-                        out.report.paused = true;
-                        out.report.reason = Some(why);
+                        if let Some(st) = store {
+                            record_inventory(
+                                st,
+                                &pair.name,
+                                pair.secondary.as_str(),
+                                &out.report,
+                                opts.now,
+                            )
+                            .await;
+                        }
+                        if let Some(why) = out
+                            .report
+                            .results
+                            .iter()
+                            .find(|r| {
+                                r.outcome == Outcome::Skipped
+                                    && r.error
+                                        .as_deref()
+                                        .is_some_and(|e| e.contains("replication paused"))
+                            })
+                            .and_then(|r| r.error.clone())
+                        {
+                            out.report.paused = true;
+                            out.report.reason = Some(why);
+                        }
                     }
                 }
+                out.report.plan = plan;
             }
-            out.report.plan = plan;
         }
+    };
+    let finished = match opts.deadline {
+        Some(d) => tokio::time::timeout_at(d, work).await.is_ok(),
+        None => {
+            work.await;
+            true
+        }
+    };
+    if !finished {
+        // Cut off mid-pair: whatever was applied stays applied (each change is an upsert or
+        // an observed-first invitation); the next pass observes it and does the rest.
+        tracing::warn!(event = "replicate.out-of-time", pair = %pair.name, "the time budget ran out; the pair is passed over again later");
+        out.out_of_time = true;
+        out.report.error = Some(OUT_OF_TIME.to_owned());
+        out.report.results.clear();
     }
     if let (Some(st), Some(l)) = (store, lease) {
         pair_state::release_replicate_lease(st, l).await;

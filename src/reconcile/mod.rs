@@ -19,6 +19,7 @@ pub mod convert;
 pub mod diff;
 pub mod guard;
 pub mod invite;
+pub mod job;
 pub mod mapping;
 pub mod model;
 pub mod observe;

@@ -47,6 +47,8 @@ pub const STAGE_QUEUE: &str = "failover-stages";
 pub const STAGE_POISON_QUEUE: &str = "failover-stages-poison";
 /// Queue of readiness / run notifications.
 pub const NOTIFICATIONS_QUEUE: &str = "notifications";
+/// Queue of per-pair replicate continuations (`ReplicatePair`; see `reconcile::job`).
+pub const REPLICATE_PAIRS_QUEUE: &str = "replicate-pairs";
 
 /// A boxed, sendable future (the trait methods return these so the traits stay object-safe).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
