@@ -244,6 +244,13 @@ async fn every_function_has_a_route_that_decodes_its_trigger() {
                     "{logs:?}"
                 );
             }
+            "Notify" => {
+                // Not a notification (and no channel configured): acknowledged, dropped with
+                // the reason, never retried.
+                assert_eq!(status, StatusCode::OK, "{body}");
+                let logs = logs();
+                assert!(logs.iter().any(|l| l.starts_with("dropped: ")), "{logs:?}");
+            }
             "RunWatchdog" => {
                 // No locks held in a fresh store: a pass that checks nothing and changes nothing.
                 assert_eq!(status, StatusCode::OK, "{body}");
