@@ -1,5 +1,7 @@
 //! `datashare-dr check --config F [--json] [--pair P] [--html FILE]`: check every pair (or one),
-//! print a table or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides).
+//! print a table or JSON. Exit code over all pairs: 2 if any pair is NotReady, else 3 if any
+//! cannot be assessed (`Unknown`: a tool fault) or the check itself failed, else 1 if any is
+//! Degraded, else 0 ([`exit_code`]; 64 for a bad config or unknown pair).
 //! `--html FILE` also writes the status page `ReadinessStatus` serves for these reports (the
 //! same [`super::api::respond`] call), so an operator can look without deploying. At a terminal
 //! (stdout and stderr both terminals, no `--json`) each pair's read shows progress on stderr.
@@ -20,7 +22,11 @@ use super::check::{PairReader, check_pair};
 use super::evaluate::fmt_secs;
 use super::report::{Report, Status};
 
-/// Exit code of a run over `reports`: the worst status's code.
+/// Exit code of `check` when the check itself failed (it cannot assess anything).
+pub const EXIT_CANNOT_ASSESS: i32 = 3;
+
+/// Exit code of a run over `reports`: 2 if any NotReady, else 3 if any Unknown, else 1 if any
+/// Degraded, else 0 (the status of highest [`Status::rank`]).
 pub fn exit_code(reports: &[Report]) -> i32 {
     reports
         .iter()
@@ -191,7 +197,9 @@ pub async fn run_check_showing<R: PairReader>(
 }
 
 /// `datashare-dr check`: loads the DR config, checks the pairs against ARM, prints, and returns
-/// the exit code (0 Ready, 1 Degraded, 2 NotReady; 64 for a bad config or unknown pair).
+/// the exit code (0 Ready, 1 Degraded, 2 NotReady, 3 cannot assess; 64 for a bad config or
+/// unknown pair). A check that fails on its own (no runtime, output cannot be written) is 3, not
+/// an exit code that reads as a readiness verdict.
 ///
 /// The CLI has no storage settings of its own, so "last drill" is not known here (the timer
 /// function reads it from `state/{pair}.json`).
@@ -203,6 +211,9 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
     // `--html FILE`: a path that cannot be written is a usage error before minutes of reads.
     if let Some(path) = &args.html
         && let Err(e) = std::fs::File::create(path)
@@ -236,11 +247,17 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot assess: starting the async runtime: {e}");
+            return Ok(EXIT_CANNOT_ASSESS);
+        }
+    };
+    let result = runtime.block_on(async {
         let reader = super::arm_reader::ArmReader {
             client: &client,
             concurrency: cfg.arm.max_concurrency,
@@ -258,5 +275,12 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             &reads,
         )
         .await
-    })
+    });
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: cannot assess: {e:#}");
+            Ok(EXIT_CANNOT_ASSESS)
+        }
+    }
 }
