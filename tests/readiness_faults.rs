@@ -154,7 +154,11 @@ async fn a_region_outage_is_still_reported_as_unreachable() {
     let cfg = load(&w.toml);
     w.sim.region_down(&cfg.pairs[0].primary_region);
     let report = readiness(&w.toml).await;
-    assert!(report.has(codes::PRIMARY_UNREACHABLE), "{:#?}", report.findings);
+    assert!(
+        report.has(codes::PRIMARY_UNREACHABLE),
+        "{:#?}",
+        report.findings
+    );
     assert_eq!(report.status, Status::Degraded, "{:#?}", report.findings);
     let f = report
         .findings
@@ -166,7 +170,11 @@ async fn a_region_outage_is_still_reported_as_unreachable() {
     w.sim.region_up(&cfg.pairs[0].primary_region);
     w.sim.region_down(&cfg.pairs[0].secondary_region);
     let report = readiness(&w.toml).await;
-    assert!(report.has(codes::SECONDARY_UNREACHABLE), "{:#?}", report.findings);
+    assert!(
+        report.has(codes::SECONDARY_UNREACHABLE),
+        "{:#?}",
+        report.findings
+    );
     assert_eq!(report.status, Status::NotReady);
     w.sim.shutdown().await;
 }
@@ -215,15 +223,26 @@ async fn check_exits_3_for_a_tool_fault_and_2_for_a_secondary_outage() {
     let w = world().await;
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, toml, fix) in [
-        ("expired.toml", with_expired_token(&w), "refresh the credential"),
-        ("closed.toml", with_closed_endpoint(&w), "check `[arm].endpoint`"),
+        (
+            "expired.toml",
+            with_expired_token(&w),
+            "refresh the credential",
+        ),
+        (
+            "closed.toml",
+            with_closed_endpoint(&w),
+            "check `[arm].endpoint`",
+        ),
     ] {
         let path = write(&dir, name, &toml);
         let ran = cli(&["check", "--config", &path, "--json"]).await;
         assert_eq!(ran.code, Some(3), "{name}: {}\n{}", ran.stdout, ran.stderr);
         let reports: Vec<Report> = serde_json::from_str(&ran.stdout)
             .unwrap_or_else(|e| panic!("{name}: JSON ({e}): {}", ran.stdout));
-        assert!(reports.iter().all(|r| r.status == Status::Unknown), "{name}");
+        assert!(
+            reports.iter().all(|r| r.status == Status::Unknown),
+            "{name}"
+        );
         let v: Value = serde_json::from_str(&ran.stdout).expect("json");
         assert_eq!(v[0]["status"], "Unknown", "serialised as \"Unknown\"");
         assert!(ran.stdout.contains(fix), "{name}: {}", ran.stdout);
@@ -243,7 +262,11 @@ async fn check_exits_3_for_a_tool_fault_and_2_for_a_secondary_outage() {
     let path = write(&dir, "good.toml", &w.toml);
     let ran = cli(&["check", "--config", &path]).await;
     assert_eq!(ran.code, Some(2), "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains(codes::SECONDARY_UNREACHABLE), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(codes::SECONDARY_UNREACHABLE),
+        "{}",
+        ran.stdout
+    );
     w.sim.shutdown().await;
 }
 
@@ -266,8 +289,16 @@ async fn a_mistyped_region_exits_64_with_a_suggestion_and_a_display_name_is_acce
         "{}",
         ran.stderr
     );
-    assert!(ran.stderr.contains("primary_region"), "names the key: {}", ran.stderr);
-    assert_eq!(w.sim.stats().reads, reads, "nothing was read with a bad config");
+    assert!(
+        ran.stderr.contains("primary_region"),
+        "names the key: {}",
+        ran.stderr
+    );
+    assert_eq!(
+        w.sim.stats().reads,
+        reads,
+        "nothing was read with a bad config"
+    );
 
     let display = write(
         &dir,
@@ -297,9 +328,15 @@ async fn preflight_with_a_tool_fault_fails_the_run_with_the_finding_even_when_fo
         reason: "test".into(),
         caller: "test".into(),
     };
-    let run = start_run(ctx.store.as_ref(), &queue, &cfg, &req, OffsetDateTime::now_utc())
-        .await
-        .expect("start");
+    let run = start_run(
+        ctx.store.as_ref(),
+        &queue,
+        &cfg,
+        &req,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("start");
     let before = w.sim.requests().len();
     let outcome = run_one_stage(&ctx, &StageMessage::new(&run.run_id, Stage::Preflight, 0))
         .await
@@ -318,7 +355,11 @@ async fn preflight_with_a_tool_fault_fails_the_run_with_the_finding_even_when_fo
         "{:#?}",
         stored.findings
     );
-    assert_ne!(stored.primary_reachable, Some(false), "the primary is not taken for down");
+    assert_ne!(
+        stored.primary_reachable,
+        Some(false),
+        "the primary is not taken for down"
+    );
     let writes = w.sim.requests()[before..]
         .iter()
         .filter(|r| r.method != "GET")
@@ -354,7 +395,11 @@ async fn check_readiness_stores_unknown_and_notifies_once() {
                 .map(|m| m.to_typed::<Value>().expect("notification JSON")),
         );
     }
-    assert_eq!(notes.len(), 1, "one notification over three ticks: {notes:#?}");
+    assert_eq!(
+        notes.len(),
+        1,
+        "one notification over three ticks: {notes:#?}"
+    );
     assert_eq!(notes[0]["newStatus"], "Unknown");
     assert_eq!(notes[0]["direction"], "unassessable");
     let latest = history::load_latest(blobs.as_ref(), &pair)

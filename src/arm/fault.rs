@@ -126,9 +126,7 @@ pub fn classify(err: &ArmError) -> Failure {
             }
         }
         ArmError::Deadline { last: Some(l), .. } => classify(l),
-        ArmError::Deadline { last: None, .. } | ArmError::LroPending { .. } => {
-            Failure::Unavailable
-        }
+        ArmError::Deadline { last: None, .. } | ArmError::LroPending { .. } => Failure::Unavailable,
         ArmError::Auth { source, .. } => match **source {
             AuthError::RefuseEndpoint { .. } => Failure::ToolFault(ToolFault::Configuration),
             AuthError::BuildCredential { .. } | AuthError::GetToken { .. } => {
@@ -166,8 +164,7 @@ pub fn classify_api(status: u16, code: &str, message: &str, resource: &str) -> F
     {
         return Failure::ToolFault(ToolFault::Authentication);
     }
-    if status == 403 || code_lc == "authorizationfailed" || code_lc == "linkedauthorizationfailed"
-    {
+    if status == 403 || code_lc == "authorizationfailed" || code_lc == "linkedauthorizationfailed" {
         return Failure::ToolFault(ToolFault::Authorization);
     }
     match status {
@@ -272,7 +269,8 @@ mod tests {
     use super::*;
     use crate::arm::error::ApiError;
 
-    const ACCOUNT: &str = "/subscriptions/0000/resourceGroups/rg-weu/providers/Microsoft.DataShare/accounts/acct-weu";
+    const ACCOUNT: &str =
+        "/subscriptions/0000/resourceGroups/rg-weu/providers/Microsoft.DataShare/accounts/acct-weu";
 
     fn api(status: u16, code: &str, message: &str) -> ArmError {
         ArmError::Api(Box::new(ApiError {
@@ -294,10 +292,30 @@ mod tests {
     #[test]
     fn every_api_answer_is_classified_as_the_issue_lists() {
         let table: &[(u16, &str, &str, Failure)] = &[
-            (401, "InvalidAuthenticationToken", "The access token is invalid.", Tool(Authentication)),
-            (401, "ExpiredAuthenticationToken", "The access token expiry …", Tool(Authentication)),
-            (401, "AuthenticationFailed", "missing header", Tool(Authentication)),
-            (403, "AuthorizationFailed", "does not have authorization", Tool(Authorization)),
+            (
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+                Tool(Authentication),
+            ),
+            (
+                401,
+                "ExpiredAuthenticationToken",
+                "The access token expiry …",
+                Tool(Authentication),
+            ),
+            (
+                401,
+                "AuthenticationFailed",
+                "missing header",
+                Tool(Authentication),
+            ),
+            (
+                403,
+                "AuthorizationFailed",
+                "does not have authorization",
+                Tool(Authorization),
+            ),
             (403, "Forbidden", "", Tool(Authorization)),
             (429, "TooManyRequests", "retry later", Tool(Throttling)),
             (408, "RequestTimeout", "", Unavailable),
@@ -310,18 +328,52 @@ mod tests {
                 "The Resource 'Microsoft.DataShare/accounts/acct-weu' under resource group 'rg-weu' was not found.",
                 Missing,
             ),
-            (404, "ResourceGroupNotFound", "Resource group 'rg-weu' could not be found.", Missing),
-            (404, "ParentResourceNotFound", "The account 'acct-weu' was not found.", Missing),
+            (
+                404,
+                "ResourceGroupNotFound",
+                "Resource group 'rg-weu' could not be found.",
+                Missing,
+            ),
+            (
+                404,
+                "ParentResourceNotFound",
+                "The account 'acct-weu' was not found.",
+                Missing,
+            ),
             // A 404 that is not an ARM error naming the resource: the endpoint is wrong.
-            (404, "NotFound", "404 page not found acct-weu", Tool(Configuration)),
-            (404, "ResourceNotFound", "The Resource 'other' was not found.", Tool(Configuration)),
-            (404, "InvalidResourceType", "The resource type could not be found", Tool(Configuration)),
-            (400, "NoRegisteredProviderFound", "api-version", Tool(Configuration)),
+            (
+                404,
+                "NotFound",
+                "404 page not found acct-weu",
+                Tool(Configuration),
+            ),
+            (
+                404,
+                "ResourceNotFound",
+                "The Resource 'other' was not found.",
+                Tool(Configuration),
+            ),
+            (
+                404,
+                "InvalidResourceType",
+                "The resource type could not be found",
+                Tool(Configuration),
+            ),
+            (
+                400,
+                "NoRegisteredProviderFound",
+                "api-version",
+                Tool(Configuration),
+            ),
             (400, "InvalidRequestContent", "bad body", Tool(Unexpected)),
             (409, "Conflict", "", Tool(Unexpected)),
         ];
         for (status, code, message, want) in table {
-            assert_eq!(classify(&api(*status, code, message)), *want, "{status} {code} {message:?}");
+            assert_eq!(
+                classify(&api(*status, code, message)),
+                *want,
+                "{status} {code} {message:?}"
+            );
         }
     }
 
@@ -334,8 +386,14 @@ mod tests {
             attempts: 3,
             last: last.map(Box::new),
         };
-        assert_eq!(classify(&wrap(Some(api(429, "TooManyRequests", "")))), Tool(Throttling));
-        assert_eq!(classify(&wrap(Some(api(503, "ServiceUnavailable", "")))), Unavailable);
+        assert_eq!(
+            classify(&wrap(Some(api(429, "TooManyRequests", "")))),
+            Tool(Throttling)
+        );
+        assert_eq!(
+            classify(&wrap(Some(api(503, "ServiceUnavailable", "")))),
+            Unavailable
+        );
         assert_eq!(classify(&wrap(None)), Unavailable);
     }
 
@@ -377,7 +435,9 @@ mod tests {
         assert_eq!(classify(&e), Tool(Configuration));
 
         // A listener that accepts and never answers: the request times out.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hold = tokio::spawn(async move {
             let conn = listener.accept().await;
@@ -407,22 +467,47 @@ mod tests {
             (
                 Some(Unavailable),
                 None,
-                Verdict::RegionUnreachable { primary: true, secondary: false },
+                Verdict::RegionUnreachable {
+                    primary: true,
+                    secondary: false,
+                },
             ),
             (
                 Some(Unavailable),
                 Some(Missing),
-                Verdict::RegionUnreachable { primary: true, secondary: false },
+                Verdict::RegionUnreachable {
+                    primary: true,
+                    secondary: false,
+                },
             ),
             (
                 None,
                 Some(Unavailable),
-                Verdict::RegionUnreachable { primary: false, secondary: true },
+                Verdict::RegionUnreachable {
+                    primary: false,
+                    secondary: true,
+                },
             ),
-            (Some(Unavailable), Some(Unavailable), Verdict::NeitherAnswers),
-            (Some(Tool(Authentication)), Some(Tool(Authentication)), Verdict::ToolFault(Authentication)),
-            (Some(Unavailable), Some(Tool(Configuration)), Verdict::ToolFault(Configuration)),
-            (Some(Tool(Authorization)), None, Verdict::ToolFault(Authorization)),
+            (
+                Some(Unavailable),
+                Some(Unavailable),
+                Verdict::NeitherAnswers,
+            ),
+            (
+                Some(Tool(Authentication)),
+                Some(Tool(Authentication)),
+                Verdict::ToolFault(Authentication),
+            ),
+            (
+                Some(Unavailable),
+                Some(Tool(Configuration)),
+                Verdict::ToolFault(Configuration),
+            ),
+            (
+                Some(Tool(Authorization)),
+                None,
+                Verdict::ToolFault(Authorization),
+            ),
         ];
         for (p, s, want) in table {
             assert_eq!(judge_accounts(*p, *s), *want, "{p:?} {s:?}");

@@ -51,8 +51,8 @@ use crate::store::{self, BlobStore, NOTIFICATIONS_QUEUE, Precondition, Queue};
 
 use super::FailoverError;
 use super::run::{
-    Artefact, RosterEntry, RunFinding, RunRecord, RunStatus, StageRecord, StageStatus, release_lock,
-    require_run, save_run, update_run,
+    Artefact, RosterEntry, RunFinding, RunRecord, RunStatus, StageRecord, StageStatus,
+    release_lock, require_run, save_run, update_run,
 };
 use super::stages::{Mode, Outcome, Role, Stage, next, position};
 
@@ -810,7 +810,11 @@ async fn preflight(
         // is known about the primary, so it is not treated as down. The run fails with the
         // fault and its fix; force does not override (the tool cannot act on either side).
         for f in &report.findings {
-            out.finding("Critical", &f.code, format!("{} — fix: {}", f.message, f.remedy));
+            out.finding(
+                "Critical",
+                &f.code,
+                format!("{} — fix: {}", f.message, f.remedy),
+            );
         }
         out.summary = "readiness Unknown: the pair cannot be assessed".into();
         out.kind = ResultKind::Abort(format!(
@@ -823,10 +827,7 @@ async fn preflight(
                 .into_iter()
                 .collect::<Vec<_>>()
                 .join(", "),
-            report
-                .findings
-                .first()
-                .map_or("", |f| f.remedy.as_str())
+            report.findings.first().map_or("", |f| f.remedy.as_str())
         ));
         return Ok(out);
     }

@@ -65,12 +65,10 @@ impl PairReader for ArmReader<'_> {
                 shares,
             },
             // `read_account` always reads it; kept total rather than panicking.
-            Ok(ReconcileAccount::Present { account: None, .. }) => {
-                AccountRead::Faulted {
-                    fault: crate::arm::fault::ToolFault::Unexpected,
-                    reason: "the account was not read".into(),
-                }
-            }
+            Ok(ReconcileAccount::Present { account: None, .. }) => AccountRead::Faulted {
+                fault: crate::arm::fault::ToolFault::Unexpected,
+                reason: "the account was not read".into(),
+            },
             Err(e) => match e.arm() {
                 Some(a) => match classify(a) {
                     Failure::Unavailable => AccountRead::Unreachable(reason(a)),

@@ -280,7 +280,12 @@ fn check_assessable(obs: &Observations, f: &mut Findings) -> bool {
         Verdict::Answered | Verdict::RegionUnreachable { .. } => false,
         Verdict::ToolFault(_) => {
             for (side, id, region, account) in [
-                ("primary", &obs.primary_id, &obs.primary_region, &obs.primary),
+                (
+                    "primary",
+                    &obs.primary_id,
+                    &obs.primary_region,
+                    &obs.primary,
+                ),
                 (
                     "secondary",
                     &obs.secondary_id,

@@ -194,10 +194,10 @@ pub fn render_configured_page_at(
         Status::Degraded,
         Status::Ready,
     ]
-        .into_iter()
-        .filter(|s| count(*s) > 0)
-        .map(|s| format!("{} {s}", count(s)))
-        .collect();
+    .into_iter()
+    .filter(|s| count(*s) > 0)
+    .map(|s| format!("{} {s}", count(s)))
+    .collect();
     if !unchecked.is_empty() {
         tally.push(format!("{} not checked yet", unchecked.len()));
     }

@@ -519,7 +519,10 @@ fn each_broken_check_turns_up_as_its_own_finding_with_its_severity_and_status() 
             Status::Unknown => {
                 // Nothing else was assessed, and nothing suggests a failover.
                 assert!(
-                    report.findings.iter().all(|f| codes::is_cannot_assess(&f.code)),
+                    report
+                        .findings
+                        .iter()
+                        .all(|f| codes::is_cannot_assess(&f.code)),
                     "{name}: {:#?}",
                     report.findings
                 );

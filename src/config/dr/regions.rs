@@ -191,9 +191,24 @@ mod tests {
     #[test]
     fn a_near_miss_is_a_typo_with_a_suggestion_and_a_far_one_is_unlisted() {
         let table: &[(&str, RegionCheck)] = &[
-            ("westeurop", RegionCheck::Typo { suggestion: "westeurope" }),
-            ("West Eurpoe", RegionCheck::Typo { suggestion: "westeurope" }),
-            ("northeuropa", RegionCheck::Typo { suggestion: "northeurope" }),
+            (
+                "westeurop",
+                RegionCheck::Typo {
+                    suggestion: "westeurope",
+                },
+            ),
+            (
+                "West Eurpoe",
+                RegionCheck::Typo {
+                    suggestion: "westeurope",
+                },
+            ),
+            (
+                "northeuropa",
+                RegionCheck::Typo {
+                    suggestion: "northeurope",
+                },
+            ),
             ("marsnorth", RegionCheck::Unlisted),
             ("antarcticacentral", RegionCheck::Unlisted),
         ];
