@@ -34,7 +34,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Replicate share configuration from primary to secondary.
     Replicate(ReplicateArgs),
-    /// Evaluate readiness of every pair (exit 0 Ready, 1 Degraded, 2 NotReady).
+    /// Evaluate readiness of every pair (exit 0 Ready, 1 Degraded, 2 NotReady, 3 cannot assess).
     Check(CheckArgs),
     /// Start, inspect, approve or cancel failover / drill / failback runs.
     #[command(subcommand)]

@@ -37,6 +37,7 @@ fn report(status: Status, at: OffsetDateTime) -> Report {
             Status::Ready => 100,
             Status::Degraded => 89,
             Status::NotReady => 49,
+            Status::Unknown => 0,
         },
         checked_at: at,
         primary_region: "westeurope".into(),

@@ -6,6 +6,8 @@
 //! - [`auth`]: credential selection, the loopback rule, token cache, [`auth::Secret`].
 //! - [`limiter`]: ARM-mirroring token buckets, retry policy, `Retry-After` parsing.
 //! - [`error`]: [`ArmError`], the one error type; `is_transient()` decides retries.
+//! - [`fault`]: what a failed call means — tool fault, unavailable, resource missing — and
+//!   the pair-level verdict (region unreachable only beside an answering region).
 //! - [`client`]: [`ArmClient`] — retries, rate limiting, LROs, paging, counters.
 //! - [`ops`]: the Data Share operations as `ArmClient` methods.
 //!
@@ -14,6 +16,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod fault;
 pub mod id;
 pub mod limiter;
 pub mod models;

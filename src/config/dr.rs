@@ -17,6 +17,7 @@
 //! Must not import reconcile, readiness, failover, handlers, host or store (it is read by them).
 //! It uses only [`crate::arm::id`] for resource ids.
 
+pub mod regions;
 mod walk;
 
 use std::collections::{BTreeMap, HashMap};
@@ -371,15 +372,9 @@ impl fmt::Display for ConsumerTarget {
     }
 }
 
-/// Normalises a region for comparison: lower-case, whitespace removed, so that the ARM location
-/// `westeurope` and the Service Health display name `West Europe` compare equal.
-pub fn normalize_region(region: &str) -> String {
-    region
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
+/// Region normalising and validation live in [`regions`] (re-exported here, where callers have
+/// always found `normalize_region`).
+pub use regions::{RegionCheck, check_region, find_region, normalize_region, region_warning};
 
 /// The transport rule for ARM: `https` everywhere; plain `http`, `static-token` and `none` only
 /// for a loopback endpoint (the simulator). Call it again after an env override
@@ -834,6 +829,9 @@ impl DrConfig {
         match config {
             Some(mut c) if ctx.issues.is_empty() => {
                 c.source = source_name.to_owned();
+                for w in c.warnings() {
+                    tracing::warn!(event = "config.warning", source = source_name, "{w}");
+                }
                 Ok(c)
             }
             _ => {
@@ -855,6 +853,36 @@ impl DrConfig {
                 })
             }
         }
+    }
+
+    /// Load-time warnings (the config is valid, but something deserves a look): a region not
+    /// in the shipped list, or one where Data Share is not offered. `check` prints them;
+    /// loading logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, p) in self.pairs.iter().enumerate() {
+            let mut push = |key: &str, region: &str| {
+                if let Some(w) = region_warning(&format!("pairs[{i}].{key}"), region) {
+                    out.push(w);
+                }
+            };
+            push("primary_region", &p.primary_region);
+            push("secondary_region", &p.secondary_region);
+            if let Some(c) = &p.create_secondary {
+                push("create_secondary.location", &c.location);
+            }
+        }
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            for (key, region) in [
+                ("primary_region", &s.primary_region),
+                ("secondary_region", &s.secondary_region),
+            ] {
+                if let Some(w) = region_warning(&format!("subscriptions[{i}].{key}"), region) {
+                    out.push(w);
+                }
+            }
+        }
+        out
     }
 
     /// The pair named `name`.
@@ -934,6 +962,20 @@ fn region(found: Option<(String, Loc)>, ctx: &mut Ctx<'_>) -> Option<(String, Lo
     let (text, loc) = found?;
     let r = normalize_region(&text);
     if !r.is_empty() && r.len() <= 40 && r.chars().all(|c| c.is_ascii_alphanumeric()) {
+        // A near miss of a known region is a typo: left as is, alerts for the real region
+        // would be ignored as another region's. Unlisted names only warn (`DrConfig::warnings`).
+        if let RegionCheck::Typo { suggestion } = check_region(&r) {
+            ctx.issue(
+                &loc.path,
+                &loc.span,
+                format!(
+                    "{text:?} is not an Azure region; did you mean \"{suggestion}\"? (region \
+                     names as `az account list-locations -o table` prints them, or display names \
+                     such as \"West Europe\")"
+                ),
+            );
+            return None;
+        }
         Some((r, loc))
     } else {
         ctx.issue(

@@ -39,6 +39,7 @@ use time::OffsetDateTime;
 
 use crate::arm::client::{ArmClient, LroHandle, LroStatus};
 use crate::arm::error::ArmError;
+use crate::arm::fault::{Failure, classify};
 use crate::arm::id::{AccountId, ShareId};
 use crate::config::dr::{self, ConsumerTarget, DrConfig, Pair};
 use crate::pair_state::{self, PairPhase};
@@ -58,8 +59,8 @@ use crate::store::{self, BlobStore, NOTIFICATIONS_QUEUE, Precondition, Queue};
 
 use super::FailoverError;
 use super::run::{
-    Artefact, RosterEntry, RunFinding, RunRecord, RunStatus, StageStatus, release_lock,
-    require_run, save_run, update_run,
+    Artefact, RosterEntry, RunFinding, RunRecord, RunStatus, StageRecord, StageStatus,
+    release_lock, require_run, save_run, update_run,
 };
 use super::stages::{Mode, Outcome, Role, Stage, next, position};
 
@@ -215,6 +216,9 @@ pub(super) struct StageResult {
     removed_artefacts: Vec<String>,
     roster: Option<Vec<RosterEntry>>,
     primary_reachable: Option<bool>,
+    /// Preflight found the primary account missing on a run nobody approved: the run now
+    /// waits in `await-approval` (a missing account is not an outage a machine may act on).
+    require_approval: bool,
     /// `Some` replaces the run's long-running operations to poll on the next delivery.
     pending_operations: Option<Vec<LroHandle>>,
 }
@@ -522,6 +526,18 @@ async fn commit(
         }
         if result.primary_reachable.is_some() {
             r.primary_reachable = result.primary_reachable;
+        }
+        if result.require_approval && !r.approval.required {
+            r.approval.required = true;
+            r.approval.state = "pending".into();
+            if r.stage(Stage::AwaitApproval).is_none() {
+                let at = r
+                    .stages
+                    .iter()
+                    .position(|s| s.stage == Stage::Preflight)
+                    .map_or(0, |i| i + 1);
+                r.stages.insert(at, StageRecord::new(Stage::AwaitApproval));
+            }
         }
         if let Some(ops) = &result.pending_operations {
             r.pending_operations = ops.clone();
@@ -933,6 +949,46 @@ async fn preflight(
         concurrency: ctx.config.arm.max_concurrency.max(1),
     };
     let report = readiness::check::check_pair(&reader, &ctx.config, pair, now, last_drill).await;
+    if report.status == Status::Unknown {
+        // A tool fault (credential, endpoint, throttling) or neither side answering: nothing
+        // is known about the primary, so it is not treated as down. The run fails with the
+        // fault and its fix; force does not override (the tool cannot act on either side).
+        for f in &report.findings {
+            out.finding(
+                "Critical",
+                &f.code,
+                format!("{} — fix: {}", f.message, f.remedy),
+            );
+        }
+        out.summary = "readiness Unknown: the pair cannot be assessed".into();
+        out.kind = ResultKind::Abort(format!(
+            "preflight: the pair cannot be assessed ({}): {}",
+            report
+                .findings
+                .iter()
+                .map(|f| f.code.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", "),
+            report.findings.first().map_or("", |f| f.remedy.as_str())
+        ));
+        return Ok(out);
+    }
+    // A primary account ARM says does not exist is no outage a machine may fail over for on its
+    // own: an alert-started run nobody approved waits for a person.
+    if run.mode == Mode::Failover
+        && report.has(codes::PRIMARY_ACCOUNT_MISSING)
+        && !run.approval.required
+        && run.approval.by.is_none()
+    {
+        out.require_approval = true;
+        out.finding(
+            "Warning",
+            "approval-required",
+            "the primary account does not exist (ARM 404 naming it): the run waits for approval",
+        );
+    }
     let primary_up =
         !report.has(codes::PRIMARY_UNREACHABLE) && !report.has(codes::PRIMARY_ACCOUNT_MISSING);
     out.primary_reachable = Some(primary_up);
@@ -1392,6 +1448,29 @@ async fn final_sync(
                 format!("replicate back: {err}"),
                 true,
             ));
+        }
+        // Skipping is right only when the primary is down or gone; a tool fault (credential,
+        // endpoint, throttling) says nothing about it, so the run stops with the fault instead.
+        if let Err(e) = arm
+            .with_deadline(ctx.probe_deadline)
+            .get_account(&pair.primary)
+            .await
+            && let Failure::ToolFault(fault) = classify(&e)
+        {
+            out.finding(
+                "Critical",
+                codes::TOOL_FAULT,
+                format!(
+                    "the primary could not be read because of a {fault} fault of this tool ({}) — fix: {}",
+                    super::error_text(&e),
+                    fault.fix()
+                ),
+            );
+            out.kind = ResultKind::Abort(format!(
+                "final-sync: the primary could not be read because of a {fault} fault of this tool; {}",
+                fault.fix()
+            ));
+            return Ok(out);
         }
         out.kind = ResultKind::Skipped;
         out.summary = "skipped: the primary could not be observed".into();

@@ -7,6 +7,7 @@
 
 use crate::arm::client::ArmClient;
 use crate::arm::error::ArmError;
+use crate::arm::fault::{Failure, classify};
 use crate::arm::id::{AccountId, ResourceId, ShareId};
 use crate::arm::models::{RoleAssignment, ShareSynchronization};
 use crate::arm::ops::ListQuery;
@@ -64,13 +65,30 @@ impl PairReader for ArmReader<'_> {
                 shares,
             },
             // `read_account` always reads it; kept total rather than panicking.
-            Ok(ReconcileAccount::Present { account: None, .. }) => {
-                AccountRead::Unreachable("the account was not read".into())
-            }
-            Err(e) => AccountRead::Unreachable(match e.arm() {
-                Some(a) => reason(a),
-                None => e.to_string(),
-            }),
+            Ok(ReconcileAccount::Present { account: None, .. }) => AccountRead::Faulted {
+                fault: crate::arm::fault::ToolFault::Unexpected,
+                reason: "the account was not read".into(),
+            },
+            Err(e) => match e.arm() {
+                Some(a) => match classify(a) {
+                    Failure::Unavailable => AccountRead::Unreachable(reason(a)),
+                    // `observe_account` answers `Missing` for a 404 naming the account; a
+                    // missing share or dataset under it is not the account's absence.
+                    Failure::ResourceMissing => AccountRead::Faulted {
+                        fault: crate::arm::fault::ToolFault::Unexpected,
+                        reason: reason(a),
+                    },
+                    Failure::ToolFault(fault) => AccountRead::Faulted {
+                        fault,
+                        reason: reason(a),
+                    },
+                },
+                // Not an ARM answer (an invalid share name listed by ARM).
+                None => AccountRead::Faulted {
+                    fault: crate::arm::fault::ToolFault::Unexpected,
+                    reason: e.to_string(),
+                },
+            },
         }
     }
 

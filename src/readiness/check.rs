@@ -8,8 +8,9 @@
 //! secondary account's identity once per subscription holding mapped stores (not per store).
 //!
 //! The reads go through [`PairReader`], implemented for the ARM client next to it (and by test
-//! fakes); failures become observations (`Unreachable`, `Failed`) and thus findings — a check
-//! never fails because one read did.
+//! fakes); failures become observations (`Unreachable`, `Faulted`, `Failed`) and thus findings —
+//! a check never fails because one read did. Account read failures are classified once
+//! (`arm::fault::classify`): a tool fault is `Faulted`, never `Unreachable`.
 //!
 //! Must not import: handlers, host.
 
@@ -35,8 +36,13 @@ use crate::pair_state::PhaseView;
 pub enum AccountRead {
     /// 404.
     Missing,
-    /// The region is down or the reads failed; a short, secret-free reason.
+    /// The account did not answer (timeout, 408, 5xx); a short, secret-free reason.
     Unreachable(String),
+    /// The reads failed because of the tool's own fault (see `arm::fault::classify`).
+    Faulted {
+        fault: super::model::ToolFault,
+        reason: String,
+    },
     /// The account and the lists of its selected shares.
     Present {
         account: Box<Account>,
@@ -206,6 +212,7 @@ fn account_observation(read: AccountRead) -> AccountObservation {
     match read {
         AccountRead::Missing => AccountObservation::Missing,
         AccountRead::Unreachable(reason) => AccountObservation::Unreachable { reason },
+        AccountRead::Faulted { fault, reason } => AccountObservation::Faulted { fault, reason },
         AccountRead::Present { account, shares } => {
             let shares = shares
                 .iter()

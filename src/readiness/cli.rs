@@ -1,6 +1,8 @@
 //! `datashare-dr check --config F [--json] [--pair P] [--html FILE]`: check every pair (or one),
-//! print a table or JSON, exit 0 Ready / 1 Degraded / 2 NotReady (the worst pair decides; a
-//! pair that is not `normal` is judged on its serving side, see [`run_check`]).
+//! print a table or JSON. Exit code over all pairs: 2 if any pair is NotReady, else 3 if any
+//! cannot be assessed (`Unknown`: a tool fault) or the check itself failed, else 1 if any is
+//! Degraded, else 0 ([`exit_code`]; 64 for a bad config or unknown pair). A pair that is not
+//! `normal` is judged on its serving side (see [`run_check`]).
 //! `--html FILE` also writes the status page `ReadinessStatus` serves for these reports (the
 //! same [`super::api::respond`] call), so an operator can look without deploying. At a terminal
 //! (stdout and stderr both terminals, no `--json`) each pair's read shows progress on stderr.
@@ -24,7 +26,11 @@ use super::report::{Report, Status};
 use crate::pair_state::PhaseView;
 use crate::store::BlobStore;
 
-/// Exit code of a run over `reports`: the worst status's code.
+/// Exit code of `check` when the check itself failed (it cannot assess anything).
+pub const EXIT_CANNOT_ASSESS: i32 = 3;
+
+/// Exit code of a run over `reports`: 2 if any NotReady, else 3 if any Unknown, else 1 if any
+/// Degraded, else 0 (the status of highest [`Status::rank`]).
 pub fn exit_code(reports: &[Report]) -> i32 {
     reports
         .iter()
@@ -257,7 +263,9 @@ pub async fn run_check_showing<R: PairReader>(
 }
 
 /// `datashare-dr check`: loads the DR config, checks the pairs against ARM, prints, and returns
-/// the exit code (0 Ready, 1 Degraded, 2 NotReady; 64 for a bad config or unknown pair).
+/// the exit code (0 Ready, 1 Degraded, 2 NotReady, 3 cannot assess; 64 for a bad config or
+/// unknown pair). A check that fails on its own (no runtime, output cannot be written) is 3, not
+/// an exit code that reads as a readiness verdict.
 ///
 /// With the storage settings (`AzureWebJobsStorage`, as `plan` and `replicate` read them) each
 /// pair is checked in its state (`pairs/{pair}.json`): a failed-over pair gets its failback
@@ -273,6 +281,9 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
     // `--html FILE`: a path that cannot be written is a usage error before minutes of reads.
     if let Some(path) = &args.html
         && let Err(e) = std::fs::File::create(path)
@@ -315,11 +326,17 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     if store.is_none() {
         crate::reconcile::cli::warn_pair_state_unknown("readiness is checked");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot assess: starting the async runtime: {e}");
+            return Ok(EXIT_CANNOT_ASSESS);
+        }
+    };
+    let result = runtime.block_on(async {
         let reader = super::arm_reader::ArmReader {
             client: &client,
             concurrency: cfg.arm.max_concurrency,
@@ -338,5 +355,12 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             store.as_deref(),
         )
         .await
-    })
+    });
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: cannot assess: {e:#}");
+            Ok(EXIT_CANNOT_ASSESS)
+        }
+    }
 }

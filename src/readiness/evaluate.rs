@@ -4,7 +4,14 @@
 //! Every check is a small function pushing findings; see the `readiness` module docs for the
 //! severity of each code and the status/score rules.
 //!
-//! Must not import: handlers, host, store, arm, sim, reconcile (it works on plain data only).
+//! A pair that cannot be assessed — a tool fault on either account, or neither account
+//! answering — is `Unknown` with only the findings that say why (`tool-fault`,
+//! `no-region-answers`) and their fixes; none of them suggests a failover. Only a primary that
+//! does not answer while the secondary does is `primary-unreachable` (the one finding whose
+//! remedy may be a failover). The judgement is `arm::fault::judge_accounts`.
+//!
+//! Must not import: handlers, host, store, sim, reconcile (it works on plain data only); of
+//! `arm` only the pure `fault` judgement; of `config` only region normalising.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +22,7 @@ use super::model::{
     ShareObservation, StoreExistence, StoreKind, same_id,
 };
 use super::report::{Finding, Report, Severity, SeverityCounts, ShareRpo, Status, codes};
+use crate::arm::fault::{Failure, Verdict, judge_accounts};
 
 /// Invitation policy for a consumer (`now` | `at-failover` in the DR config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -185,6 +193,10 @@ pub fn evaluate(obs: &Observations, policy: &Policy, now: OffsetDateTime) -> Rep
         f.cmd("replicate", &format!("--pair {}", obs.pair))
     );
 
+    if check_assessable(obs, &mut f) {
+        // Nothing else is known: the findings say why and what to fix.
+        return finish(obs, f.list, Vec::new(), now);
+    }
     check_primary(obs, &mut f);
     let secondary_ok = check_secondary_account(obs, &mut f, &replicate);
 
@@ -237,7 +249,12 @@ pub(super) fn finish(
             Severity::Info => counts.info += 1,
         }
     }
-    let (status, score) = status_and_score(counts);
+    let (status, score) = if findings.iter().any(|f| codes::is_cannot_assess(&f.code)) {
+        // Nothing was assessed: no score to give.
+        (Status::Unknown, 0)
+    } else {
+        status_and_score(counts)
+    };
     Report {
         pair: obs.pair.clone(),
         status,
@@ -271,6 +288,84 @@ pub fn status_and_score(counts: SeverityCounts) -> (Status, u8) {
     }
 }
 
+/// How a failed account read enters the pair-level judgement.
+fn failure_of(account: &AccountObservation) -> Option<Failure> {
+    match account {
+        AccountObservation::Present(_) | AccountObservation::Missing => None,
+        AccountObservation::Unreachable { .. } => Some(Failure::Unavailable),
+        AccountObservation::Faulted { fault, .. } => Some(Failure::ToolFault(*fault)),
+    }
+}
+
+/// Pushes the findings of a pair that cannot be assessed and returns true then: a tool fault on
+/// either account (one `tool-fault` per faulted account, naming the fault and its fix), or
+/// neither account answering (`no-region-answers`). No remedy here suggests a failover.
+fn check_assessable(obs: &Observations, f: &mut Findings) -> bool {
+    let verdict = judge_accounts(failure_of(&obs.primary), failure_of(&obs.secondary));
+    match verdict {
+        Verdict::Answered | Verdict::RegionUnreachable { .. } => false,
+        Verdict::ToolFault(_) => {
+            for (side, id, region, account) in [
+                (
+                    "primary",
+                    &obs.primary_id,
+                    &obs.primary_region,
+                    &obs.primary,
+                ),
+                (
+                    "secondary",
+                    &obs.secondary_id,
+                    &obs.secondary_region,
+                    &obs.secondary,
+                ),
+            ] {
+                if let AccountObservation::Faulted { fault, reason } = account {
+                    f.push(
+                        Severity::Warning,
+                        codes::TOOL_FAULT,
+                        id,
+                        format!(
+                            "the {side} account in {region} could not be read because of a \
+                             {fault} fault of this tool ({reason}); this says nothing about the \
+                             region, and readiness cannot be assessed"
+                        ),
+                        fault.fix(),
+                    );
+                }
+            }
+            true
+        }
+        Verdict::NeitherAnswers => {
+            f.push(
+                Severity::Warning,
+                codes::NO_REGION_ANSWERS,
+                &obs.pair,
+                format!(
+                    "neither the primary account in {} nor the secondary account in {} answers \
+                     ({}; {}): a network or endpoint problem of this tool is as likely as two \
+                     regional outages, so readiness cannot be assessed",
+                    obs.primary_region,
+                    obs.secondary_region,
+                    unreachable_reason(&obs.primary),
+                    unreachable_reason(&obs.secondary),
+                ),
+                "check that this tool reaches `[arm].endpoint` (network, DNS, proxy) and Azure \
+                 Service Health for both regions; re-run the check",
+            );
+            true
+        }
+    }
+}
+
+fn unreachable_reason(account: &AccountObservation) -> &str {
+    match account {
+        AccountObservation::Unreachable { reason } | AccountObservation::Faulted { reason, .. } => {
+            reason
+        }
+        _ => "",
+    }
+}
+
 fn check_primary(obs: &Observations, f: &mut Findings) {
     match &obs.primary {
         AccountObservation::Unreachable { reason } => f.push(
@@ -297,7 +392,7 @@ fn check_primary(obs: &Observations, f: &mut Findings) {
             "the primary Data Share account does not exist",
             "check the pair's `primary` id in the DR config, or fail over if it was lost",
         ),
-        AccountObservation::Present(_) => {}
+        AccountObservation::Present(_) | AccountObservation::Faulted { .. } => {}
     }
 }
 
@@ -333,6 +428,8 @@ fn check_secondary_account(obs: &Observations, f: &mut Findings, replicate: &str
             );
             false
         }
+        // Reported by `check_assessable` (the report is Unknown before this runs).
+        AccountObservation::Faulted { .. } => false,
         AccountObservation::Present(s) => {
             if !s.provisioning_state.eq_ignore_ascii_case("Succeeded") {
                 f.push(
@@ -375,13 +472,7 @@ fn check_secondary_account(obs: &Observations, f: &mut Findings, replicate: &str
 
 /// Region names compare ignoring case and spaces ("West Europe" = "westeurope").
 pub(super) fn same_region(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    norm(a) == norm(b)
+    crate::config::dr::normalize_region(a) == crate::config::dr::normalize_region(b)
 }
 
 fn check_drift(

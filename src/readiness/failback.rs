@@ -180,6 +180,21 @@ fn check_serving(obs: &Observations, serving: Side, f: &mut Findings) -> bool {
             );
             false
         }
+        AccountObservation::Faulted { fault, reason } => {
+            // The tool's own fault (credential, endpoint, throttling): nothing is known about the
+            // serving side, and nothing here is a reason to move the pair (report `Unknown`).
+            f.push(
+                Severity::Warning,
+                codes::TOOL_FAULT,
+                id,
+                format!(
+                    "the {side} account, which serves consumers, could not be read because of a \
+                     {fault} fault of this tool ({reason}); this says nothing about the region"
+                ),
+                fault.fix(),
+            );
+            false
+        }
         AccountObservation::Present(s) => {
             if !s.provisioning_state.eq_ignore_ascii_case("Succeeded") {
                 f.push(
@@ -217,6 +232,19 @@ fn check_failback_target<'a>(
                 ),
                 "wait for the primary region to recover (Azure Service Health); the secondary \
                  keeps serving meanwhile",
+            );
+            None
+        }
+        AccountObservation::Faulted { fault, reason } => {
+            f.push(
+                Severity::Warning,
+                codes::TOOL_FAULT,
+                &obs.primary_id,
+                format!(
+                    "the primary account in {region} could not be read because of a {fault} \
+                     fault of this tool ({reason}): failback readiness cannot be assessed"
+                ),
+                fault.fix(),
             );
             None
         }
@@ -489,6 +517,22 @@ mod tests {
                 Status::NotReady,
                 vec![
                     (codes::SECONDARY_UNREACHABLE, Severity::Critical),
+                    (codes::FAILBACK_PRIMARY_READY, Severity::Info),
+                    (codes::PAIR_FAILED_OVER, Severity::Info),
+                ],
+            ),
+            (
+                "the serving secondary unreadable by a tool fault: cannot assess, no outage",
+                obs(
+                    account("/acc/pri", &[("s", "x")]),
+                    AccountObservation::Faulted {
+                        fault: crate::arm::fault::ToolFault::Authentication,
+                        reason: "401 InvalidAuthenticationToken".into(),
+                    },
+                ),
+                Status::Unknown,
+                vec![
+                    (codes::TOOL_FAULT, Severity::Warning),
                     (codes::FAILBACK_PRIMARY_READY, Severity::Info),
                     (codes::PAIR_FAILED_OVER, Severity::Info),
                 ],

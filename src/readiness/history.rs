@@ -67,10 +67,13 @@ pub struct Transition {
 }
 
 impl Transition {
-    /// "worsened", "recovered" (back to Ready) or "improved" (NotReady → Degraded).
+    /// "worsened", "recovered" (back to Ready), "improved" (NotReady → Degraded) or
+    /// "unassessable" (now `Unknown`: the tool cannot tell).
     pub fn direction(&self) -> &'static str {
         let old = self.old.unwrap_or(Status::Ready);
-        if self.new.rank() > old.rank() {
+        if self.new == Status::Unknown {
+            "unassessable"
+        } else if self.new.rank() > old.rank() {
             "worsened"
         } else if self.new == Status::Ready {
             "recovered"

@@ -38,6 +38,8 @@
 //! | `rpo-unknown` | Info | scheduled share without a successful snapshot yet |
 //! | `drill-stale` | Warning | last successful drill older than `drill_max_age_days` |
 //! | `drill-never` | Info | no drill recorded |
+//! | `tool-fault` | Warning (status `Unknown`) | an account could not be read because of the tool's own fault (401/403, endpoint, throttling); names the fault and its fix |
+//! | `no-region-answers` | Warning (status `Unknown`) | neither account answers (timeouts / 5xx on both) |
 //!
 //! # A pair that is not `normal` (failback readiness, [`failback`])
 //!
@@ -58,7 +60,10 @@
 //!
 //! # Status and score
 //!
-//! Any Critical → `NotReady`; else any Warning → `Degraded`; else `Ready`.
+//! A `tool-fault` or `no-region-answers` finding → `Unknown` (score 0, no other findings: nothing
+//! was assessed; never a failover remedy). Otherwise any Critical → `NotReady`; else any Warning →
+//! `Degraded`; else `Ready`. A primary that does not answer is `primary-unreachable` only while
+//! the secondary answers (`arm::fault::judge_accounts`).
 //! Score = 100 − 25 × critical − 10 × warning (Info costs nothing), clamped to 0..=100, then
 //! capped at 49 for NotReady and 89 for Degraded, so a higher score never means a worse status.
 //!

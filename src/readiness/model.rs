@@ -4,12 +4,15 @@
 //! ARM noise that readiness does not use (etags, systemData). Resource ids are kept as the ARM
 //! strings they came from; comparisons are case-insensitive (see [`same_id`]), as in ARM.
 //!
-//! Must not import: handlers, host, store, sim. Depends on nothing but serde/time.
+//! Must not import: handlers, host, store, sim. Depends on nothing but serde/time and the plain
+//! [`ToolFault`] value of `arm::fault`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use crate::arm::fault::ToolFault;
 
 /// Case-insensitive ARM id (or name) comparison.
 pub fn same_id(a: &str, b: &str) -> bool {
@@ -46,8 +49,13 @@ pub enum AccountObservation {
     /// GET answered 404.
     #[default]
     Missing,
-    /// The account's region is down or every read failed; `reason` is a short, secret-free text.
+    /// The account did not answer (timeout, 408, 5xx); `reason` is a short, secret-free text.
+    /// Whether that is a regional outage is judged beside the other account
+    /// (`arm::fault::judge_accounts`).
     Unreachable { reason: String },
+    /// The account could not be read because of the tool's own fault (credential, endpoint,
+    /// throttling, an answer the tool does not understand): nothing is known about it.
+    Faulted { fault: ToolFault, reason: String },
     /// Observed.
     Present(AccountSnapshot),
 }

@@ -38,7 +38,7 @@ pub struct Notification {
     pub pair: String,
     pub old_status: Option<Status>,
     pub new_status: Status,
-    /// `worsened`, `improved` or `recovered`.
+    /// `worsened`, `improved`, `recovered` or `unassessable` (now `Unknown`).
     pub direction: &'static str,
     pub score: u8,
     #[serde(with = "time::serde::rfc3339")]

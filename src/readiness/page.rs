@@ -40,7 +40,7 @@ pub fn escape(text: &str) -> String {
 }
 
 const CSS: &str = r#"
-:root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--info:#0969da;--fg:#1f2328;--muted:#59636e;
+:root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--unknown:#8250df;--info:#0969da;--fg:#1f2328;--muted:#59636e;
 --bg:#f6f8fa;--card:#fff;--line:#d1d9e0}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
@@ -50,16 +50,17 @@ header.top p{margin:4px 0 0;color:#d1d9e0;font-size:13px}
 main{max-width:1100px;margin:0 auto;padding:12px}
 .summary{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0 12px}
 .pill{display:inline-block;padding:2px 10px;border-radius:999px;font-weight:600;font-size:13px;color:#fff;white-space:nowrap}
-.pill.Ready{background:var(--ok)}.pill.Degraded{background:var(--warn)}.pill.NotReady{background:var(--bad)}.pill.Unchecked{background:var(--muted)}
+.pill.Ready{background:var(--ok)}.pill.Degraded{background:var(--warn)}.pill.NotReady{background:var(--bad)}.pill.Unknown{background:var(--unknown)}.pill.Unchecked{background:var(--muted)}
 a.pill{text-decoration:none}a.pill:hover,a.pill:focus{outline:2px solid var(--fg);outline-offset:1px}
 details.info{margin:8px 0 0}details.info>summary{cursor:pointer;color:var(--info);font-weight:600;font-size:14px;padding:4px 0}
 section.pair{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--line);border-radius:8px;padding:14px;margin:0 0 16px}
-section.pair.Unchecked{border-left-color:var(--muted)}section.pair.Ready{border-left-color:var(--ok)}section.pair.Degraded{border-left-color:var(--warn)}section.pair.NotReady{border-left-color:var(--bad)}
+section.pair.Unchecked{border-left-color:var(--muted)}section.pair.Ready{border-left-color:var(--ok)}section.pair.Degraded{border-left-color:var(--warn)}section.pair.NotReady{border-left-color:var(--bad)}section.pair.Unknown{border-left-color:var(--unknown)}
 .head{display:flex;flex-wrap:wrap;align-items:center;gap:10px;justify-content:space-between}
 .head h2{margin:0;font-size:20px;word-break:break-word}
 .score{font-size:30px;font-weight:700;line-height:1}
 .score small{font-size:14px;color:var(--muted);font-weight:400}
-.Ready .score{color:var(--ok)}.Degraded .score{color:var(--warn)}.NotReady .score{color:var(--bad)}
+.Ready .score{color:var(--ok)}.Degraded .score{color:var(--warn)}.NotReady .score{color:var(--bad)}.Unknown .score{color:var(--unknown)}
+.unknown-note{margin:8px 0 0;padding:6px 10px;border-radius:6px;background:#fbefff;color:var(--unknown);font-weight:600}
 dl.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:6px 14px;margin:12px 0}
 dl.facts div{min-width:0}
 dt{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
@@ -193,11 +194,16 @@ pub fn render_configured_page_at(
     let count = |s: Status| sorted.iter().filter(|r| r.status == s).count();
     let total = sorted.len() + unchecked.len();
     h.push_str("<div class=\"summary\" id=\"summary\">");
-    let mut tally: Vec<String> = [Status::NotReady, Status::Degraded, Status::Ready]
-        .into_iter()
-        .filter(|s| count(*s) > 0)
-        .map(|s| format!("{} {s}", count(s)))
-        .collect();
+    let mut tally: Vec<String> = [
+        Status::NotReady,
+        Status::Unknown,
+        Status::Degraded,
+        Status::Ready,
+    ]
+    .into_iter()
+    .filter(|s| count(*s) > 0)
+    .map(|s| format!("{} {s}", count(s)))
+    .collect();
     if !unchecked.is_empty() {
         tally.push(format!("{} not checked yet", unchecked.len()));
     }
@@ -270,12 +276,24 @@ fn render_pair(h: &mut String, r: &Report, now: OffsetDateTime) {
         h,
         "<section class=\"pair {status}\" id=\"{anchor}\" data-pair=\"{pair}\" data-status=\"{status}\">"
     );
-    let _ = writeln!(
-        h,
-        "<div class=\"head\"><h2>{pair} <span class=\"pill {status}\" data-role=\"status\">{status}</span></h2>\
-         <div class=\"score\" data-role=\"score\">{}<small>/100</small></div></div>",
-        r.score
-    );
+    if r.status == Status::Unknown {
+        // Nothing was assessed: no score, and a plain word on what that means.
+        let _ = writeln!(
+            h,
+            "<div class=\"head\"><h2>{pair} <span class=\"pill {status}\" data-role=\"status\">{status}</span></h2>\
+             <div class=\"score\" data-role=\"score\">?<small>/100</small></div></div>\
+             <p class=\"unknown-note\" data-role=\"unknown-note\">Cannot assess: this tool could not \
+             read the pair (see the finding below for the fault and its fix). This says nothing about \
+             the regions: do not fail over because of it.</p>"
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<div class=\"head\"><h2>{pair} <span class=\"pill {status}\" data-role=\"status\">{status}</span></h2>\
+             <div class=\"score\" data-role=\"score\">{}<small>/100</small></div></div>",
+            r.score
+        );
+    }
     render_state(h, r);
     h.push_str("<dl class=\"facts\">");
     let fact = |h: &mut String, label: &str, value: &str| {

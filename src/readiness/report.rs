@@ -22,6 +22,9 @@ pub enum Status {
     Degraded,
     /// At least one critical finding: a failover would fail or lose consumers/data.
     NotReady,
+    /// The pair could not be assessed: a tool fault (credential, endpoint, throttling) or
+    /// neither region answered. Says nothing about the regions; never a reason to fail over.
+    Unknown,
 }
 
 impl Status {
@@ -30,24 +33,30 @@ impl Status {
             Status::Ready => "Ready",
             Status::Degraded => "Degraded",
             Status::NotReady => "NotReady",
+            Status::Unknown => "Unknown",
         }
     }
 
-    /// Process exit code of `datashare-dr check`: 0 Ready, 1 Degraded, 2 NotReady.
+    /// Process exit code of `datashare-dr check`: 0 Ready, 1 Degraded, 2 NotReady,
+    /// 3 Unknown (cannot assess).
     pub fn exit_code(self) -> i32 {
         match self {
             Status::Ready => 0,
             Status::Degraded => 1,
             Status::NotReady => 2,
+            Status::Unknown => 3,
         }
     }
 
-    /// Ordering by badness (Ready < Degraded < NotReady).
+    /// Ordering by precedence of the overall verdict (Ready < Degraded < Unknown < NotReady):
+    /// a pair known to be NotReady outranks one that cannot be assessed, which outranks a
+    /// Degraded one (the `check` exit code over all pairs follows it).
     pub fn rank(self) -> u8 {
         match self {
             Status::Ready => 0,
             Status::Degraded => 1,
-            Status::NotReady => 2,
+            Status::Unknown => 2,
+            Status::NotReady => 3,
         }
     }
 }
@@ -222,4 +231,14 @@ pub mod codes {
     pub const FAILBACK_PRIMARY_NOT_SUCCEEDED: &str = "failback-primary-not-succeeded";
     pub const FAILBACK_SHARE_MISSING: &str = "failback-share-missing";
     pub const FAILBACK_CARRIES: &str = "failback-carries";
+    /// An account could not be read because of the tool's own fault (the message names the
+    /// fault, the remedy its fix); the report is `Unknown`.
+    pub const TOOL_FAULT: &str = "tool-fault";
+    /// Neither account answered (timeouts / 5xx on both sides); the report is `Unknown`.
+    pub const NO_REGION_ANSWERS: &str = "no-region-answers";
+
+    /// Findings that make a report `Unknown` (the pair could not be assessed).
+    pub fn is_cannot_assess(code: &str) -> bool {
+        code == TOOL_FAULT || code == NO_REGION_ANSWERS
+    }
 }

@@ -261,6 +261,44 @@ const CASES: &[(&str, Mutation, &str, Severity, Status)] = &[
         Status::Degraded,
     ),
     (
+        "primary read with an expired token",
+        |o| {
+            o.primary = AccountObservation::Faulted {
+                fault: crate::arm::fault::ToolFault::Authentication,
+                reason: "HTTP 401 InvalidAuthenticationToken".into(),
+            }
+        },
+        codes::TOOL_FAULT,
+        Severity::Warning,
+        Status::Unknown,
+    ),
+    (
+        "secondary read through a wrong endpoint",
+        |o| {
+            o.secondary = AccountObservation::Faulted {
+                fault: crate::arm::fault::ToolFault::Configuration,
+                reason: "connection refused".into(),
+            }
+        },
+        codes::TOOL_FAULT,
+        Severity::Warning,
+        Status::Unknown,
+    ),
+    (
+        "neither region answers",
+        |o| {
+            o.primary = AccountObservation::Unreachable {
+                reason: "503".into(),
+            };
+            o.secondary = AccountObservation::Unreachable {
+                reason: "timeout".into(),
+            };
+        },
+        codes::NO_REGION_ANSWERS,
+        Severity::Warning,
+        Status::Unknown,
+    ),
+    (
         "share removed from the secondary",
         |o| {
             secondary(o).shares.clear();
@@ -478,6 +516,26 @@ fn each_broken_check_turns_up_as_its_own_finding_with_its_severity_and_status() 
             Status::Ready => assert_eq!(report.score, 100, "{name}"),
             Status::Degraded => assert!((50..=89).contains(&report.score), "{name}"),
             Status::NotReady => assert!(report.score <= 49, "{name}"),
+            Status::Unknown => {
+                // Nothing else was assessed, and nothing suggests a failover.
+                assert!(
+                    report
+                        .findings
+                        .iter()
+                        .all(|f| codes::is_cannot_assess(&f.code)),
+                    "{name}: {:#?}",
+                    report.findings
+                );
+                assert!(
+                    report
+                        .findings
+                        .iter()
+                        .all(|f| !format!("{} {}", f.message, f.remedy).contains("failover")),
+                    "{name}: {:#?}",
+                    report.findings
+                );
+                assert_eq!(report.score, 0, "{name}");
+            }
         }
     }
 }

@@ -189,7 +189,11 @@ pub async fn observe_account(
     } else {
         (None, client.list_shares(id).await)
     };
-    let gone = |e: &ArmError| e.is_not_found();
+    // Only an ARM 404 naming the account (or its resource group) means it is gone; any other
+    // 404 is the tool's fault (a wrong endpoint), not a missing account (`arm::fault`).
+    let gone = |e: &ArmError| {
+        crate::arm::fault::classify(e) == crate::arm::fault::Failure::ResourceMissing
+    };
     if account
         .as_ref()
         .is_some_and(|a| a.as_ref().err().is_some_and(gone))

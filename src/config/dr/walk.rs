@@ -101,8 +101,8 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints on unknown keys.
-fn distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance, for "did you mean" hints on unknown keys (and region names).
+pub(super) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
