@@ -61,7 +61,9 @@ fn body_of(v: Option<&Value>) -> Option<Value> {
     match v {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => serde_json::from_str(s).ok().or(Some(Value::String(s.clone()))),
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .ok()
+            .or(Some(Value::String(s.clone()))),
         Some(other) => Some(other.clone()),
     }
 }
@@ -70,8 +72,7 @@ fn load(path: &Path) -> Result<Vec<Entry>, String> {
     let what = "add a SessionRecords JSON object with `Entries` (or `interactions`): a list of \
                 {RequestMethod, RequestUri, RequestBody, StatusCode, ResponseHeaders, ResponseBody}";
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let doc: Value =
-        serde_json::from_str(&text).map_err(|e| format!("not JSON ({e}); {what}"))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON ({e}); {what}"))?;
     let list = doc
         .get("Entries")
         .or_else(|| doc.get("interactions"))
@@ -335,7 +336,11 @@ async fn replay(file: &Path, entries: &[Entry]) -> Figures {
     let mut stores_made: Vec<String> = Vec::new();
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
     for (i, e) in entries.iter().enumerate() {
-        if !e.uri.to_ascii_lowercase().contains("/providers/microsoft.datashare") {
+        if !e
+            .uri
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.datashare")
+        {
             fig.environment += 1;
             continue;
         }
@@ -389,7 +394,10 @@ async fn replay(file: &Path, entries: &[Entry]) -> Figures {
                     Some(&json!({"location": loc, "kind": "StorageV2", "properties": {}})),
                 )
                 .await;
-                assert!(st < 300, "{name}: creating storage account {sa_id}: {st} {b:?}");
+                assert!(
+                    st < 300,
+                    "{name}: creating storage account {sa_id}: {st} {b:?}"
+                );
                 if let Some(pid) = ab["identity"]["principalId"].as_str() {
                     let ra = det_uuid(&format!("{sa_id}|{pid}"));
                     let (st, _, b) = send(&c, &caller, "PUT",
@@ -474,7 +482,11 @@ async fn every_recording_replays_against_the_simulator_with_azures_answers() {
     let mut judged = 0;
     let mut total = Figures::default();
     for f in files() {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         if name == "README.md" {
             continue;
         }
@@ -498,12 +510,7 @@ async fn every_recording_replays_against_the_simulator_with_azures_answers() {
             "{name}: {} requests replayed ({} environment requests not replayed), {} statuses \
              matched, {} with Azure's LRO/rate-limit header kinds, {} of {} bodies with all of \
              Azure's keys",
-            fig.replayed,
-            fig.environment,
-            fig.status_ok,
-            fig.headers_ok,
-            fig.bodies_ok,
-            fig.bodies
+            fig.replayed, fig.environment, fig.status_ok, fig.headers_ok, fig.bodies_ok, fig.bodies
         );
         total.replayed += fig.replayed;
         total.status_ok += fig.status_ok;
@@ -535,7 +542,10 @@ fn a_file_the_harness_cannot_judge_names_what_to_add() {
         Ok(_) => panic!("an entry without RequestUri was accepted"),
         Err(e) => e,
     };
-    assert!(err.contains("`RequestUri`") && err.contains("add a SessionRecords"), "{err}");
+    assert!(
+        err.contains("`RequestUri`") && err.contains("add a SessionRecords"),
+        "{err}"
+    );
     std::fs::write(&p, "{}").unwrap_or_else(|e| panic!("write: {e}"));
     let err = load(&p).err().unwrap_or_default();
     assert!(err.contains("no `Entries`"), "{err}");

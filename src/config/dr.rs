@@ -741,6 +741,10 @@ pub struct ConsumerSubscription {
     pub start_first_sync: bool,
     pub schedule: ConsumerSchedule,
     pub failover: FailoverPolicy,
+    /// When the provider invites this consumer's secondary account: `now` (default; preflight
+    /// requires the invitation or an existing share subscription) or `at-failover` (the
+    /// `accept-invitations` stage waits for it).
+    pub invitations: InvitationPolicy,
 }
 
 impl ConsumerSubscription {
@@ -1252,6 +1256,7 @@ const SUBSCRIPTION_KEYS: &[&str] = &[
     "secondary_region",
     "provider_share",
     "failover",
+    "invitations",
     "start_first_sync",
     "schedule",
     "stores",
@@ -1578,6 +1583,7 @@ fn read_subscription(
     });
     let failover = keyword(t.opt_str(ctx, "failover"), ctx).unwrap_or(defaults.failover);
     let start_first_sync = t.opt_bool(ctx, "start_first_sync").unwrap_or(false);
+    let invitations = keyword(t.opt_str(ctx, "invitations"), ctx).unwrap_or(InvitationPolicy::Now);
     let schedule = match t.opt_str(ctx, "schedule") {
         None => ConsumerSchedule::Provider,
         Some((s, _)) if s == "provider" => ConsumerSchedule::Provider,
@@ -1608,6 +1614,7 @@ fn read_subscription(
             start_first_sync,
             schedule,
             failover,
+            invitations,
         },
         name_loc,
     ))

@@ -99,6 +99,7 @@ fn consumer(t: Target, status: SubscriptionStatus) -> ConsumerSpec {
     ConsumerSpec {
         display: t.to_string(),
         target: Some(t),
+        candidates: Vec::new(),
         status,
         expiration: None,
     }

@@ -1019,7 +1019,11 @@ impl State {
             "Invitations_Get" => match self.res.get(&key(ctx.path)) {
                 Some(r) => Ok(Reply::json(200, r.body.clone())),
                 // Azure's own service code (recordings: 2021-08-01 404).
-                None => Err(ApiError::new(404, "7001", "Invitation not found under share")),
+                None => Err(ApiError::new(
+                    404,
+                    "7001",
+                    "Invitation not found under share",
+                )),
             },
             "SynchronizationSettings_Get" => self.get_reply(ctx.path, "synchronization setting"),
             "ProviderShareSubscriptions_GetByShare" => {
@@ -1185,9 +1189,15 @@ impl State {
                     headers: vec![
                         (
                             "Azure-AsyncOperation".into(),
-                            format!("{}{share}/operationResults/{id}?api-version={v}", ctx.base_url),
+                            format!(
+                                "{}{share}/operationResults/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
                         ),
-                        ("Location".into(), format!("{}{psub}?api-version={v}", ctx.base_url)),
+                        (
+                            "Location".into(),
+                            format!("{}{psub}?api-version={v}", ctx.base_url),
+                        ),
                     ],
                 })
             }
@@ -1369,11 +1379,17 @@ impl State {
                     headers: vec![
                         (
                             "Azure-AsyncOperation".into(),
-                            format!("{}{sub}/synchronizationOperationResults/{id}?api-version={v}", ctx.base_url),
+                            format!(
+                                "{}{sub}/synchronizationOperationResults/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
                         ),
                         (
                             "Location".into(),
-                            format!("{}{sub}/shareSubscriptionSynchronizations/{id}?api-version={v}", ctx.base_url),
+                            format!(
+                                "{}{sub}/shareSubscriptionSynchronizations/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
                         ),
                     ],
                 })
