@@ -453,14 +453,16 @@ pub fn consumer_target(
             .collect()
     };
     // Legacy: named after the invitation id.
-    if let Some(name) = s.meta.name.as_deref()
-        && let Some(m) = one_of(targets(&|i| {
+    let legacy = |s: &ProviderShareSubscription| -> Option<ConsumerMatch> {
+        let name = s.meta.name.as_deref()?;
+        one_of(targets(&|i| {
             i.properties
                 .invitation_id
                 .as_deref()
                 .is_some_and(|id| id.eq_ignore_ascii_case(name))
         }))
-    {
+    };
+    if let Some(m) = legacy(s) {
         return m;
     }
     let email = email_target(s);
@@ -487,7 +489,7 @@ pub fn consumer_target(
     let claimed: Vec<Target> = all
         .iter()
         .filter(|o| !std::ptr::eq(*o, s))
-        .filter_map(|o| match direct(o) {
+        .filter_map(|o| match legacy(o).or_else(|| direct(o)) {
             Some(ConsumerMatch::One(t)) => Some(t),
             _ => None,
         })
@@ -740,7 +742,7 @@ mod tests {
         let roster = crate::failover::exec::roster_of(&acc);
         assert_eq!(roster.len(), 1, "{roster:?}");
         assert_eq!(roster[0].target, tenant.to_string());
-        let now = OffsetDateTime::now_utc();
+        let now = time::OffsetDateTime::now_utc();
         assert!(crate::failover::exec::is_covered(
             &acc,
             "s",

@@ -753,6 +753,7 @@ fn cases() -> Vec<Case> {
                 with(primary_share(), |s| {
                     s.consumers = vec![ConsumerSpec {
                         target: None,
+                        candidates: Vec::new(),
                         display: "Alice (fabrikam)".into(),
                         status: SubscriptionStatus::Active,
                         expiration: None,
