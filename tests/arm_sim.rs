@@ -325,7 +325,15 @@ async fn a_share_is_replicated_shared_accepted_and_cleaned_up_with_every_operati
         .expect("psss");
     assert_eq!(psss.len(), 1);
     let pss_id = dst
-        .provider_share_subscription(psss[0].name().expect("name"))
+        // Azure keys provider share subscriptions by `shareSubscriptionObjectId` (its `name` is
+        // the consumer's share subscription name).
+        .provider_share_subscription(
+            psss[0]
+                .properties
+                .share_subscription_object_id
+                .as_deref()
+                .expect("shareSubscriptionObjectId"),
+        )
         .expect("id");
     assert_eq!(
         psss[0].properties.consumer_email.as_deref(),

@@ -258,10 +258,12 @@ async fn put_creates_with_201_then_updates_with_200_keeping_server_fields() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // Azure (recordings): 201 `Creating`, polled by GET until `Succeeded`; no status URL.
     assert!(
-        header(&r, "azure-asyncoperation").is_some(),
-        "account create is long-running"
+        header(&r, "azure-asyncoperation").is_none() && header(&r, "retry-after").is_none(),
+        "account create answers without LRO headers"
     );
+    assert_eq!(r.body["properties"]["provisioningState"], "Creating");
     let pid = r.body["identity"]["principalId"].clone();
     assert!(pid.is_string());
     let share = format!("{a}/shares/s1");
@@ -323,13 +325,15 @@ async fn delete_is_long_running_through_the_async_operation_endpoint() {
     put_ok(&c, &h, "sim", &share, json!({"properties": {}})).await;
     let r = call(&c, Some("sim"), "DELETE", &url(&h, &share), None).await;
     assert_eq!(r.status, 202);
-    let op = header(&r, "azure-asyncoperation").unwrap_or_default();
+    // Azure (recordings): 202 with only `Location`, no Azure-AsyncOperation, no Retry-After.
+    assert!(header(&r, "azure-asyncoperation").is_none());
+    assert!(header(&r, "retry-after").is_none());
     let loc = header(&r, "location").unwrap_or_default();
     assert!(
-        op.starts_with(&h.base_url) && loc.starts_with(&h.base_url),
-        "{op} {loc}"
+        loc.starts_with(&h.base_url) && loc.contains("/operationResults/"),
+        "{loc}"
     );
-    assert!(header(&r, "retry-after").is_some());
+    let op = loc.replace("/operationResults/", "/operationStatuses/");
     let first = call(&c, Some("sim"), "GET", &op, None).await;
     assert_eq!(first.body["status"], "InProgress");
     let during = call(&c, Some("sim"), "GET", &url(&h, &share), None).await;
@@ -1004,7 +1008,29 @@ async fn a_consumer_accepts_an_invitation_and_both_sides_see_it() {
     )
     .await;
     let p0 = ps.body["value"][0].clone();
-    assert_eq!(p0["name"], inv_id.as_str());
+    // Azure (recordings): keyed by shareSubscriptionObjectId, named after the consumer's share
+    // subscription.
+    assert_eq!(p0["name"], ss.rsplit('/').next().unwrap_or(""));
+    let obj = p0["properties"]["shareSubscriptionObjectId"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        p0["id"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/shareSubscriptions/{obj}")),
+        "{p0}"
+    );
+    assert_ne!(obj, inv_id.as_str());
+    let by_obj = call(
+        &c,
+        Some("sim"),
+        "GET",
+        &url(&h, &format!("{share}/providerShareSubscriptions/{obj}")),
+        None,
+    )
+    .await;
+    assert_eq!(by_obj.status, 200, "{}", by_obj.body);
     assert_eq!(p0["properties"]["consumerEmail"], "alice@fabrikam.example");
     // Synchronize (LRO) creates history that both sides list.
     let r = call(
@@ -1084,17 +1110,38 @@ async fn a_consumer_accepts_an_invitation_and_both_sides_see_it() {
     let t = call(&c, Some(alice), "PUT", &url(&h, &format!("{ss}/triggers/t1")), Some(json!({"kind": "ScheduleBased",
         "properties": {"recurrenceInterval": "Day", "synchronizationTime": "2024-01-01T02:00:00Z"}}))).await;
     assert_eq!(t.status, 201);
+    // Azure (recordings): created `Creating` / `Inactive`, no LRO headers; GET until provisioned.
+    assert!(header(&t, "azure-asyncoperation").is_none());
     assert_eq!(
-        wait_async(
-            &c,
-            alice,
-            &header(&t, "azure-asyncoperation").unwrap_or_default()
-        )
-        .await["status"],
-        "Succeeded"
+        (
+            t.body["properties"]["provisioningState"].as_str(),
+            t.body["properties"]["triggerStatus"].as_str()
+        ),
+        (Some("Creating"), Some("Inactive"))
     );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let g = call(
+            &c,
+            Some(alice),
+            "GET",
+            &url(&h, &format!("{ss}/triggers/t1")),
+            None,
+        )
+        .await;
+        if g.body["properties"]["provisioningState"] == "Succeeded" {
+            assert_eq!(g.body["properties"]["triggerStatus"], "Active");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trigger never provisioned: {}",
+            g.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Revoke (LRO) → Revoked on both sides; reinstate; adjust.
-    let pss = format!("{share}/providerShareSubscriptions/{inv_id}");
+    let pss = format!("{share}/providerShareSubscriptions/{obj}");
     let r = call(
         &c,
         Some("sim"),

@@ -903,7 +903,9 @@ impl ArmClient {
             .await?;
         let json = ans.json(op, resource)?;
         let async_url = ans.header("azure-asyncoperation");
-        let location = ans.header("location");
+        // Data Share sends `Location` on 201 answers as information only (the resource URL, or
+        // a malformed relative one at 2019-11-01): only a 202's Location is a status URL.
+        let location = ans.header("location").filter(|_| ans.status == 202);
         let polling_headers = async_url.is_some() || location.is_some();
         let is_put = method == Method::PUT || method == Method::PATCH;
         let state_running = is_put

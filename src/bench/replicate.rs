@@ -366,6 +366,7 @@ mod tests {
             .insert("mapped-too".into(), container("st2weu"));
         let sub = |t: &str, status: SubscriptionStatus, exp| ConsumerSpec {
             target: Some(email(t)),
+            candidates: Vec::new(),
             display: t.into(),
             status,
             expiration: exp,

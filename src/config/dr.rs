@@ -773,6 +773,10 @@ pub struct ConsumerSubscription {
     pub failover: FailoverPolicy,
     /// Effective approval deadline (subscription values, else `[defaults]`).
     pub approval: ApprovalDeadline,
+    /// When the provider invites this consumer's secondary account: `now` (default; preflight
+    /// requires the invitation or an existing share subscription) or `at-failover` (the
+    /// `accept-invitations` stage waits for it).
+    pub invitations: InvitationPolicy,
 }
 
 impl ConsumerSubscription {
@@ -1375,6 +1379,7 @@ const SUBSCRIPTION_KEYS: &[&str] = &[
     "failover",
     "approval_timeout_minutes",
     "on_approval_timeout",
+    "invitations",
     "start_first_sync",
     "schedule",
     "stores",
@@ -1704,6 +1709,7 @@ fn read_subscription(
     let failover = keyword(t.opt_str(ctx, "failover"), ctx).unwrap_or(defaults.failover);
     let approval = read_approval(ctx, t, defaults.approval);
     let start_first_sync = t.opt_bool(ctx, "start_first_sync").unwrap_or(false);
+    let invitations = keyword(t.opt_str(ctx, "invitations"), ctx).unwrap_or(InvitationPolicy::Now);
     let schedule = match t.opt_str(ctx, "schedule") {
         None => ConsumerSchedule::Provider,
         Some((s, _)) if s == "provider" => ConsumerSchedule::Provider,
@@ -1735,6 +1741,7 @@ fn read_subscription(
             schedule,
             failover,
             approval,
+            invitations,
         },
         name_loc,
     ))

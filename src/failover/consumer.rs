@@ -421,6 +421,10 @@ async fn preflight(
         "primaryMappings",
         snapshot.as_ref().map_or(0, |s| s.mappings.len() as u64),
     );
+    if let Some(abort) = invitation_check(arm, run, sub, snapshot.as_ref(), &mut out).await? {
+        out.kind = ResultKind::Abort(abort);
+        return Ok(out);
+    }
     out.summary = format!(
         "secondary account {} answers; primary share subscription {} {}",
         sub.secondary_account.name(),
@@ -437,6 +441,84 @@ async fn preflight(
     })
     .await?;
     Ok(out)
+}
+
+/// Preflight: the provider must have invited this app's identity (tenant + object id — a
+/// managed identity sees no e-mail invitations) on the share in the secondary region, unless a
+/// share subscription there already subscribes it. With `invitations = "at-failover"` a missing
+/// invitation is expected (`accept-invitations` waits); else it fails the run.
+async fn invitation_check(
+    arm: &ArmClient,
+    run: &RunRecord,
+    sub: &ConsumerSubscription,
+    snap: Option<&PrimarySnapshot>,
+    out: &mut StageResult,
+) -> Result<Option<String>, FailoverError> {
+    let stage = Stage::Preflight;
+    let share = wanted_share(sub, snap);
+    let region = normalize_region(&sub.secondary_region);
+    let tenant = snap.and_then(|s| s.provider_tenant_name.clone());
+    let existing = arm
+        .list_share_subscriptions(&sub.secondary_account)
+        .await
+        .map_err(|e| {
+            arm_err(
+                run,
+                stage,
+                "list share subscriptions",
+                sub.secondary_account.as_str(),
+                e,
+            )
+        })?;
+    if existing
+        .iter()
+        .any(|ss| subscribes(ss, &share, &region, tenant.as_deref(), None))
+    {
+        out.count("invitationsFound", 0);
+        return Ok(None);
+    }
+    let invitations = arm.list_consumer_invitations().await.map_err(|e| {
+        arm_err(
+            run,
+            stage,
+            "list consumer invitations",
+            "/providers/Microsoft.DataShare/listInvitations",
+            e,
+        )
+    })?;
+    let found = invitations
+        .iter()
+        .filter(|i| {
+            let p = &i.properties;
+            p.share_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&share))
+                && p.location
+                    .as_deref()
+                    .is_none_or(|l| normalize_region(l) == region)
+                && p.invitation_status
+                    .as_ref()
+                    .is_none_or(|s| s.as_str().eq_ignore_ascii_case("Pending"))
+        })
+        .count();
+    out.count("invitationsFound", found as u64);
+    if found > 0 {
+        return Ok(None);
+    }
+    if sub.invitations == crate::config::dr::InvitationPolicy::AtFailover {
+        out.finding(
+            "Info",
+            "invitation-at-failover",
+            format!(
+                "no invitation for share {share} in {region} yet; the provider invites at failover (`invitations = \"at-failover\"`), so accept-invitations waits for it"
+            ),
+        );
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "preflight: no pending invitation for share {share} in {region} is visible to this app and no share subscription on {} subscribes it; the provider must invite this app's identity by tenant + object id (targetActiveDirectoryId + targetObjectId) on its secondary share, or set `invitations = \"at-failover\"` on this subscription if it invites only at failover",
+        sub.secondary_account.name()
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1020,6 +1102,14 @@ pub(super) fn poll_delay(d: Option<Duration>) -> Duration {
     d.unwrap_or(LRO_POLL_MIN).clamp(LRO_POLL_MIN, LRO_POLL_MAX)
 }
 
+/// Whether a share subscription is in-place (`shareKind: InPlace`, Azure Data Explorer).
+fn is_in_place(ss: &ShareSubscription) -> bool {
+    matches!(
+        ss.properties.share_kind,
+        Some(crate::arm::models::ShareKind::InPlace)
+    )
+}
+
 async fn create_triggers(
     ctx: &StageContext,
     arm: &ArmClient,
@@ -1038,6 +1128,28 @@ async fn create_triggers(
         out.kind = ResultKind::Skipped;
         return Ok(out);
     };
+
+    // 0. In-place (Azure Data Explorer) shares have no snapshots: no trigger, no synchronize.
+    let current = arm
+        .get_share_subscription(&ss)
+        .await
+        .map_err(|e| arm_err(run, stage, "get share subscription", ss.as_str(), e))?;
+    if is_in_place(&current) {
+        out.summary = format!(
+            "share subscription {} is in-place (Azure Data Explorer): no snapshots, so no trigger and no synchronization",
+            ss.name()
+        );
+        out.finding(
+            "Info",
+            "in-place-no-snapshots",
+            format!(
+                "{} is an in-place share subscription: it has no snapshots, so no trigger is created and no synchronization started",
+                ss.name()
+            ),
+        );
+        out.count("triggersCreated", 0);
+        return Ok(out);
+    }
 
     // 1. A trigger creation still running: poll it.
     if let Some(h) = &state.trigger_operation {

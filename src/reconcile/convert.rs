@@ -403,6 +403,111 @@ pub struct ShareLists {
     pub subscriptions: Vec<ProviderShareSubscription>,
 }
 
+/// What a provider share subscription tells of its consumer's invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerMatch {
+    One(Target),
+    Ambiguous(Vec<Target>),
+    Unknown,
+}
+
+fn email_target(s: &ProviderShareSubscription) -> Option<Target> {
+    s.properties
+        .consumer_email
+        .as_deref()
+        .filter(|e| e.contains('@'))
+        .map(|e| Target::Email(CiString::new(e)))
+}
+
+/// The invitation behind a provider share subscription, by what Azure provides: its key is
+/// `shareSubscriptionObjectId` and its `name` is the consumer's own share subscription name, so
+/// neither names an invitation. In order:
+/// 1. `sharedAt` = an invitation's `sentAt`, compared as instants (an e-mail invitation must
+///    also agree with `consumerEmail`);
+/// 2. `consumerEmail` = an e-mail invitation's target;
+/// 3. an accepted tenant + object id invitation that no provider share subscription of the
+///    share matched by 1 or 2 (a repeated invitation PUT moves `sentAt`, so 1 can miss);
+/// 4. the consumer's e-mail as the target; else unknown.
+///
+/// More than one distinct target at a step is ambiguous. (Older simulators named provider share
+/// subscriptions by the invitation id; that name still matches first.)
+pub fn consumer_target(
+    s: &ProviderShareSubscription,
+    invitations: &[Invitation],
+    all: &[ProviderShareSubscription],
+) -> ConsumerMatch {
+    fn one_of(mut t: Vec<Target>) -> Option<ConsumerMatch> {
+        t.sort();
+        t.dedup();
+        match t.len() {
+            0 => None,
+            1 => t.pop().map(ConsumerMatch::One),
+            _ => Some(ConsumerMatch::Ambiguous(t)),
+        }
+    }
+    let targets = |f: &dyn Fn(&Invitation) -> bool| -> Vec<Target> {
+        invitations
+            .iter()
+            .filter(|i| f(i))
+            .filter_map(|i| i.target().map(|t| target_of(&t)))
+            .collect()
+    };
+    // Legacy: named after the invitation id.
+    let legacy = |s: &ProviderShareSubscription| -> Option<ConsumerMatch> {
+        let name = s.meta.name.as_deref()?;
+        one_of(targets(&|i| {
+            i.properties
+                .invitation_id
+                .as_deref()
+                .is_some_and(|id| id.eq_ignore_ascii_case(name))
+        }))
+    };
+    if let Some(m) = legacy(s) {
+        return m;
+    }
+    let email = email_target(s);
+    let direct = |s: &ProviderShareSubscription| -> Option<ConsumerMatch> {
+        let email = email_target(s);
+        let shared_at = s.properties.shared_at;
+        let by_time = targets(&|i| {
+            shared_at.is_some()
+                && i.properties.sent_at == shared_at
+                && i.target().is_some_and(|t| match target_of(&t) {
+                    t @ Target::Email(_) => email.as_ref().is_none_or(|e| *e == t),
+                    _ => true,
+                })
+        });
+        one_of(by_time).or_else(|| {
+            let e = email.clone()?;
+            one_of(targets(&|i| i.target().is_some_and(|t| target_of(&t) == e)))
+        })
+    };
+    if let Some(m) = direct(s) {
+        return m;
+    }
+    // Accepted tenant + object id invitations no other subscription of the share accounts for.
+    let claimed: Vec<Target> = all
+        .iter()
+        .filter(|o| !std::ptr::eq(*o, s))
+        .filter_map(|o| match legacy(o).or_else(|| direct(o)) {
+            Some(ConsumerMatch::One(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let open = targets(&|i| {
+        matches!(
+            InvitationStatus::parse(i.properties.invitation_status.as_ref().map(|x| x.as_str())),
+            InvitationStatus::Accepted
+        ) && i.properties.target_email.is_none()
+            && i.target()
+                .is_some_and(|t| !claimed.contains(&target_of(&t)))
+    });
+    if let Some(m) = one_of(open) {
+        return m;
+    }
+    email.map_or(ConsumerMatch::Unknown, ConsumerMatch::One)
+}
+
 /// Normalise one share's lists; `findings` receives what cannot be modelled (unknown
 /// synchronization setting kinds, nameless items).
 pub fn normalise_share(name: &str, raw: &ShareLists, findings: &mut Vec<Finding>) -> ShareModel {
@@ -440,24 +545,18 @@ pub fn normalise_share(name: &str, raw: &ShareLists, findings: &mut Vec<Finding>
             ),
         });
     }
-    for s in &raw.subscriptions {
+    let matches: Vec<ConsumerMatch> = raw
+        .subscriptions
+        .iter()
+        .map(|s| consumer_target(s, &raw.invitations, &raw.subscriptions))
+        .collect();
+    for (s, found) in raw.subscriptions.iter().zip(matches) {
         let p = &s.properties;
-        let from_invitation = s.meta.name.as_deref().and_then(|sub_name| {
-            raw.invitations.iter().find_map(|i| {
-                let id = i.properties.invitation_id.as_deref()?;
-                if id.eq_ignore_ascii_case(sub_name) {
-                    i.target().map(|t| target_of(&t))
-                } else {
-                    None
-                }
-            })
-        });
-        let target = from_invitation.or_else(|| {
-            p.consumer_email
-                .as_deref()
-                .filter(|e| e.contains('@'))
-                .map(|e| Target::Email(CiString::new(e)))
-        });
+        let (target, candidates) = match found {
+            ConsumerMatch::One(t) => (Some(t), Vec::new()),
+            ConsumerMatch::Ambiguous(c) => (None, c),
+            ConsumerMatch::Unknown => (None, Vec::new()),
+        };
         let display = [&p.consumer_name, &p.consumer_email, &p.consumer_tenant_name]
             .iter()
             .filter_map(|x| x.as_deref())
@@ -465,6 +564,7 @@ pub fn normalise_share(name: &str, raw: &ShareLists, findings: &mut Vec<Finding>
             .join(" / ");
         m.consumers.push(ConsumerSpec {
             target,
+            candidates,
             display: if display.is_empty() {
                 s.meta.name.clone().unwrap_or_default()
             } else {
@@ -580,5 +680,101 @@ mod tests {
         assert!(m.sync_settings.is_empty());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].code, FindingCode::UnknownKind);
+    }
+
+    // Real shapes (recordings): the provider share subscription is keyed by its own object id,
+    // named after the consumer's share subscription; `sharedAt` = the invitation's `sentAt`.
+    const T: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const O: &str = "9c1d7b62-8746-48cf-b7d8-f1bda6d9efd0";
+
+    fn principal_invitation(name: &str, object: &str, sent: &str, status: &str) -> Invitation {
+        parse(
+            serde_json::json!({"name": name, "properties": {"targetActiveDirectoryId": T,
+            "targetObjectId": object, "invitationId": format!("e3926b8b-0000-4000-8000-{:012}", name.len()),
+            "invitationStatus": status, "sentAt": sent}}),
+        )
+    }
+
+    fn real_psub(shared_at: &str) -> ProviderShareSubscription {
+        parse(serde_json::json!({
+            "id": "/subscriptions/S/resourceGroups/rg/providers/Microsoft.DataShare/accounts/a/shares/s/shareSubscriptions/2b45c0ed-244f-4ba5-b452-afefd4327995",
+            "name": "consumer_dr_subscription", "type": "Microsoft.DataShare/ShareSubscriptions",
+            "properties": {"shareSubscriptionObjectId": "2b45c0ed-244f-4ba5-b452-afefd4327995",
+                "consumerName": "consumer-dr", "consumerEmail": "", "consumerTenantName": "Fabrikam",
+                "createdAt": "2026-04-07T11:03:14.8382416Z", "sharedAt": shared_at,
+                "shareSubscriptionStatus": "Active"}}))
+    }
+
+    fn share_with(inv: Vec<Invitation>, subs: Vec<ProviderShareSubscription>) -> ShareModel {
+        let raw = ShareLists {
+            share: parse(
+                serde_json::json!({"name": "s", "properties": {"shareKind": "CopyBased"}}),
+            ),
+            invitations: inv,
+            subscriptions: subs,
+            ..ShareLists::default()
+        };
+        let mut f = Vec::new();
+        normalise_share("s", &raw, &mut f)
+    }
+
+    #[test]
+    fn a_tenant_object_consumer_is_found_from_a_real_shaped_provider_share_subscription() {
+        let tenant = Target::Tenant {
+            tenant_id: T.into(),
+            object_id: O.into(),
+        };
+        // Same instant, written differently (`Z` vs `+00:00`): compared as instants.
+        let m = share_with(
+            vec![principal_invitation(
+                "inv1",
+                O,
+                "2026-04-07T11:00:40.2808409+00:00",
+                "Accepted",
+            )],
+            vec![real_psub("2026-04-07T11:00:40.2808409Z")],
+        );
+        assert_eq!(m.consumers[0].target.as_ref(), Some(&tenant), "{m:?}");
+        // In the roster once, and covered on a secondary holding the same consumer: not invited
+        // a second time at failover.
+        let mut acc = crate::reconcile::model::AccountModel::default();
+        acc.shares.insert("s".into(), m.clone());
+        let roster = crate::failover::exec::roster_of(&acc);
+        assert_eq!(roster.len(), 1, "{roster:?}");
+        assert_eq!(roster[0].target, tenant.to_string());
+        let now = time::OffsetDateTime::now_utc();
+        assert!(crate::failover::exec::is_covered(
+            &acc,
+            "s",
+            &roster[0].target,
+            now
+        ));
+        // A repeated invitation PUT moved `sentAt`: the only accepted tenant + object
+        // invitation still accounts for the consumer.
+        let m = share_with(
+            vec![principal_invitation(
+                "inv1",
+                O,
+                "2026-04-08T09:00:00Z",
+                "Accepted",
+            )],
+            vec![real_psub("2026-04-07T11:00:40.2808409Z")],
+        );
+        assert_eq!(m.consumers[0].target.as_ref(), Some(&tenant), "{m:?}");
+    }
+
+    #[test]
+    fn an_ambiguous_consumer_match_is_reported_not_guessed() {
+        let other = "11111111-2222-4333-8444-555555555555";
+        let m = share_with(
+            vec![
+                principal_invitation("inv1", O, "2026-04-08T09:00:00Z", "Accepted"),
+                principal_invitation("inv22", other, "2026-04-08T09:30:00Z", "Accepted"),
+            ],
+            vec![real_psub("2026-04-07T11:00:40Z")],
+        );
+        let c = &m.consumers[0];
+        assert_eq!(c.target, None, "{c:?}");
+        assert_eq!(c.candidates.len(), 2, "{c:?}");
     }
 }

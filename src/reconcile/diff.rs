@@ -272,6 +272,23 @@ fn primary_consumers(
                     reason: "active subscription on the primary share".into(),
                 });
             }
+            None if !c.candidates.is_empty() => out.findings.push(Finding::new(
+                FindingCode::ConsumerAmbiguous,
+                Some(share.as_str()),
+                None,
+                format!(
+                    "active consumer {} of share {share} matches {} invitations ({}); it is \
+                     neither invited again nor dropped: make sure the secondary share invites the \
+                     right one by hand",
+                    c.display,
+                    c.candidates.len(),
+                    c.candidates
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
             None => out.findings.push(Finding::new(
                 FindingCode::ConsumerUnresolved,
                 Some(share.as_str()),

@@ -99,6 +99,7 @@ fn consumer(t: Target, status: SubscriptionStatus) -> ConsumerSpec {
     ConsumerSpec {
         display: t.to_string(),
         target: Some(t),
+        candidates: Vec::new(),
         status,
         expiration: None,
     }
@@ -752,6 +753,7 @@ fn cases() -> Vec<Case> {
                 with(primary_share(), |s| {
                     s.consumers = vec![ConsumerSpec {
                         target: None,
+                        candidates: Vec::new(),
                         display: "Alice (fabrikam)".into(),
                         status: SubscriptionStatus::Active,
                         expiration: None,

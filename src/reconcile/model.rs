@@ -668,9 +668,13 @@ impl SubscriptionStatus {
 /// A consumer of a share, from its provider share subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerSpec {
-    /// Resolved target: the accepted invitation's target when the subscription's name matches an
-    /// invitation id, else the consumer's email. `None` when neither is known (reported).
+    /// Resolved target (see `convert::consumer_target`): the invitation Azure's provider share
+    /// subscription points at (`sharedAt` = the invitation's `sentAt`, `consumerEmail`), else
+    /// the consumer's email. `None` when unknown or ambiguous (reported).
     pub target: Option<Target>,
+    /// When the match is ambiguous: every invitation target it could be (a finding, never a
+    /// re-invitation or a skip).
+    pub candidates: Vec<Target>,
     /// Who it is, for messages (consumer name / email / tenant as ARM gives them).
     pub display: String,
     pub status: SubscriptionStatus,

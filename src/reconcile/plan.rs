@@ -327,6 +327,9 @@ pub enum FindingCode {
     ExtraSyncSetting,
     /// A primary consumer whose target (email or tenant+object) cannot be determined.
     ConsumerUnresolved,
+    /// A primary consumer that matches more than one invitation (same `sharedAt`, or several
+    /// accepted tenant + object id invitations): reported, neither invited again nor dropped.
+    ConsumerAmbiguous,
     /// The consumer rejected the secondary invitation; not re-invited automatically.
     InvitationRejected,
     /// The consumer's subscription to the secondary share is revoked; not re-invited.
@@ -356,6 +359,7 @@ impl FindingCode {
             | FindingCode::RetiredKind
             | FindingCode::UnknownKind
             | FindingCode::ConsumerUnresolved
+            | FindingCode::ConsumerAmbiguous
             | FindingCode::InvitationRejected
             | FindingCode::ConsumerRevokedOnSecondary => Severity::Warning,
             FindingCode::BadMapping

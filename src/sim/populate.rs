@@ -829,6 +829,15 @@ pub fn write_consumer_config(estate: &Estate, base_url: &str, index: usize) -> O
             q(&estate.secondary_region)
         ));
         t.push_str("start_first_sync = true\n");
+        // The provider config above invites every second consumer only at failover.
+        t.push_str(&format!(
+            "invitations = {}\n",
+            if index % 2 == 1 {
+                "\"at-failover\""
+            } else {
+                "\"now\""
+            }
+        ));
         t.push_str("[subscriptions.stores.defaults.storage]\nreplace = [[\"weu\", \"neu\"]]\n");
         t.push_str("[subscriptions.stores.defaults.kusto]\nreplace = [[\"weu\", \"neu\"]]\n");
     }

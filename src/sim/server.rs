@@ -488,6 +488,39 @@ fn classify<'a>(sp: &'a Spec, method: &str, segs: &[&str]) -> Target<'a> {
             status: segs[6].eq_ignore_ascii_case("operationStatuses"),
         };
     }
+    // Status URLs Azure hands out under the resource (recordings):
+    // `.../shareSubscriptions/{n}/synchronizationOperationResults/{id}` (status),
+    // `.../shareSubscriptions/{n}/shareSubscriptionSynchronizations/{id}` (result),
+    // `.../shares/{n}/operationResults/{id}` (revoke status).
+    if segs.len() == 12
+        && segs[0].eq_ignore_ascii_case("subscriptions")
+        && segs[5].eq_ignore_ascii_case("Microsoft.DataShare")
+        && segs[6].eq_ignore_ascii_case("accounts")
+    {
+        let (coll, what) = (segs[8], segs[10]);
+        let status = if coll.eq_ignore_ascii_case("shareSubscriptions")
+            && what.eq_ignore_ascii_case("synchronizationOperationResults")
+            || coll.eq_ignore_ascii_case("shares") && what.eq_ignore_ascii_case("operationResults")
+        {
+            Some(true)
+        } else if coll.eq_ignore_ascii_case("shareSubscriptions")
+            && what.eq_ignore_ascii_case("shareSubscriptionSynchronizations")
+        {
+            Some(false)
+        } else {
+            None
+        };
+        if let Some(status) = status {
+            if method != "GET" {
+                return Target::MethodNotAllowed;
+            }
+            return Target::Operation {
+                sub: segs[1].to_string(),
+                id: segs[11].to_string(),
+                status,
+            };
+        }
+    }
     if let Some(name) = super::state::arm_op_name(segs, method) {
         return Target::Arm(name);
     }
@@ -1008,9 +1041,11 @@ fn serve(
             // A GET matched to a pageable POST is a nextLink page: a plain GET without the
             // body (datashare-api.md §5); the first page put the body's key into the link.
             let next_page = method == "GET" && m.route.method == "POST";
+            // Azure's reinstate takes no request body (recordings), whatever the spec says.
+            let bodiless = m.route.operation_id == "ProviderShareSubscriptions_Reinstate";
             if let Some((pname, schema, required)) = &m.route.body {
                 match &body {
-                    None if *required && !next_page => {
+                    None if *required && !next_page && !bodiless => {
                         let e = ApiError::new(
                             400,
                             "InvalidRequestContent",

@@ -57,7 +57,23 @@ impl Principal {
         if name.is_empty() || name.len() > 200 || name.chars().any(|c| c.is_whitespace()) {
             return None;
         }
+        if let Some(app) = name.strip_prefix("app:") {
+            return (!app.is_empty()).then(|| Principal::app(app));
+        }
         Some(Principal::named(name))
+    }
+
+    /// A principal without e-mail (an application / managed identity, token `sim:app:<name>`):
+    /// `consumer-dr@fabrikam.example` is the app `consumer-dr` of tenant `fabrikam.example`;
+    /// without `@` the tenant is `<name>.example`. Invitations reach it by tenant + object id
+    /// only, never by e-mail.
+    pub fn app(name: &str) -> Principal {
+        let mut p = Principal::named(name);
+        let app_name = name.split('@').next().unwrap_or(name).to_string();
+        p.object_id = det_uuid(&format!("app:{}", p.email.to_ascii_lowercase()));
+        p.name = app_name;
+        p.email = String::new();
+        p
     }
 
     /// A non-admin principal named `name` (`alice@fabrikam.example`, or `alice` which becomes
@@ -134,10 +150,9 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Value {
-        let mut e = json!({"code": self.code, "message": self.message});
-        if let Some(t) = &self.target {
-            e["target"] = json!(t);
-        }
+        // Azure's error bodies always carry `target` (null when none) and `details`.
+        let mut e = json!({"code": self.code, "message": self.message,
+            "target": self.target, "details": []});
         if !self.details.is_empty() {
             e["details"] = Value::Array(
                 self.details
@@ -302,6 +317,13 @@ fn account_key(path: &str) -> Option<String> {
     .then(|| key(&format!("/{}", s[..8].join("/"))))
 }
 
+/// Keep only the header named `name` of an LRO header list.
+fn only_header(h: Vec<(String, String)>, name: &str) -> Vec<(String, String)> {
+    h.into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .collect()
+}
+
 fn prop<'a>(v: &'a Value, name: &str) -> &'a str {
     v.get("properties")
         .and_then(|p| p.get(name))
@@ -366,10 +388,20 @@ impl State {
                 Effect::Provisioned(k) => {
                     if let Some(r) = self.res.get_mut(k) {
                         set_prop(&mut r.body, "provisioningState", json!("Succeeded"));
+                        if prop(&r.body, "triggerStatus") == "Inactive" {
+                            set_prop(&mut r.body, "triggerStatus", json!("Active"));
+                        }
                     }
                 }
                 Effect::Revoke(k) => {
-                    self.set_sub_status(k, "Revoked");
+                    // Reinstated meanwhile: the revocation is over.
+                    if self
+                        .res
+                        .get(k)
+                        .is_some_and(|r| prop(&r.body, "shareSubscriptionStatus") == "Revoking")
+                    {
+                        self.set_sub_status(k, "Revoked");
+                    }
                     if let Some(r) = self.res.get(k) {
                         result = Some(r.body.clone());
                     }
@@ -458,7 +490,7 @@ impl State {
             if t.ends_with("accounts/shares/invitations") {
                 let inv = prop(&r.body, "invitationId").to_ascii_lowercase();
                 self.invitations.remove(&inv);
-            } else if t.ends_with("accounts/shares/providersharesubscriptions") {
+            } else if x.contains("/providersharesubscriptions/") {
                 // Provider side vanished (share deleted): consumer sees SourceDeleted.
                 if let Some(ck) = &r.link
                     && let Some(c) = self.res.get_mut(ck)
@@ -470,7 +502,7 @@ impl State {
                     );
                     c.link2 = None;
                 }
-            } else if t.ends_with("accounts/sharesubscriptions") {
+            } else if t.ends_with("accounts/sharesubscriptions") && r.link2.is_some() {
                 if let Some(pk) = &r.link2 {
                     self.res.remove(pk);
                 }
@@ -611,6 +643,21 @@ impl State {
         merge: bool,
     ) -> (String, Vec<(String, String)>) {
         let id = self.uuid();
+        self.new_op_id(ctx, id, region, effect, result, result_key, merge)
+    }
+
+    /// [`Self::new_op`] under a given operation id (synchronizations use their own id).
+    #[allow(clippy::too_many_arguments)]
+    fn new_op_id(
+        &mut self,
+        ctx: &Ctx,
+        id: String,
+        region: &str,
+        effect: Effect,
+        result: Option<Value>,
+        result_key: Option<String>,
+        merge: bool,
+    ) -> (String, Vec<(String, String)>) {
         let sub = segs_of(ctx.path)
             .get(1)
             .map(|s| s.to_string())
@@ -883,10 +930,11 @@ impl State {
         let region = r.region.clone();
         let _ = with_op_body;
         let (_, headers) = self.new_op(ctx, &region, Effect::Delete(k), None, None, false);
+        // Azure answers these deletes with 202 and only `Location` (recordings).
         Ok(Reply {
             status: 202,
             body: None,
-            headers,
+            headers: only_header(headers, "Location"),
         })
     }
 
@@ -955,9 +1003,9 @@ impl State {
             | "Shares_Delete"
             | "SynchronizationSettings_Delete"
             | "ShareSubscriptions_Delete"
-            | "Triggers_Delete"
-            | "DataSets_Delete" => self.start_delete(ctx, op != "DataSets_Delete"),
-            "Invitations_Delete" | "DataSetMappings_Delete" => {
+            | "Triggers_Delete" => self.start_delete(ctx, true),
+            // Azure deletes data sets, mappings and invitations at once: 200, no LRO headers.
+            "DataSets_Delete" | "Invitations_Delete" | "DataSetMappings_Delete" => {
                 let k = key(ctx.path);
                 if self.res.contains_key(&k) {
                     self.remove_cascade(&k, ctx.now);
@@ -968,7 +1016,15 @@ impl State {
             }
             "Shares_Get" => self.get_reply(ctx.path, "share"),
             "DataSets_Get" => self.get_reply(ctx.path, "data set"),
-            "Invitations_Get" => self.get_reply(ctx.path, "invitation"),
+            "Invitations_Get" => match self.res.get(&key(ctx.path)) {
+                Some(r) => Ok(Reply::json(200, r.body.clone())),
+                // Azure's own service code (recordings: 2021-08-01 404).
+                None => Err(ApiError::new(
+                    404,
+                    "7001",
+                    "Invitation not found under share",
+                )),
+            },
             "SynchronizationSettings_Get" => self.get_reply(ctx.path, "synchronization setting"),
             "ProviderShareSubscriptions_GetByShare" => {
                 self.get_reply(ctx.path, "provider share subscription")
@@ -1069,7 +1125,8 @@ impl State {
                     return Err(ApiError::not_found("provider share subscription", ctx.path));
                 };
                 let status = prop(&r.body, "shareSubscriptionStatus").to_string();
-                if op.ends_with("Reinstate") && status != "Revoked" {
+                // Azure reinstates a revocation still in progress too (recordings).
+                if op.ends_with("Reinstate") && status != "Revoked" && status != "Revoking" {
                     return Err(ApiError::new(
                         409,
                         "InvalidShareSubscriptionStatus",
@@ -1119,12 +1176,29 @@ impl State {
                 let region = r.region.clone();
                 self.set_sub_status(&k, "Revoking");
                 let body = self.res.get(&k).map(|r| r.body.clone());
-                let (_, headers) =
+                let (id, _) =
                     self.new_op(ctx, &region, Effect::Revoke(k), body.clone(), None, true);
+                // Azure: 202 with the body; Azure-AsyncOperation under the share's
+                // `operationResults`, Location = the provider share subscription; no Retry-After.
+                let psub = Self::trim_last(ctx.path);
+                let share = Self::parent_path(&psub, 1);
+                let v = ctx.api_version;
                 Ok(Reply {
                     status: 202,
                     body,
-                    headers,
+                    headers: vec![
+                        (
+                            "Azure-AsyncOperation".into(),
+                            format!(
+                                "{}{share}/operationResults/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
+                        ),
+                        (
+                            "Location".into(),
+                            format!("{}{psub}?api-version={v}", ctx.base_url),
+                        ),
+                    ],
                 })
             }
             "Shares_ListSynchronizations" => {
@@ -1281,22 +1355,43 @@ impl State {
                     .and_then(Value::as_str)
                     .unwrap_or("Incremental")
                     .to_string();
-                let rec = self.new_sync(&sk, &mode, ctx.now, None);
-                let v = sub_sync_json(&rec);
+                let mut rec = self.new_sync(&sk, &mode, ctx.now, None);
+                rec.status = "Queued".into();
                 let id = rec.id.clone();
+                let result = sub_sync_json(&rec);
                 self.syncs.push(rec);
-                let (_, headers) = self.new_op(
+                self.new_op_id(
                     ctx,
+                    id.clone(),
                     &r.region,
-                    Effect::Sync(id),
-                    Some(v.clone()),
+                    Effect::Sync(id.clone()),
+                    Some(result),
                     None,
                     true,
                 );
+                // Azure: 202 with {status: Queued, synchronizationId, synchronizationMode};
+                // status URLs under the share subscription; no Retry-After.
+                let v = ctx.api_version;
                 Ok(Reply {
                     status: 202,
-                    body: Some(v),
-                    headers,
+                    body: Some(json!({"status": "Queued", "synchronizationId": id,
+                        "synchronizationMode": mode})),
+                    headers: vec![
+                        (
+                            "Azure-AsyncOperation".into(),
+                            format!(
+                                "{}{sub}/synchronizationOperationResults/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
+                        ),
+                        (
+                            "Location".into(),
+                            format!(
+                                "{}{sub}/shareSubscriptionSynchronizations/{id}?api-version={v}",
+                                ctx.base_url
+                            ),
+                        ),
+                    ],
                 })
             }
             "ShareSubscriptions_CancelSynchronization" => {
@@ -1464,7 +1559,12 @@ impl State {
                             "Creating"
                         }),
                     );
-                    set_prop(v, "triggerStatus", json!("Active"));
+                    // Azure: a new trigger is `Creating` / `Inactive` for a while.
+                    set_prop(
+                        v,
+                        "triggerStatus",
+                        json!(if old.is_some() { "Active" } else { "Inactive" }),
+                    );
                     Self::user_props(v, ctx.principal, false);
                 })?;
                 if existed {
@@ -1475,7 +1575,8 @@ impl State {
                 let rec = self.new_sync(&sk, &mode, ctx.now, Some(ctx.now));
                 self.syncs.push(rec);
                 let k = key(ctx.path);
-                let (_, headers) = self.new_op(
+                // Provisioned later (GET shows it); Azure sends no LRO headers on the 201.
+                self.new_op(
                     ctx,
                     &sub.region,
                     Effect::Provisioned(k.clone()),
@@ -1483,11 +1584,7 @@ impl State {
                     Some(k),
                     false,
                 );
-                Ok(Reply {
-                    status,
-                    body: Some(v),
-                    headers,
-                })
+                Ok(Reply::json(status, v))
             }
             "EmailRegistrations_RegisterEmail" => Ok(Reply::json(
                 200,
@@ -1653,8 +1750,8 @@ impl State {
             }
         }
         json!({
-            "id": format!("/providers/Microsoft.DataShare/locations/{}/consumerInvitations/{}", inv.region, inv_id),
-            "name": inv.body["name"], "type": "Microsoft.DataShare/locations/consumerInvitations",
+            "id": format!("/providers/Microsoft.DataShare/consumerInvitations/{inv_id}"),
+            "name": inv.body["name"], "type": "Microsoft.DataShare/consumerInvitations",
             "properties": p,
         })
     }
@@ -1731,7 +1828,8 @@ impl State {
                 link2: None,
             },
         );
-        let (_, headers) = self.new_op(
+        // Azure: 201 `Creating`, then GET until `Succeeded`; no Azure-AsyncOperation.
+        self.new_op(
             ctx,
             &region,
             Effect::Provisioned(k.clone()),
@@ -1739,11 +1837,7 @@ impl State {
             Some(k),
             false,
         );
-        Ok(Reply {
-            status: 201,
-            body: Some(v),
-            headers,
-        })
+        Ok(Reply::json(201, v))
     }
 
     fn create_invitation(&mut self, ctx: &Ctx, rtype: &str, body: Value) -> Res {
@@ -1795,16 +1889,18 @@ impl State {
         let new_id = self.uuid();
         let (st, v) = self.upsert_child(ctx, rtype, &parent, body, |_, v, old| match old {
             Some(o) => {
+                // A repeated PUT sends the invitation again: a new `sentAt` (recordings).
+                set_prop(v, "sentAt", json!(ts(ctx.now)));
                 for k in [
                     "invitationId",
                     "invitationStatus",
-                    "sentAt",
                     "respondedAt",
                     "userEmail",
                     "userName",
                 ] {
                     let x = prop(o, k);
-                    if !x.is_empty() {
+                    // A principal without e-mail has `userEmail: ""`: kept as it is.
+                    if !x.is_empty() || o.get("properties").is_some_and(|p| p.get(k).is_some()) {
                         set_prop(v, k, json!(x));
                     }
                 }
@@ -1818,7 +1914,9 @@ impl State {
         })?;
         self.invitations
             .insert(prop(&v, "invitationId").to_ascii_lowercase(), key(ctx.path));
-        Ok(Reply::json(st, v))
+        // Azure answers a repeated invitation PUT with 201 as well.
+        let _ = st;
+        Ok(Reply::json(201, v))
     }
 
     fn create_share_subscription(&mut self, ctx: &Ctx, rtype: &str, body: Value) -> Res {
@@ -1918,7 +2016,10 @@ impl State {
             });
         let provider_tenant = self.tenant_name_of(&inv.tenant);
         let p = ctx.principal.clone();
-        let psub_key = format!("{share_key}/providersharesubscriptions/{inv_id}");
+        // Azure keys provider share subscriptions by `shareSubscriptionObjectId`; their `name`
+        // is the consumer's share subscription name.
+        let obj_id = self.uuid();
+        let psub_key = format!("{share_key}/providersharesubscriptions/{obj_id}");
         let (status, v) = self.upsert_child(ctx, rtype, &parent, body, |_, v, _| {
             set_prop(v, "createdAt", json!(ts(ctx.now)));
             set_prop(v, "providerEmail", json!(prop(&inv.body, "userEmail")));
@@ -1944,11 +2045,10 @@ impl State {
             r.link = Some(share_key.clone());
             r.link2 = Some(psub_key.clone());
         }
-        let obj_id = self.uuid();
-        let inv_id_orig = prop(&inv.body, "invitationId").to_string();
+        let sub_name = segs_of(ctx.path).last().copied().unwrap_or("").to_string();
         let mut pv = json!({
-            "id": format!("{}/providerShareSubscriptions/{}", share.id, inv_id_orig), "name": inv_id_orig,
-            "type": "Microsoft.DataShare/accounts/shares/providerShareSubscriptions",
+            "id": format!("{}/shareSubscriptions/{}", share.id, obj_id), "name": sub_name,
+            "type": "Microsoft.DataShare/ShareSubscriptions",
             "properties": {"consumerEmail": p.email, "consumerName": p.name, "consumerTenantName": p.tenant_name,
                 "createdAt": ts(ctx.now), "providerEmail": prop(&inv.body, "userEmail"),
                 "providerName": prop(&inv.body, "userName"), "sharedAt": prop(&inv.body, "sentAt"),
