@@ -193,6 +193,8 @@ pub struct ArmClient {
     lro_handoff: Option<Duration>,
     /// See [`ArmClient::with_max_attempts`].
     max_attempts: Option<u32>,
+    /// See [`ArmClient::with_recorder`] (issue 16: `--record DIR` / `RECORD_DIR`).
+    recorder: Option<super::record::Recorder>,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -362,7 +364,22 @@ impl ArmClient {
             deadline: None,
             lro_handoff: None,
             max_attempts: None,
+            recorder: None,
         })
+    }
+
+    /// A clone that writes every HTTP exchange (each attempt, LRO poll and page) to
+    /// `recorder` as SessionRecords JSON, sanitised (see [`super::record`]).
+    pub fn with_recorder(&self, recorder: &super::record::Recorder) -> Self {
+        Self {
+            recorder: Some(recorder.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The recorder attached with [`Self::with_recorder`], if any.
+    pub fn recorder(&self) -> Option<&super::record::Recorder> {
+        self.recorder.as_ref()
     }
 
     /// A clone that sends `x-ms-correlation-request-id: id` on every call (one id per
@@ -612,6 +629,21 @@ impl ArmClient {
             };
             let err = match outcome {
                 Ok(ans) => {
+                    // Issue 16: the one place every exchange passes (all operations, retries,
+                    // polls, pages), so a recording misses nothing.
+                    if let Some(rec) = &self.recorder {
+                        rec.exchange(
+                            method.as_str(),
+                            &url,
+                            &client_request_id,
+                            self.correlation_id.as_deref(),
+                            token.is_some(),
+                            body,
+                            ans.status,
+                            &ans.headers,
+                            &ans.body,
+                        );
+                    }
                     inner.limiter.observe_headers(&sub, &ans.headers);
                     record.status = Some(ans.status);
                     record.request_id = ans.header("x-ms-request-id");
@@ -863,8 +895,18 @@ impl ArmClient {
                 .and_then(|b| b.pointer("/properties/provisioningState"))
                 .and_then(Value::as_str)
                 .is_some_and(|s| !ProvisioningState::parse(s).is_terminal());
+        // Issue 16 (recordings): Azure answers a finished create 201 with a terminal
+        // provisioningState and a bogus relative `Location` (`{id}/{name}`); that is done, not an
+        // operation to poll.
+        let state_terminal = is_put
+            && json
+                .as_ref()
+                .and_then(|b| b.pointer("/properties/provisioningState"))
+                .and_then(Value::as_str)
+                .is_some_and(|s| ProvisioningState::parse(s).is_terminal());
         let pending = match ans.status {
             202 => true,
+            201 if state_terminal && async_url.is_none() => false,
             201 => polling_headers || state_running,
             200 => state_running,
             _ => false,
@@ -978,11 +1020,40 @@ impl ArmClient {
                     retry_after: self.poll_interval(&ans.headers),
                 });
             }
-            return Ok(LroStatus::Done(ans.json(&h.operation, &h.resource)?));
+            let body = ans.json(&h.operation, &h.resource)?;
+            // Issue 16 (recordings): Azure's account create answers 201 `Creating` with
+            // `Location` = the resource URL itself, so a 200 from it is the resource, done only
+            // when its provisioningState is terminal.
+            if matches!(h.method.as_str(), "PUT" | "PATCH") {
+                return self.provisioning_status(h, body, &ans);
+            }
+            return Ok(LroStatus::Done(body));
         }
         // PUT whose body reported a non-terminal provisioningState: poll the resource.
         let ans = self.poll_get(h, &h.resource_url).await?;
         let body = ans.json(&h.operation, &h.resource)?;
+        self.provisioning_status(h, body, &ans)
+    }
+
+    /// A polled resource body of a PUT/PATCH: done when its provisioningState is `Succeeded`
+    /// (or absent), failed when terminal otherwise, else still running.
+    fn provisioning_status(
+        &self,
+        h: &LroHandle,
+        body: Option<Value>,
+        ans: &Answer,
+    ) -> Result<LroStatus, ArmError> {
+        let failed =
+            |status: OperationStatus, code: String, message: String, corr: Option<String>| {
+                ArmError::OperationFailed(Box::new(OperationFailure {
+                    operation: h.operation.clone(),
+                    resource: h.resource.clone(),
+                    status,
+                    code,
+                    message,
+                    correlation_id: corr.or_else(|| h.correlation_id.clone()),
+                }))
+            };
         let state = body
             .as_ref()
             .and_then(|b| b.pointer("/properties/provisioningState"))

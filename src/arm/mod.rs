@@ -8,6 +8,7 @@
 //! - [`error`]: [`ArmError`], the one error type; `is_transient()` decides retries.
 //! - [`client`]: [`ArmClient`] — retries, rate limiting, LROs, paging, counters.
 //! - [`ops`]: the Data Share operations as `ArmClient` methods.
+//! - [`record`]: sanitised SessionRecords recordings of every exchange (`--record DIR`).
 //!
 //! Must not import reconcile, readiness, failover, handlers or host.
 
@@ -18,6 +19,7 @@ pub mod id;
 pub mod limiter;
 pub mod models;
 pub mod ops;
+pub mod record;
 
 pub use auth::{AuthMode, Secret};
 pub use client::{
@@ -26,3 +28,4 @@ pub use client::{
 pub use error::{ArmError, ArmResultExt};
 pub use limiter::{OpKind, RateLimits, RetryPolicy};
 pub use ops::ListQuery;
+pub use record::Recorder;

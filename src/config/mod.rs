@@ -57,6 +57,9 @@ pub const KEY_READINESS_SCHEDULE: &str = "READINESS_SCHEDULE";
 pub const KEY_NOTIFY_WEBHOOK_URL: &str = "NOTIFY_WEBHOOK_URL";
 /// Optional log filter.
 pub const KEY_RUST_LOG: &str = "RUST_LOG";
+/// Optional: a directory; every ARM exchange is recorded there as sanitised SessionRecords JSON
+/// (docs/recording.md). The CLIs' `--record DIR` sets the same thing.
+pub const KEY_RECORD_DIR: &str = "RECORD_DIR";
 
 /// Every env key [`Config`] reads, in the order of docs/CONTRACTS.md.
 pub const ENV_KEYS: &[&str] = &[
@@ -76,6 +79,7 @@ pub const ENV_KEYS: &[&str] = &[
     KEY_READINESS_SCHEDULE,
     KEY_NOTIFY_WEBHOOK_URL,
     KEY_RUST_LOG,
+    KEY_RECORD_DIR,
 ];
 
 /// Keys [`Config`] reads that the Functions host itself sets on the handler process; they must
@@ -309,6 +313,10 @@ pub struct Config {
     pub notify_webhook_url: Option<SecretUrl>,
     /// `RUST_LOG`; telemetry defaults to `info`.
     pub log_filter: Option<String>,
+    /// `RECORD_DIR` (or a CLI's `--record DIR`): record every ARM exchange there.
+    pub record_dir: Option<PathBuf>,
+    /// A CLI's `--record-keep-ids` (no app setting): keep tenant/subscription ids in recordings.
+    pub record_keep_ids: bool,
 }
 
 impl Config {
@@ -388,6 +396,7 @@ impl Config {
             .map(|raw| parse_secret_url(KEY_NOTIFY_WEBHOOK_URL, &raw))
             .transpose()?;
         let log_filter = get(KEY_RUST_LOG);
+        let record_dir = get(KEY_RECORD_DIR).map(PathBuf::from);
 
         Ok(Config {
             port,
@@ -402,6 +411,8 @@ impl Config {
             readiness_schedule,
             notify_webhook_url,
             log_filter,
+            record_dir,
+            record_keep_ids: false,
         })
     }
 
@@ -444,6 +455,8 @@ impl Config {
             readiness_schedule: None,
             notify_webhook_url: None,
             log_filter: None,
+            record_dir: None,
+            record_keep_ids: false,
         }
     }
 }
