@@ -895,18 +895,8 @@ impl ArmClient {
                 .and_then(|b| b.pointer("/properties/provisioningState"))
                 .and_then(Value::as_str)
                 .is_some_and(|s| !ProvisioningState::parse(s).is_terminal());
-        // Issue 16 (recordings): Azure answers a finished create 201 with a terminal
-        // provisioningState and a bogus relative `Location` (`{id}/{name}`); that is done, not an
-        // operation to poll.
-        let state_terminal = is_put
-            && json
-                .as_ref()
-                .and_then(|b| b.pointer("/properties/provisioningState"))
-                .and_then(Value::as_str)
-                .is_some_and(|s| ProvisioningState::parse(s).is_terminal());
         let pending = match ans.status {
             202 => true,
-            201 if state_terminal && async_url.is_none() => false,
             201 => polling_headers || state_running,
             200 => state_running,
             _ => false,
