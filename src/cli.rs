@@ -101,6 +101,14 @@ pub struct PlanArgs {
     /// Include deletion of extra secondary items.
     #[arg(long)]
     pub prune: bool,
+    /// Record every ARM exchange into this directory as sanitised SessionRecords JSON
+    /// (evidence of how your tenant's Data Share behaves; docs/recording.md).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// With --record: keep tenant and subscription ids (tokens, SAS signatures and e-mail
+    /// addresses are always sanitised).
+    #[arg(long, requires = "record")]
+    pub record_keep_ids: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +135,14 @@ pub struct ReplicateArgs {
     /// against a non-loopback ARM endpoint.
     #[arg(long)]
     pub local: bool,
+    /// Record every ARM exchange into this directory as sanitised SessionRecords JSON
+    /// (evidence of how your tenant's Data Share behaves; docs/recording.md).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// With --record: keep tenant and subscription ids (tokens, SAS signatures and e-mail
+    /// addresses are always sanitised).
+    #[arg(long, requires = "record")]
+    pub record_keep_ids: bool,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +159,14 @@ pub struct CheckArgs {
     /// Also write the HTML status page (the page `ReadinessStatus` serves) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Record every ARM exchange into this directory as sanitised SessionRecords JSON
+    /// (evidence of how your tenant's Data Share behaves; docs/recording.md).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// With --record: keep tenant and subscription ids (tokens, SAS signatures and e-mail
+    /// addresses are always sanitised).
+    #[arg(long, requires = "record")]
+    pub record_keep_ids: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +216,14 @@ pub struct FailoverStartArgs {
     /// against a non-loopback ARM endpoint.
     #[arg(long)]
     pub local: bool,
+    /// Record every ARM exchange into this directory as sanitised SessionRecords JSON
+    /// (evidence of how your tenant's Data Share behaves; docs/recording.md).
+    #[arg(long, value_name = "DIR", requires = "local")]
+    pub record: Option<PathBuf>,
+    /// With --record: keep tenant and subscription ids (tokens, SAS signatures and e-mail
+    /// addresses are always sanitised).
+    #[arg(long, requires = "record")]
+    pub record_keep_ids: bool,
 }
 
 #[derive(Debug, Args)]

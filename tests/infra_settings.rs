@@ -24,7 +24,8 @@ use datashare_dr::store::{
 /// "App settings"): the port is injected by the host per process (`HOST_PROVIDED_KEYS`), the
 /// storage connection string is for Azurite only (shared keys are disabled in Azure), and the
 /// client secret is never used (the app authenticates with its managed identity).
-const NOT_SET_IN_AZURE: &[&str] = &["AzureWebJobsStorage", "AZURE_CLIENT_SECRET"];
+/// `RECORD_DIR` is for evidence-gathering runs on an operator's machine (docs/recording.md).
+const NOT_SET_IN_AZURE: &[&str] = &["AzureWebJobsStorage", "AZURE_CLIENT_SECRET", "RECORD_DIR"];
 
 /// App settings read by the Functions host / platform, not by `Config`.
 const HOST_OWNED_EXTRAS: &[&str] = &[

@@ -195,6 +195,8 @@ pub struct ArmClient {
     max_attempts: Option<u32>,
     /// See [`ArmClient::non_idempotent`].
     non_idempotent: bool,
+    /// See [`ArmClient::with_recorder`] (issue 16: `--record DIR` / `RECORD_DIR`).
+    recorder: Option<super::record::Recorder>,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -392,7 +394,22 @@ impl ArmClient {
             lro_handoff: None,
             max_attempts: None,
             non_idempotent: false,
+            recorder: None,
         })
+    }
+
+    /// A clone that writes every HTTP exchange (each attempt, LRO poll and page) to
+    /// `recorder` as SessionRecords JSON, sanitised (see [`super::record`]).
+    pub fn with_recorder(&self, recorder: &super::record::Recorder) -> Self {
+        Self {
+            recorder: Some(recorder.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The recorder attached with [`Self::with_recorder`], if any.
+    pub fn recorder(&self) -> Option<&super::record::Recorder> {
+        self.recorder.as_ref()
     }
 
     /// A clone that sends `x-ms-correlation-request-id: id` on every call (one id per
@@ -656,6 +673,21 @@ impl ArmClient {
             };
             let err = match outcome {
                 Ok(ans) => {
+                    // Issue 16: the one place every exchange passes (all operations, retries,
+                    // polls, pages), so a recording misses nothing.
+                    if let Some(rec) = &self.recorder {
+                        rec.exchange(
+                            method.as_str(),
+                            &url,
+                            &client_request_id,
+                            self.correlation_id.as_deref(),
+                            token.is_some(),
+                            body,
+                            ans.status,
+                            &ans.headers,
+                            &ans.body,
+                        );
+                    }
                     inner.limiter.observe_headers(&sub, &ans.headers);
                     record.status = Some(ans.status);
                     record.request_id = ans.header("x-ms-request-id");
@@ -1029,11 +1061,40 @@ impl ArmClient {
                     retry_after: self.poll_interval(&ans.headers),
                 });
             }
-            return Ok(LroStatus::Done(ans.json(&h.operation, &h.resource)?));
+            let body = ans.json(&h.operation, &h.resource)?;
+            // Issue 16 (recordings): Azure's account create answers 201 `Creating` with
+            // `Location` = the resource URL itself, so a 200 from it is the resource, done only
+            // when its provisioningState is terminal.
+            if matches!(h.method.as_str(), "PUT" | "PATCH") {
+                return self.provisioning_status(h, body, &ans);
+            }
+            return Ok(LroStatus::Done(body));
         }
         // PUT whose body reported a non-terminal provisioningState: poll the resource.
         let ans = self.poll_get(h, &h.resource_url).await?;
         let body = ans.json(&h.operation, &h.resource)?;
+        self.provisioning_status(h, body, &ans)
+    }
+
+    /// A polled resource body of a PUT/PATCH: done when its provisioningState is `Succeeded`
+    /// (or absent), failed when terminal otherwise, else still running.
+    fn provisioning_status(
+        &self,
+        h: &LroHandle,
+        body: Option<Value>,
+        ans: &Answer,
+    ) -> Result<LroStatus, ArmError> {
+        let failed =
+            |status: OperationStatus, code: String, message: String, corr: Option<String>| {
+                ArmError::OperationFailed(Box::new(OperationFailure {
+                    operation: h.operation.clone(),
+                    resource: h.resource.clone(),
+                    status,
+                    code,
+                    message,
+                    correlation_id: corr.or_else(|| h.correlation_id.clone()),
+                }))
+            };
         let state = body
             .as_ref()
             .and_then(|b| b.pointer("/properties/provisioningState"))

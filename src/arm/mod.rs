@@ -10,6 +10,7 @@
 //!   the pair-level verdict (region unreachable only beside an answering region).
 //! - [`client`]: [`ArmClient`] — retries, rate limiting, LROs, paging, counters.
 //! - [`ops`]: the Data Share operations as `ArmClient` methods.
+//! - [`record`]: sanitised SessionRecords recordings of every exchange (`--record DIR`).
 //!
 //! Must not import reconcile, readiness, failover, handlers or host.
 
@@ -21,6 +22,7 @@ pub mod id;
 pub mod limiter;
 pub mod models;
 pub mod ops;
+pub mod record;
 
 pub use auth::{AuthMode, Secret};
 pub use client::{
@@ -29,3 +31,4 @@ pub use client::{
 pub use error::{ArmError, ArmResultExt};
 pub use limiter::{OpKind, RateLimits, RetryPolicy};
 pub use ops::ListQuery;
+pub use record::Recorder;

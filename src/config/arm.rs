@@ -47,6 +47,9 @@ pub enum ArmSetupError {
         key: &'static str,
         auth: &'static str,
     },
+    /// `RECORD_DIR` / `--record DIR` names a directory that cannot be written.
+    #[error("RECORD_DIR / --record: {0}")]
+    Record(#[from] crate::arm::record::RecordError),
     /// The client itself refused the settings.
     #[error("cannot build the ARM client for {endpoint}")]
     BuildClient {
@@ -129,10 +132,30 @@ pub fn client_settings(arm: &ArmSettings, env: &Config) -> Result<ClientSettings
 pub fn arm_client(dr: &DrConfig, env: &Config) -> Result<ArmClient, ArmSetupError> {
     let arm = effective_arm(&dr.arm, env)?;
     let settings = client_settings(&arm, env)?;
-    ArmClient::new(settings).map_err(|source| ArmSetupError::BuildClient {
+    let client = ArmClient::new(settings).map_err(|source| ArmSetupError::BuildClient {
         endpoint: arm.endpoint.to_string(),
         source,
-    })
+    })?;
+    with_recording(client, env.record_dir.as_deref(), env.record_keep_ids)
+}
+
+/// `client`, recording every exchange into `dir` when one is given (`RECORD_DIR`, `--record
+/// DIR`; ids sanitised unless `keep_ids`). Tells the operator where the file goes (stderr).
+pub fn with_recording(
+    client: ArmClient,
+    dir: Option<&std::path::Path>,
+    keep_ids: bool,
+) -> Result<ArmClient, ArmSetupError> {
+    let Some(dir) = dir else {
+        return Ok(client);
+    };
+    let recorder = crate::arm::record::Recorder::create(dir, keep_ids)?;
+    eprintln!(
+        "recording ARM exchanges to {} (sanitised{})",
+        recorder.path().display(),
+        if keep_ids { "; ids kept" } else { "" }
+    );
+    Ok(client.with_recorder(&recorder))
 }
 
 /// The identity settings (`AZURE_*`) of the process environment, without the endpoint/auth

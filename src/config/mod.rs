@@ -70,6 +70,9 @@ pub const KEY_RUST_LOG: &str = "RUST_LOG";
 /// invocations; `ReplicateNow` uses at most 180 s of it). Default: 80% of host.json's
 /// `functionTimeout`.
 pub const KEY_REPLICATE_BUDGET_SECONDS: &str = "REPLICATE_BUDGET_SECONDS";
+/// Optional: a directory; every ARM exchange is recorded there as sanitised SessionRecords JSON
+/// (docs/recording.md). The CLIs' `--record DIR` sets the same thing.
+pub const KEY_RECORD_DIR: &str = "RECORD_DIR";
 
 /// Every env key [`Config`] reads, in the order of docs/CONTRACTS.md.
 pub const ENV_KEYS: &[&str] = &[
@@ -93,6 +96,7 @@ pub const ENV_KEYS: &[&str] = &[
     KEY_WEBSITE_HOSTNAME,
     KEY_RUST_LOG,
     KEY_REPLICATE_BUDGET_SECONDS,
+    KEY_RECORD_DIR,
 ];
 
 /// Keys [`Config`] reads that the Functions host itself sets on the handler process; they must
@@ -335,6 +339,10 @@ pub struct Config {
     /// `REPLICATE_BUDGET_SECONDS`: the replicate pass budget (`None` = derived from host.json's
     /// `functionTimeout` at start-up, see `startup::ReplicateBudgets`).
     pub replicate_budget: Option<std::time::Duration>,
+    /// `RECORD_DIR` (or a CLI's `--record DIR`): record every ARM exchange there.
+    pub record_dir: Option<PathBuf>,
+    /// A CLI's `--record-keep-ids` (no app setting): keep tenant/subscription ids in recordings.
+    pub record_keep_ids: bool,
 }
 
 impl Config {
@@ -450,6 +458,7 @@ impl Config {
                 }),
             })
             .transpose()?;
+        let record_dir = get(KEY_RECORD_DIR).map(PathBuf::from);
 
         Ok(Config {
             port,
@@ -468,6 +477,8 @@ impl Config {
             website_hostname,
             log_filter,
             replicate_budget,
+            record_dir,
+            record_keep_ids: false,
         })
     }
 
@@ -514,6 +525,8 @@ impl Config {
             website_hostname: None,
             log_filter: None,
             replicate_budget: None,
+            record_dir: None,
+            record_keep_ids: false,
         }
     }
 }

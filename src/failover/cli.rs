@@ -319,6 +319,9 @@ async fn start_local(
     cfg: Arc<DrConfig>,
 ) -> anyhow::Result<i32> {
     let arm = arm_client_from_config(&cfg).context("ARM client")?;
+    // `--record DIR` (issue 16): every exchange of the local run.
+    let arm = crate::config::arm::with_recording(arm, a.record.as_deref(), a.record_keep_ids)
+        .context("--record")?;
     let (ctx, queue) = in_process(cfg.clone(), arm);
     let run = match start::start_run(ctx.store.as_ref(), &queue, &cfg, req, ctx.clock.now()).await {
         Ok(r) => r,

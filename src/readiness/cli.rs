@@ -296,13 +296,18 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     }
     // Env overrides of `[arm]` (ARM_ENDPOINT, ARM_AUTH) and the AZURE_* identity settings,
     // through the one shared builder (config::arm).
-    let env = match crate::config::Config::from_env() {
+    let mut env = match crate::config::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_USAGE);
         }
     };
+    // `--record DIR` (issue 16) wins over RECORD_DIR.
+    if args.record.is_some() {
+        env.record_dir = args.record.clone();
+    }
+    env.record_keep_ids = args.record_keep_ids;
     match crate::config::arm::effective_arm(&cfg.arm, &env) {
         Ok(arm) => cfg.arm = arm,
         Err(e) => {

@@ -38,7 +38,10 @@ struct Setup {
     client: ArmClient,
 }
 
-fn setup(path: &std::path::Path) -> Result<Setup, i32> {
+/// `--record DIR` / `--record-keep-ids` of `plan` and `replicate` (issue 16).
+type Record<'a> = (Option<&'a std::path::Path>, bool);
+
+fn setup(path: &std::path::Path, record: Record<'_>) -> Result<Setup, i32> {
     let mut cfg = match DrConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -50,13 +53,18 @@ fn setup(path: &std::path::Path) -> Result<Setup, i32> {
         }
     };
     // Env overrides of `[arm]` (ARM_ENDPOINT, ARM_AUTH), as in the Functions app.
-    let env = match Config::from_env() {
+    let mut env = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return Err(EXIT_USAGE);
         }
     };
+    // `--record DIR` wins over RECORD_DIR.
+    if let Some(dir) = record.0 {
+        env.record_dir = Some(dir.to_owned());
+    }
+    env.record_keep_ids = record.1;
     match crate::config::arm::effective_arm(&cfg.arm, &env) {
         Ok(arm) => cfg.arm = arm,
         Err(e) => {
@@ -250,7 +258,7 @@ fn write_store(cfg: &DrConfig, local: bool, command: &str) -> Result<WriteStore,
 
 /// `datashare-dr plan`.
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
-    let s = match setup(&args.config) {
+    let s = match setup(&args.config, (args.record.as_deref(), args.record_keep_ids)) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -334,7 +342,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<i32> {
 
 /// `datashare-dr replicate`.
 pub fn run_replicate(args: &ReplicateArgs) -> anyhow::Result<i32> {
-    let s = match setup(&args.config) {
+    let s = match setup(&args.config, (args.record.as_deref(), args.record_keep_ids)) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -7,3 +7,4 @@ pub mod azurite_restart;
 pub mod estate;
 pub mod host_emulator;
 pub mod logs;
+pub mod replay;
