@@ -55,6 +55,8 @@ pub struct AppState {
     storage: tokio::sync::OnceCell<AppStorage>,
     /// Plain HTTP client for outbound webhooks, built on first use.
     http: std::sync::OnceLock<reqwest::Client>,
+    /// Signing keys that authenticate `AlertWebhook` callers (fetched on first use, cached).
+    pub alert_keys: crate::failover::alert_auth::JwksCache,
 }
 
 /// The app's storage as the handlers use it: the `datashare-dr` blob container and the queue
@@ -129,6 +131,7 @@ impl AppState {
             arm: tokio::sync::OnceCell::new(),
             storage: tokio::sync::OnceCell::new(),
             http: std::sync::OnceLock::new(),
+            alert_keys: Default::default(),
         }
     }
 
