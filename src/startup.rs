@@ -188,6 +188,7 @@ impl AppState {
     /// A plain HTTP client for outbound webhooks (no proxy from env, 10 s timeout).
     pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
+            install_crypto_provider();
             reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()

@@ -379,6 +379,7 @@ struct Inner {
     queue: AzureQueue,
     settings: HashMap<String, String>,
     function_key: Option<String>,
+    alert_token: bool,
     queue_alias: HashMap<String, String>,
     last_timer_fire: Mutex<HashMap<String, OffsetDateTime>>,
 }
@@ -390,6 +391,7 @@ pub struct HostEmulatorBuilder {
     storage: StorageSettings,
     settings: HashMap<String, String>,
     function_key: Option<String>,
+    alert_token: bool,
     queue_alias: HashMap<String, String>,
     visibility_timeout: Option<Duration>,
     max_dequeue_count: Option<u32>,
@@ -406,6 +408,13 @@ impl HostEmulatorBuilder {
     /// calling the handler unless `x-functions-key` or `?code=` carries this key.
     pub fn function_key(mut self, key: &str) -> Self {
         self.function_key = Some(key.to_owned());
+        self
+    }
+    /// Whether requests to `AlertWebhook` without an `Authorization` header get a valid
+    /// secure-webhook token from the test issuer (`support::alert_token`; default true, as
+    /// Azure Monitor's secure webhook does). `false` for rejection tests.
+    pub fn alert_token(mut self, on: bool) -> Self {
+        self.alert_token = on;
         self
     }
     /// Use `actual` wherever a function.json names queue `declared` (isolates parallel tests).
@@ -456,6 +465,7 @@ impl HostEmulatorBuilder {
                 queue,
                 settings: self.settings,
                 function_key: self.function_key,
+                alert_token: self.alert_token,
                 queue_alias: self.queue_alias,
                 last_timer_fire: Mutex::new(HashMap::new()),
             }),
@@ -500,6 +510,7 @@ impl HostEmulator {
             storage: storage.clone(),
             settings: HashMap::new(),
             function_key: None,
+            alert_token: true,
             queue_alias: HashMap::new(),
             visibility_timeout: None,
             max_dequeue_count: None,
@@ -748,6 +759,14 @@ impl HostEmulator {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if self.inner.alert_token
+            && f.name == "AlertWebhook"
+            && !all_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            all_headers.push(("Authorization".into(), super::alert_token::bearer()));
+        }
         if !all_headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("host"))
