@@ -12,8 +12,8 @@
 //!   [`JWKS_TTL`] and fetched again when a token names an unknown `kid` (key rollover);
 //! * `iss` = the tenant's v1 (`https://sts.windows.net/{tenant}/`) or v2
 //!   (`https://login.microsoftonline.com/{tenant}/v2.0`) issuer;
-//! * `aud` = the configured audience (the app registration's Application ID URI; its client id
-//!   is accepted too, as v2 tokens carry it);
+//! * `aud` = the configured audience (the app registration's Application ID URI, which is the
+//!   resource the action group requests its token for);
 //! * `exp` / `nbf` with [`CLOCK_SKEW`];
 //! * the caller `appid` (v1) or `azp` (v2) on `[alerts].allowed_app_ids`.
 //!
