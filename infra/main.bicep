@@ -138,6 +138,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     appPrincipalId: identity.outputs.principalId
     skuName: storageSku
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -171,6 +172,7 @@ module functionApp 'modules/functionapp.bicep' = {
     readinessSchedule: readinessSchedule
     rustLog: rustLog
     notifyWebhookUrl: notifyWebhookUrl
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
     tags: allTags
   }
 }
