@@ -19,7 +19,7 @@ use datashare_dr::host::InvocationResponse;
 use datashare_dr::startup::{AppState, AppStorage, router};
 use datashare_dr::store::STAGE_QUEUE;
 use serde_json::{Value, json};
-use support::alert_token::{self, Key, KID};
+use support::alert_token::{self, KID, Key};
 use support::logs::Captured;
 use tower::ServiceExt as _;
 
@@ -94,7 +94,11 @@ async fn post(c: DrConfig, authorization: Option<String>, query: Value) -> Outco
         .expect("a body");
     let answer = InvocationResponse::parse(&bytes, &["res"]).expect("a payload-mode answer");
     let res = answer.http_res().expect("an HTTP answer");
-    storage.queue.ensure_queue(STAGE_QUEUE).await.expect("queue");
+    storage
+        .queue
+        .ensure_queue(STAGE_QUEUE)
+        .await
+        .expect("queue");
     let messages = storage
         .queue
         .receive(STAGE_QUEUE, 32, Duration::from_secs(1))
@@ -119,7 +123,11 @@ fn bearer(claims: &Value, key: Key) -> Option<String> {
 async fn a_valid_secure_webhook_token_is_accepted_and_starts_the_run() {
     let o = post(trusted_config(), Some(alert_token::bearer()), json!({})).await;
     assert_eq!(o.status, 202, "{}\n{}", o.body, o.log);
-    assert!(o.messages >= 1 && o.runs >= 1, "nothing started: {}", o.body);
+    assert!(
+        o.messages >= 1 && o.runs >= 1,
+        "nothing started: {}",
+        o.body
+    );
     assert!(
         !o.log.contains("\"level\":\"WARN\""),
         "an accepted alert logged a warning:\n{}",
@@ -133,7 +141,11 @@ async fn assert_rejected(c: DrConfig, authorization: Option<String>, code: &str)
     let o = post(c, authorization.clone(), json!({"code": "function-key"})).await;
     assert_eq!(o.status, 401, "{code}: {}\n{}", o.body, o.log);
     assert_eq!(o.body["code"], json!(code), "{}", o.body);
-    assert_eq!((o.messages, o.runs), (0, 0), "{code}: a rejected alert started something");
+    assert_eq!(
+        (o.messages, o.runs),
+        (0, 0),
+        "{code}: a rejected alert started something"
+    );
     let warns: Vec<&str> = o
         .log
         .lines()
@@ -145,9 +157,15 @@ async fn assert_rejected(c: DrConfig, authorization: Option<String>, code: &str)
         "{code}: the WARN does not name why: {}",
         warns[0]
     );
-    if let Some(token) = authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
+    if let Some(token) = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+    {
         let signature = token.rsplit('.').next().unwrap_or(token);
-        assert!(!o.log.contains(signature), "{code}: the token reached the log");
+        assert!(
+            !o.log.contains(signature),
+            "{code}: the token reached the log"
+        );
     }
 }
 
@@ -175,7 +193,12 @@ async fn an_expired_token_is_401() {
 #[tokio::test]
 async fn a_wrong_signature_is_401() {
     let c = alert_token::valid_claims();
-    assert_rejected(trusted_config(), bearer(&c, Key::Untrusted), "bad_signature").await;
+    assert_rejected(
+        trusted_config(),
+        bearer(&c, Key::Untrusted),
+        "bad_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -202,10 +225,8 @@ async fn without_trust_settings_every_alert_is_401_naming_what_to_set() {
 
 #[tokio::test]
 async fn require_authenticated_false_accepts_the_function_key_alone() {
-    let text = alert_token::trust(&example()).replace(
-        "[alerts]\n",
-        "[alerts]\nrequire_authenticated = false\n",
-    );
+    let text = alert_token::trust(&example())
+        .replace("[alerts]\n", "[alerts]\nrequire_authenticated = false\n");
     let c = DrConfig::from_toml_str(&text, "dr.toml").expect("config loads");
     let o = post(c, None, json!({})).await;
     assert_eq!(o.status, 202, "{}\n{}", o.body, o.log);

@@ -990,7 +990,8 @@ async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
     let queue = MemoryQueue::new();
     // The legacy sample's event is from 2017: ingest it as if it had just happened (the 24 h
     // staleness window is the default since issue 15).
-    let now = parse_alert(body.as_bytes()).unwrap().event_time.unwrap() + time::Duration::minutes(1);
+    let now =
+        parse_alert(body.as_bytes()).unwrap().event_time.unwrap() + time::Duration::minutes(1);
     let first = ingest_alert(&store, &queue, &c, body.as_bytes(), now)
         .await
         .unwrap();

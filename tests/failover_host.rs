@@ -408,11 +408,19 @@ async fn an_alert_through_the_host_becomes_exactly_one_completed_run() {
     other["aud"] = serde_json::json!("api://another-app");
     let warm = format!(
         "Bearer {}",
-        support::alert_token::sign(&other, support::alert_token::Key::Trusted, support::alert_token::KID)
+        support::alert_token::sign(
+            &other,
+            support::alert_token::Key::Trusted,
+            support::alert_token::KID
+        )
     );
     let mut headers = JSON.to_vec();
     headers.push(("Authorization", warm.as_str()));
-    let r = w.host.request("POST", "/api/alerts", &headers, &body).await.expect("warm-up");
+    let r = w
+        .host
+        .request("POST", "/api/alerts", &headers, &body)
+        .await
+        .expect("warm-up");
     assert_eq!(r.status, 401, "{}", r.body);
     let t0 = Instant::now();
     let (status, answer) = post_alert(&w.host, &body).await;

@@ -151,10 +151,10 @@ fn assignments(main: &str) -> Vec<Assignment> {
             .nth(1)
             .map(|r| r.split(':').next().unwrap().trim().to_owned())
             .unwrap_or_else(|| "(single)".into());
-        let condition = header
-            .split(": if (")
-            .nth(1)
-            .map(|c| c.trim_end_matches(|ch| ch == '{' || ch == ' ' || ch == ')').to_owned());
+        let condition = header.split(": if (").nth(1).map(|c| {
+            c.trim_end_matches(|ch| ch == '{' || ch == ' ' || ch == ')')
+                .to_owned()
+        });
         let store_side_rule = (over == "stores").then(|| role_line.trim().to_owned());
         out.push(Assignment {
             module,
@@ -199,9 +199,10 @@ fn no_writing_action_is_assigned_by_default_on_a_primary_account_or_store() {
             continue;
         }
         // Off by default? Only a condition on a parameter whose default is false counts.
-        let off_by_default = a.condition.as_deref().is_some_and(|c| {
-            param_default(&main, c.trim()).as_deref() == Some("false")
-        });
+        let off_by_default = a
+            .condition
+            .as_deref()
+            .is_some_and(|c| param_default(&main, c.trim()).as_deref() == Some("false"));
         let on_primary = match a.over.as_str() {
             "primaryAccountIds" | "accountIds" => true,
             "secondaryAccountIds" => false,
@@ -226,7 +227,11 @@ fn no_writing_action_is_assigned_by_default_on_a_primary_account_or_store() {
             ));
         }
     }
-    for required in ["primaryReaderRoleGuid", "failbackRoleGuid", "operatorRoleGuid"] {
+    for required in [
+        "primaryReaderRoleGuid",
+        "failbackRoleGuid",
+        "operatorRoleGuid",
+    ] {
         assert!(
             list.iter().any(|a| a.role_output == required),
             "no module assigns {required}"
@@ -235,7 +240,8 @@ fn no_writing_action_is_assigned_by_default_on_a_primary_account_or_store() {
     // Primary stores: the app gets the built-in Reader only (store-access.bicep).
     let store = read("infra/modules/store-access.bicep");
     assert!(
-        store.contains("storeLinkerRoleGuid: string = ''") || store.contains("param storeLinkerRoleGuid string = ''"),
+        store.contains("storeLinkerRoleGuid: string = ''")
+            || store.contains("param storeLinkerRoleGuid string = ''"),
         "the store linker must be optional per store"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -244,10 +250,20 @@ fn no_writing_action_is_assigned_by_default_on_a_primary_account_or_store() {
 #[test]
 fn the_write_classifier_follows_the_issue() {
     assert!(is_write("Microsoft.DataShare/accounts/shares/write"));
-    assert!(is_write("Microsoft.DataShare/accounts/shares/dataSets/delete"));
-    assert!(is_write("Microsoft.DataShare/accounts/shares/providerShareSubscriptions/*"));
-    assert!(is_write("Microsoft.DataShare/accounts/shares/providerShareSubscriptions/revoke/action"));
-    assert!(is_write("Microsoft.DataShare/accounts/shareSubscriptions/synchronize/action"));
-    assert!(!is_write("Microsoft.DataShare/accounts/shares/listSynchronizations/action"));
+    assert!(is_write(
+        "Microsoft.DataShare/accounts/shares/dataSets/delete"
+    ));
+    assert!(is_write(
+        "Microsoft.DataShare/accounts/shares/providerShareSubscriptions/*"
+    ));
+    assert!(is_write(
+        "Microsoft.DataShare/accounts/shares/providerShareSubscriptions/revoke/action"
+    ));
+    assert!(is_write(
+        "Microsoft.DataShare/accounts/shareSubscriptions/synchronize/action"
+    ));
+    assert!(!is_write(
+        "Microsoft.DataShare/accounts/shares/listSynchronizations/action"
+    ));
     assert!(!is_write("Microsoft.DataShare/accounts/read"));
 }

@@ -1281,9 +1281,9 @@ fn read_alerts(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> AlertSettings {
     }
     if let Some((u, loc)) = t.opt_str(ctx, "jwks_url") {
         let parsed = url::Url::parse(&u).ok();
-        let scheme_ok = parsed.as_ref().is_some_and(|p| {
-            p.scheme() == "https" || (p.scheme() == "http" && url_is_loopback(p))
-        });
+        let scheme_ok = parsed
+            .as_ref()
+            .is_some_and(|p| p.scheme() == "https" || (p.scheme() == "http" && url_is_loopback(p)));
         if !scheme_ok {
             ctx.issue(
                 &loc.path,

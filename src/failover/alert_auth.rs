@@ -74,9 +74,9 @@ impl AlertAuth {
     /// The JWKS URL in effect (`None` without a tenant or explicit URL).
     pub fn effective_jwks_url(&self) -> Option<String> {
         self.jwks_url.clone().or_else(|| {
-            self.tenant_id.as_ref().map(|t| {
-                format!("https://login.microsoftonline.com/{t}/discovery/v2.0/keys")
-            })
+            self.tenant_id
+                .as_ref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/discovery/v2.0/keys"))
         })
     }
 

@@ -24,7 +24,9 @@ const MAX_CONNECTIONS: usize = 5000;
 const SERVE_FOR: Duration = Duration::from_secs(1800);
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/auth").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/auth")
+        .join(name)
 }
 
 /// URL of the loopback JWKS (started on first use).
