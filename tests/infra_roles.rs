@@ -89,9 +89,6 @@ fn roles() -> BTreeMap<String, (String, Vec<String>)> {
         let value = line.trim_start()["actions:".len()..].trim();
         let actions = if value.starts_with('[') {
             quoted(&b[b.find("actions:").unwrap()..])
-                .into_iter()
-                .take_while(|_| true)
-                .collect::<Vec<_>>()
         } else {
             // `cond ? varA : varB` or `var`: the union (worst case).
             value
@@ -151,10 +148,10 @@ fn assignments(main: &str) -> Vec<Assignment> {
             .nth(1)
             .map(|r| r.split(':').next().unwrap().trim().to_owned())
             .unwrap_or_else(|| "(single)".into());
-        let condition = header.split(": if (").nth(1).map(|c| {
-            c.trim_end_matches(|ch| ch == '{' || ch == ' ' || ch == ')')
-                .to_owned()
-        });
+        let condition = header
+            .split(": if (")
+            .nth(1)
+            .map(|c| c.trim_end_matches(['{', ' ', ')']).to_owned());
         let store_side_rule = (over == "stores").then(|| role_line.trim().to_owned());
         out.push(Assignment {
             module,
