@@ -45,7 +45,13 @@ param role string = 'provider'
 @description('Pairs of the DR config: [{ name, primaryAccountId, secondaryAccountId, primaryRegionDisplayName }]. name = [[pairs]].name; the region display name is how Service Health spells it (e.g. "West Europe").')
 param pairs array
 
-@description('Mapped data stores: [{ id, dataShareAccountId? }]. The app identity gets Reader on each (readiness), plus the store-linker role on storage accounts (provider). With dataShareAccountId, that Data Share account identity gets Storage Blob Data Reader (provider source) / Contributor (consumer sink) on the store. List secondary stores (and primary stores for failback).')
+@description('Planned failback only: assign the failback role (write rights on the PRIMARY accounts). Default false; set true for the failback window, deploy again with false to revoke (docs/deploy.md "Failback role").')
+param grantFailbackRole bool = false
+
+@description('Why: Azure Data Share requires write permission on the data store from whoever adds a Blob/ADLS Gen2 data set. true = the store linker on SECONDARY stores includes Microsoft.Storage/storageAccounts/write; false = read-only (data set creation then fails with 403, reported as a tool fault).')
+param storeWriteForDataSetCreation bool = true
+
+@description('Mapped data stores: [{ id, side: "primary" | "secondary" (default primary = read only), dataShareAccountId? }]. The app identity gets Reader on each (readiness), plus the store-linker role on storage accounts (provider). With dataShareAccountId, that Data Share account identity gets Storage Blob Data Reader (provider source) / Contributor (consumer sink) on the store. List secondary stores (and primary stores for failback).')
 param stores array = []
 
 @description('DR_CONFIG_PATH. Default: the TOML shipped at the root of the app package (scripts/package copies it there), relative to the app root.')
@@ -82,8 +88,8 @@ param alertEmailReceivers array = []
 @description('Service Health service name of Azure Data Share.')
 param dataShareServiceName string = 'Azure Data Share'
 
-@description('Use the Entra-secured webhook for the action group (see modules/action-group.bicep).')
-param useAadAuthWebhook bool = false
+@description('Use the Entra-secured webhook for the action group (default; the app verifies its token, [alerts].require_authenticated). The receiver app registration cannot be created by Bicep: run scripts/create-alert-receiver-app first.')
+param useAadAuthWebhook bool = true
 
 @description('Secure webhook: object id of the receiver app registration.')
 param aadWebhookObjectId string = ''
@@ -141,6 +147,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     appPrincipalId: identity.outputs.principalId
     skuName: storageSku
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -177,6 +184,7 @@ module functionApp 'modules/functionapp.bicep' = {
     notifyWebhookUrl: notifyWebhookUrl
     notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
     replicateBudgetSeconds: replicateBudgetSeconds
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
     tags: allTags
   }
 }
@@ -188,6 +196,7 @@ module roles 'modules/datashare-roles.bicep' = {
     nameSuffix: appName
     role: role
     assignableScopes: assignableScopes
+    storeWriteForDataSetCreation: storeWriteForDataSetCreation
   }
 }
 
@@ -200,7 +209,8 @@ module subscriptionAccess 'modules/subscription-access.bicep' = [for (sub, i) in
   }
 }]
 
-module accountAccess 'modules/datashare-account-access.bicep' = [for (accountId, i) in accountIds: {
+// Secondary accounts: the operator role (replication and failover write there).
+module accountAccess 'modules/datashare-account-access.bicep' = [for (accountId, i) in secondaryAccountIds: {
   name: 'dsdr-account-${suffix}-${i}'
   scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
   params: {
@@ -210,13 +220,38 @@ module accountAccess 'modules/datashare-account-access.bicep' = [for (accountId,
   }
 }]
 
+// Primary accounts: read only (provider) -- the consumer role's actions are all on its
+// secondary account, so a consumer deployment gets the same read-only role on the primary.
+module primaryAccess 'modules/datashare-account-access.bicep' = [for (accountId, i) in primaryAccountIds: {
+  name: 'dsdr-primary-${suffix}-${i}'
+  scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+  params: {
+    accountName: last(split(accountId, '/'))
+    principalId: identity.outputs.principalId
+    operatorRoleGuid: roles.outputs.primaryReaderRoleGuid
+  }
+}]
+
+// Failback: write rights on the primaries, ONLY when grantFailbackRole = true (runbook step
+// before a planned failback; deploy again with false afterwards to revoke).
+module failbackAccess 'modules/datashare-account-access.bicep' = [for (accountId, i) in primaryAccountIds: if (grantFailbackRole) {
+  name: 'dsdr-failback-${suffix}-${i}'
+  scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+  params: {
+    accountName: last(split(accountId, '/'))
+    principalId: identity.outputs.principalId
+    operatorRoleGuid: roles.outputs.failbackRoleGuid
+  }
+}]
+
 module storeAccess 'modules/store-access.bicep' = [for (store, i) in stores: {
   name: 'dsdr-store-${suffix}-${i}'
   scope: resourceGroup(split(store.id, '/')[2], split(store.id, '/')[4])
   params: {
     storeId: store.id
     appPrincipalId: identity.outputs.principalId
-    storeLinkerRoleGuid: role == 'provider' ? roles.outputs.storeLinkerRoleGuid : ''
+    // The store linker (which may carry storageAccounts/write) only on SECONDARY stores.
+    storeLinkerRoleGuid: (role == 'provider' && (contains(store, 'side') ? store.side : 'primary') == 'secondary') ? roles.outputs.storeLinkerRoleGuid : ''
     dataShareAccountId: contains(store, 'dataShareAccountId') ? store.dataShareAccountId : ''
     dataShareDataRole: role == 'provider' ? 'source' : 'sink'
   }

@@ -23,13 +23,16 @@ param pairs = [
 param stores = [
   {
     id: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-neu/providers/Microsoft.Storage/storageAccounts/rawneu'
+    side: 'secondary'
     dataShareAccountId: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-neu/providers/Microsoft.DataShare/accounts/sales-neu'
   }
   {
     id: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-neu/providers/Microsoft.Sql/servers/sql-sales-neu'
+    side: 'secondary'
   }
   {
     id: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-weu/providers/Microsoft.Storage/storageAccounts/rawweu'
+    side: 'primary'
   }
 ]
 
@@ -47,6 +50,14 @@ param enableAlerting = false
 param alertEmailReceivers = [
   'oncall@contoso.com'
 ]
+
+// Secure webhook (default): ids printed by scripts/create-alert-receiver-app.
+param aadWebhookObjectId = '00000000-0000-0000-0000-000000000000'
+
+param aadWebhookIdentifierUri = 'api://datashare-dr-alerts'
+
+// Planned failback only (docs/deploy.md "Failback role").
+param grantFailbackRole = false
 
 param tags = {
   owner: 'data-platform'

@@ -57,6 +57,8 @@ pub struct AppState {
     http: std::sync::OnceLock<reqwest::Client>,
     /// Time budgets of the replicate passes (from `REPLICATE_BUDGET_SECONDS` or host.json).
     pub budgets: ReplicateBudgets,
+    /// Signing keys that authenticate `AlertWebhook` callers (fetched on first use, cached).
+    pub alert_keys: crate::failover::alert_auth::JwksCache,
 }
 
 /// Time budgets of the replicate passes, fixed at start-up (docs/CONTRACTS.md "Time budgets").
@@ -201,6 +203,7 @@ impl AppState {
             arm: tokio::sync::OnceCell::new(),
             storage: tokio::sync::OnceCell::new(),
             http: std::sync::OnceLock::new(),
+            alert_keys: Default::default(),
         }
     }
 
@@ -257,6 +260,7 @@ impl AppState {
     /// A plain HTTP client for outbound webhooks (no proxy from env, 10 s timeout).
     pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
+            install_crypto_provider();
             reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()

@@ -988,7 +988,10 @@ async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
     let body = incident(data_share_in(&["Global"]), "Active", "Incident").to_string();
     let store = MemoryBlobStore::new();
     let queue = MemoryQueue::new();
-    let now = time::OffsetDateTime::now_utc();
+    // The legacy sample's event is from 2017: ingest it as if it had just happened (the 24 h
+    // staleness window is the default since issue 15).
+    let now =
+        parse_alert(body.as_bytes()).unwrap().event_time.unwrap() + time::Duration::minutes(1);
     let first = ingest_alert(&store, &queue, &c, body.as_bytes(), now)
         .await
         .unwrap();
@@ -1016,4 +1019,82 @@ async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
         assert_eq!(a.run_id, b.run_id);
     }
     assert_eq!(store.list("runs/").await.unwrap().len(), 2);
+}
+
+// ---- issue 15: plausibility -------------------------------------------------------------------
+
+#[test]
+fn a_multi_region_or_global_incident_never_fails_over_automatically() {
+    // ds-aue has failover = "auto"; its secondary (Australia Southeast) is NOT named, but the
+    // incident spans two regions: approval, whatever the pair's policy says.
+    let c = config();
+    let multi = incident(
+        data_share_in(&["Australia East", "Japan East"]),
+        "Active",
+        "Incident",
+    );
+    assert_eq!(decide_value(&multi, &c), "start:ds-aue:approval");
+    let alert = parse_alert(multi.to_string().as_bytes()).unwrap();
+    let d = decide(&alert, &c);
+    assert!(
+        d.summary().contains("never fails over automatically"),
+        "the decision must say why: {}",
+        d.summary()
+    );
+    let global = incident(data_share_in(&["Global"]), "Active", "Incident");
+    assert_eq!(
+        decide_value(&global, &config_with("on_both_regions = \"approve\"")),
+        "start:ds-aue:approval,other-weu:approval"
+    );
+}
+
+#[test]
+fn stale_events_start_nothing_by_default_after_24_hours() {
+    let c = config(); // no max_event_age_hours: the default window is 24 h
+    assert_eq!(
+        c.alerts.max_event_age,
+        Some(std::time::Duration::from_secs(24 * 3600))
+    );
+    let v = rh(
+        &primary(),
+        json!("Unavailable"),
+        json!("PlatformInitiated"),
+        json!("Active"),
+    );
+    let alert = parse_alert(v.to_string().as_bytes()).unwrap();
+    let event = alert.event_time.unwrap();
+    assert_eq!(
+        shape(&decide_at(&alert, &c, event + time::Duration::hours(23))),
+        "start:ds-aue:auto"
+    );
+    let stale = decide_at(&alert, &c, event + time::Duration::hours(25));
+    assert_eq!(shape(&stale), "ignore:stale");
+    assert!(stale.summary().contains("stale"), "{}", stale.summary());
+}
+
+#[test]
+fn a_primary_that_answered_after_the_event_routes_the_failover_to_approval() {
+    use datashare_dr::failover::alert::route_if_primary_answered;
+    let c = config();
+    let v = rh(
+        &primary(),
+        json!("Unavailable"),
+        json!("PlatformInitiated"),
+        json!("Active"),
+    );
+    let alert = parse_alert(v.to_string().as_bytes()).unwrap();
+    let event = alert.event_time.unwrap();
+    let before = route_if_primary_answered(decide(&alert, &c), &alert, &|_| {
+        Some(event - time::Duration::minutes(5))
+    });
+    assert_eq!(shape(&before), "start:ds-aue:auto");
+    let after = route_if_primary_answered(decide(&alert, &c), &alert, &|p| {
+        (p == "ds-aue").then_some(event + time::Duration::minutes(5))
+    });
+    assert_eq!(shape(&after), "start:ds-aue:approval");
+    assert!(
+        after.summary().contains("primary answered a read"),
+        "{}",
+        after.summary()
+    );
 }

@@ -63,8 +63,12 @@ use time::OffsetDateTime;
 async fn small_world() -> (SimHandle, Arc<DrConfig>, ArmClient) {
     let (sim, estate) = support::estate::populated(2, 1, 2, 3).await;
     let cfg = Arc::new(
-        DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
-            .expect("config"),
+        DrConfig::from_toml_str(
+            // Trusts the test issuer whose tokens the host emulator sends (issue 15).
+            &support::alert_token::trust(&sim::write_config(&estate, &sim.base_url)),
+            "chaos.toml",
+        )
+        .expect("config"),
     );
     let arm = arm_client_from_config(&cfg).expect("client");
     (sim, cfg, arm)
@@ -177,8 +181,12 @@ async fn a_redelivered_message_takes_over_the_stage_its_killed_first_delivery_cl
 async fn an_invitation_put_whose_response_is_lost_is_not_sent_twice() {
     let (sim, estate) = support::estate::populated(3, 1, 2, 7).await;
     let cfg = Arc::new(
-        DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "chaos.toml")
-            .expect("config"),
+        DrConfig::from_toml_str(
+            // Trusts the test issuer whose tokens the host emulator sends (issue 15).
+            &support::alert_token::trust(&sim::write_config(&estate, &sim.base_url)),
+            "chaos.toml",
+        )
+        .expect("config"),
     );
     let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     let (ctx, queue) = datashare_dr::failover::runner::in_process(cfg.clone(), arm.clone());
@@ -577,7 +585,8 @@ async fn setup(seed: u64, index: usize, size: Size, dir: &Path) -> Setup {
         .expect("populate");
     let pair = unique_name(&format!("chaos-{index}"));
     estate.pair_name = pair.clone();
-    let toml = sim::write_config(&estate, &sim.base_url);
+    // Trusts the test issuer whose tokens the host emulator sends (issue 15).
+    let toml = support::alert_token::trust(&sim::write_config(&estate, &sim.base_url));
     let config_path = dir.join(format!("{pair}.toml"));
     std::fs::write(&config_path, &toml).expect("write config");
     let cfg = Arc::new(DrConfig::from_toml_str(&toml, "chaos.toml").expect("config"));

@@ -120,7 +120,8 @@ struct Sim {
 /// consumer is invited only at failover), replicated once, config text edited by `edit`.
 async fn replicated_sim(edit: impl Fn(String) -> String) -> Sim {
     let (sim, estate) = support::estate::populated(3, 2, 2, 7).await;
-    let toml = edit(sim::write_config(&estate, &sim.base_url));
+    // Trusts the test issuer whose tokens the host emulator sends to AlertWebhook (issue 15).
+    let toml = support::alert_token::trust(&edit(sim::write_config(&estate, &sim.base_url)));
     let cfg = DrConfig::from_toml_str(&toml, "failover-host.toml").expect("generated config");
     let arm = support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     Sim {
@@ -354,6 +355,43 @@ async fn messages_on(az: &TestAzurite, queue: &str) -> Vec<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// issue 15: a forged body with the function key but without the secure-webhook identity
+
+#[tokio::test]
+async fn a_forged_alert_with_the_function_key_but_no_identity_starts_nothing() {
+    let Some(az) = azurite("a_forged_alert_with_the_function_key_but_no_identity_starts_nothing")
+    else {
+        return;
+    };
+    let w = world(&az, |t| t).await;
+    // The host enforces the function key; the caller has it, but sends no bearer token.
+    let host = HostEmulator::for_repo(&w._app.base_url, &az.settings)
+        .function_key("the-alertwebhook-key")
+        .alert_token(false)
+        .queue_alias(store::STAGE_QUEUE, &w.stages)
+        .build()
+        .expect("host emulator");
+    let body = alert_body(&w);
+    let r = host
+        .request("POST", "/api/alerts?code=the-alertwebhook-key", JSON, &body)
+        .await
+        .expect("POST api/alerts");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["code"], "missing_token", "{}", r.body);
+    let runs = w.blobs.list("runs/").await.expect("list runs");
+    assert!(runs.is_empty(), "a run was written: {runs:?}");
+    let queued = host
+        .queue()
+        .receive(&w.stages, 32, Duration::from_secs(1))
+        .await
+        .expect("receive");
+    assert!(queued.is_empty(), "a stage was enqueued");
+    // The same body from the test issuer (the default) is accepted.
+    let (status, answer) = post_alert(&w.host, &body).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // (a) alert → exactly one completed run
 
 #[tokio::test]
@@ -365,6 +403,26 @@ async fn an_alert_through_the_host_becomes_exactly_one_completed_run() {
     assert_eq!(w.host.trigger_queue("FailoverStage").unwrap(), w.stages);
     let pair = w.cfg.pairs[0].name.clone();
     let body = alert_body(&w);
+    // Warm the app's signing-key cache (issue 15) as any earlier alert would: a token for
+    // another audience makes the app fetch the JWKS once and is refused (401, starts nothing).
+    let mut other = support::alert_token::valid_claims();
+    other["aud"] = serde_json::json!("api://another-app");
+    let warm = format!(
+        "Bearer {}",
+        support::alert_token::sign(
+            &other,
+            support::alert_token::Key::Trusted,
+            support::alert_token::KID
+        )
+    );
+    let mut headers = JSON.to_vec();
+    headers.push(("Authorization", warm.as_str()));
+    let r = w
+        .host
+        .request("POST", "/api/alerts", &headers, &body)
+        .await
+        .expect("warm-up");
+    assert_eq!(r.status, 401, "{}", r.body);
     let t0 = Instant::now();
     let (status, answer) = post_alert(&w.host, &body).await;
     assert!(

@@ -70,6 +70,8 @@ deadline_secs = 2
 
 [alerts]
 allowed_sources = ["/subscriptions/11111111-2222-3333-4444-555555555555"]
+# Routing and decoding only; alert authentication has its own tests (tests/alert_auth.rs).
+require_authenticated = false
 
 [[pairs]]
 name = "sales"

@@ -109,10 +109,12 @@ struct World {
 async fn world(az: &TestAzurite, edit: impl Fn(String) -> String) -> World {
     let (sim, estate) = support::estate::populated(2, 2, 1, 11).await;
     let pair = unique_name("ps");
-    let toml = edit(sim::write_config(&estate, &sim.base_url).replace(
-        &format!("name = \"{}\"", estate.pair_name),
-        &format!("name = \"{pair}\""),
-    ));
+    // Trusts the test issuer whose tokens the host emulator sends to AlertWebhook (issue 15).
+    let toml =
+        support::alert_token::trust(&edit(sim::write_config(&estate, &sim.base_url).replace(
+            &format!("name = \"{}\"", estate.pair_name),
+            &format!("name = \"{pair}\""),
+        )));
     let cfg = DrConfig::from_toml_str(&toml, "pair-state.toml").expect("generated config");
     assert_eq!(cfg.pairs[0].name, pair, "the pair was renamed");
     let dir = tempfile::tempdir().expect("temp dir");

@@ -29,7 +29,9 @@ const ALLOWED_SUB: &str = "11111111-2222-3333-4444-555555555555";
 fn config() -> DrConfig {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dr.toml"))
         .expect("examples/dr.toml");
-    DrConfig::from_toml_str(&text, "dr.toml").expect("the example config loads")
+    // The example config with the test issuer trusted (issue 15): these posts are authenticated.
+    DrConfig::from_toml_str(&support::alert_token::trust(&text), "dr.toml")
+        .expect("the example config loads")
 }
 
 /// The Resource Health sample, moved onto the example's primary account but in a subscription
@@ -67,7 +69,10 @@ async fn post_alert(c: DrConfig, body: String) -> (InvocationResponse, AppStorag
             "Url": "https://app.example.invalid/api/alerts",
             "Method": "POST",
             "Query": {},
-            "Headers": {"Content-Type": ["application/json"]},
+            "Headers": {
+                "Content-Type": ["application/json"],
+                "Authorization": [support::alert_token::bearer()],
+            },
             "Params": {},
             "Body": body,
         }},

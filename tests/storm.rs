@@ -45,8 +45,12 @@ async fn world(az: &TestAzurite, prefix: &str) -> World {
     let pair = unique_name(prefix);
     estate.pair_name = pair.clone();
     let cfg = Arc::new(
-        DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "storm.toml")
-            .expect("config"),
+        DrConfig::from_toml_str(
+            // Trusts the test issuer whose tokens the host emulator sends (issue 15).
+            &support::alert_token::trust(&sim::write_config(&estate, &sim.base_url)),
+            "storm.toml",
+        )
+        .expect("config"),
     );
     let mut config = Config::for_port(0);
     config.storage = Some(ConfigStorage::ConnectionString(

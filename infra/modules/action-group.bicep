@@ -12,8 +12,8 @@
 //  * useAadAuth = true: "secure webhook". The action group additionally presents an Entra token
 //    of Microsoft's "AzNS AAD Webhook" app for the given app registration (Application ID URI
 //    required). The function key stays in the URL because AlertWebhook uses authLevel function
-//    (the host still demands it); the token is defence in depth for a verifier in front of the
-//    app (App Service Authentication), which this template does not configure.
+//    (the host still demands it) as a second factor; the handler verifies the token itself
+//    (issue 15, src/failover/alert_auth.rs). This is the DEFAULT of main.bicep.
 // The function must exist when this runs: deploy with enableAlerting = true AFTER the package
 // upload (docs/deploy.md, step 5).
 
@@ -45,6 +45,12 @@ param aadWebhookIdentifierUri string = ''
 @description('Tags applied to the action group.')
 param tags object = {}
 
+// The receiver app registration is created by scripts/create-alert-receiver-app (Bicep cannot
+// create Entra applications). Without its ids the deployment stops here with this message
+// (json() of a non-JSON text fails the deployment and shows the text).
+var missingReceiverApp = useAadAuth && (empty(aadWebhookObjectId) || empty(aadWebhookIdentifierUri))
+var receiverAppCheck = missingReceiverApp ? json('aadWebhookObjectId / aadWebhookIdentifierUri are empty: run scripts/create-alert-receiver-app and pass the ids it prints (docs/deploy.md, Secure webhook), or set useAadAuthWebhook = false') : 'ok'
+
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
 }
@@ -68,6 +74,7 @@ var secureReceiver = {
   identifierUri: aadWebhookIdentifierUri
   tenantId: tenant().tenantId
 }
+var receiver = receiverAppCheck == 'ok' ? (useAadAuth ? secureReceiver : plainReceiver) : plainReceiver
 
 // Service Health alerts require a Global action group.
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
@@ -78,7 +85,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
     groupShortName: shortName
     enabled: true
     webhookReceivers: [
-      useAadAuth ? secureReceiver : plainReceiver
+      receiver
     ]
     emailReceivers: [for (address, i) in emailReceivers: {
       name: 'oncall-${i}'

@@ -23,15 +23,20 @@ param role string = 'provider'
 @description('Scopes the roles can be assigned at: /subscriptions/<id> of every Data Share account and mapped store.')
 param assignableScopes array
 
-// Provider side, per action, why:
+// Provider side (issue 15: least privilege). Three roles instead of one:
+//  * `operator`  -> SECONDARY accounts: what replication and failover write there;
+//  * `primaryReader` -> PRIMARY accounts: read only (replicate, readiness and final-sync read);
+//  * `failback` -> PRIMARY accounts, assigned ONLY with grantFailbackRole = true (runbook step
+//    before a planned failback, revoked after it; docs/deploy.md "Failback role").
+// Per action, why:
 //  accounts/read                          observe both accounts (replicate, readiness)
 //  shares/read|write|delete               create/update secondary shares; delete only with prune = delete
-//  shares/listSynchronizations|Details    RPO estimate from the last snapshots (readiness)
+//  shares/listSynchronizations|Details    RPO estimate and final-sync status (list*/action = a read)
 //  shares/dataSets/read|write|delete      mirror datasets onto the secondary; delete only when pruning
 //  shares/invitations/read|write|delete   invite consumers (now / at failover), drill recipients, drill cleanup
 //  shares/synchronizationSettings/*       enable schedules on failover (enable-schedules stage), mirror them
-//  shares/providerShareSubscriptions/*    consumer coverage (read), revoke/reinstate/adjust expiry; the wildcard
-//                                         covers `adjust`, which the published operations list omits
+//  shares/providerShareSubscriptions/read consumer coverage (readiness); revoke/reinstate/adjust are
+//                                         failback-only (failback role)
 //  shares/operationResults/read           poll long-running share operations
 var providerActions = [
   'Microsoft.DataShare/accounts/read'
@@ -49,8 +54,39 @@ var providerActions = [
   'Microsoft.DataShare/accounts/shares/synchronizationSettings/read'
   'Microsoft.DataShare/accounts/shares/synchronizationSettings/write'
   'Microsoft.DataShare/accounts/shares/synchronizationSettings/delete'
-  'Microsoft.DataShare/accounts/shares/providerShareSubscriptions/*'
+  'Microsoft.DataShare/accounts/shares/providerShareSubscriptions/read'
   'Microsoft.DataShare/accounts/shares/operationResults/read'
+]
+
+// Primary accounts, by default: read only. final-sync reads the last snapshots
+// (listSynchronizations/Details); readiness and replication read shares, data sets,
+// invitations, schedules and consumer subscriptions.
+var primaryReaderActions = [
+  'Microsoft.DataShare/accounts/read'
+  'Microsoft.DataShare/accounts/shares/read'
+  'Microsoft.DataShare/accounts/shares/listSynchronizations/action'
+  'Microsoft.DataShare/accounts/shares/listSynchronizationDetails/action'
+  'Microsoft.DataShare/accounts/shares/dataSets/read'
+  'Microsoft.DataShare/accounts/shares/invitations/read'
+  'Microsoft.DataShare/accounts/shares/synchronizationSettings/read'
+  'Microsoft.DataShare/accounts/shares/providerShareSubscriptions/read'
+  'Microsoft.DataShare/accounts/shares/operationResults/read'
+]
+
+// Failback only (the primary becomes the replication target again): write the shares, data
+// sets, invitations and schedules back, and revoke / reinstate / adjust the consumers' share
+// subscriptions on the primary (the wildcard covers `adjust`, which the published operations
+// list omits).
+var failbackActions = [
+  'Microsoft.DataShare/accounts/shares/write'
+  'Microsoft.DataShare/accounts/shares/delete'
+  'Microsoft.DataShare/accounts/shares/dataSets/write'
+  'Microsoft.DataShare/accounts/shares/dataSets/delete'
+  'Microsoft.DataShare/accounts/shares/invitations/write'
+  'Microsoft.DataShare/accounts/shares/invitations/delete'
+  'Microsoft.DataShare/accounts/shares/synchronizationSettings/write'
+  'Microsoft.DataShare/accounts/shares/synchronizationSettings/delete'
+  'Microsoft.DataShare/accounts/shares/providerShareSubscriptions/*'
 ]
 
 // Consumer side: accept the pending invitation on the secondary account (create share
@@ -82,6 +118,38 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
+resource primaryReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'datashare-dr-primary-reader', nameSuffix)
+  properties: {
+    roleName: 'datashare-dr primary reader (${nameSuffix})'
+    description: 'Read-only Azure Data Share actions datashare-dr needs on PRIMARY accounts (replicate, readiness, final-sync).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: primaryReaderActions
+        notActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
+resource failback 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'datashare-dr-failback', nameSuffix)
+  properties: {
+    roleName: 'datashare-dr failback (${nameSuffix})'
+    description: 'Write actions on PRIMARY Data Share accounts, needed only during a planned failback. Assigned only with grantFailbackRole = true.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: failbackActions
+        notActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
 // Long-running Data Share operations may report status under
 // /subscriptions/{id}/providers/Microsoft.DataShare/locations/{region}/operationResults/...,
 // which an assignment at the account scope does not cover. Read-only, subscription scope.
@@ -103,26 +171,33 @@ resource operationReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   }
 }
 
-// Adding a Blob / ADLS Gen2 dataset is checked against the CALLER's rights on the store
-// ("permission to write to the Azure data store", Data Share roles doc). These are the
-// storage actions of the official Data Share custom-role sample. Assigned per mapped storage
-// account only (never resource group or subscription). storageAccounts/write is in the
-// sample and in the documented prerequisite; drop it here if your tenant shows dataset
-// creation works without it (readiness will report a failed dataset write otherwise).
+// Adding a Blob / ADLS Gen2 dataset is checked against the CALLER's rights on the store: the
+// Data Share roles doc requires "permission to write to the Azure data store" of whoever adds a
+// data set, and its custom-role sample lists Microsoft.Storage/storageAccounts/write. That
+// right would also let the app change network rules or enable shared keys, so it is granted
+// only with storeWriteForDataSetCreation = true, and only on SECONDARY stores (where data sets
+// are created); never on primary stores. Without it, creating a data set answers 403, which the
+// tool reports as a tool fault naming the missing right.
+@description('Grant Microsoft.Storage/storageAccounts/write on SECONDARY stores because Azure Data Share requires write permission on the data store from whoever adds a Blob/ADLS Gen2 data set (concepts-roles-permissions). false = read-only linker; creating data sets then fails with 403.')
+param storeWriteForDataSetCreation bool = true
+
+var storeLinkerActions = concat([
+  'Microsoft.Storage/storageAccounts/read'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/read'
+  'Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action'
+], storeWriteForDataSetCreation ? [
+  'Microsoft.Storage/storageAccounts/write'
+] : [])
+
 resource storeLinker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'datashare-dr-store-linker', nameSuffix)
   properties: {
     roleName: 'datashare-dr store linker (${nameSuffix})'
-    description: 'Storage actions Azure Data Share checks on the caller when a Blob/ADLS Gen2 dataset is added.'
+    description: 'Storage actions Azure Data Share checks on the caller when a Blob/ADLS Gen2 dataset is added (secondary stores only).'
     type: 'CustomRole'
     permissions: [
       {
-        actions: [
-          'Microsoft.Storage/storageAccounts/read'
-          'Microsoft.Storage/storageAccounts/write'
-          'Microsoft.Storage/storageAccounts/blobServices/containers/read'
-          'Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action'
-        ]
+        actions: storeLinkerActions
         notActions: []
       }
     ]
@@ -132,4 +207,6 @@ resource storeLinker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 
 output operatorRoleGuid string = operator.name
 output operationReaderRoleGuid string = operationReader.name
+output primaryReaderRoleGuid string = primaryReader.name
+output failbackRoleGuid string = failback.name
 output storeLinkerRoleGuid string = storeLinker.name

@@ -234,6 +234,37 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   properties: union(configSettings, notifySettings, teamsSettings, budgetSettings, hostSettings, premiumHostSettings)
 }
 
+@description('Log Analytics workspace for the Function App logs; empty = none.')
+param logAnalyticsWorkspaceId string = ''
+
+// Issue 15: no basic-auth (publishing profile) deployments over SCM or FTP.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'datashare-dr-logs'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'FunctionAppLogs', enabled: true }
+    ]
+  }
+}
+
 output id string = site.id
 output name string = site.name
 output defaultHostName string = site.properties.defaultHostName

@@ -88,6 +88,8 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   parent: account
   name: 'default'
   properties: {
+    // Issue 15: versioning + soft delete protect runs, locks and state from a bad write.
+    isVersioningEnabled: true
     deleteRetentionPolicy: {
       enabled: true
       days: 14
@@ -157,6 +159,36 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'datashare-dr: queue triggers, poison moves and stage/notification sends'
+  }
+}
+
+@description('Log Analytics workspace for blob/queue audit logs; empty = none.')
+param logAnalyticsWorkspaceId string = ''
+
+// Issue 15: audit of every read/write/delete on the app's blobs and queues.
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'datashare-dr-audit'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
+  }
+}
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'datashare-dr-audit'
+  scope: queueService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
   }
 }
 

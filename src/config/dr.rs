@@ -467,6 +467,9 @@ impl Default for Defaults {
     }
 }
 
+/// Default of `[alerts].max_event_age_hours`.
+pub const DEFAULT_MAX_EVENT_AGE_HOURS: u64 = 24;
+
 /// `[alerts]`: which Azure Monitor alerts may start runs, and how ambiguous ones are treated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSettings {
@@ -481,8 +484,13 @@ pub struct AlertSettings {
     pub on_both_regions: AlertEscalation,
     /// Resource Health `Unavailable` with cause `UserInitiated` (default: ignore).
     pub on_user_initiated: AlertEscalation,
-    /// Events older than this (by event time) start nothing; `None` = no limit.
+    /// Events older than this (by event time) start nothing (`max_event_age_hours`, default
+    /// 24); `None` = no limit (only when set explicitly to 0).
     pub max_event_age: Option<Duration>,
+    /// Alerts must carry a valid secure-webhook token (`require_authenticated`, default true).
+    pub require_authenticated: bool,
+    /// Who may send alerts: tenant, audience, caller app ids, JWKS URL.
+    pub auth: crate::failover::alert_auth::AlertAuth,
 }
 
 impl Default for AlertSettings {
@@ -493,7 +501,9 @@ impl Default for AlertSettings {
             on_degraded: AlertEscalation::Approve,
             on_both_regions: AlertEscalation::Approve,
             on_user_initiated: AlertEscalation::Ignore,
-            max_event_age: None,
+            max_event_age: Some(Duration::from_secs(DEFAULT_MAX_EVENT_AGE_HOURS * 3600)),
+            require_authenticated: true,
+            auth: crate::failover::alert_auth::AlertAuth::default(),
         }
     }
 }
@@ -1307,6 +1317,11 @@ fn read_alerts(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> AlertSettings {
             "on_both_regions",
             "on_user_initiated",
             "max_event_age_hours",
+            "require_authenticated",
+            "tenant_id",
+            "audience",
+            "allowed_app_ids",
+            "jwks_url",
         ],
     ) else {
         return a;
@@ -1345,9 +1360,65 @@ fn read_alerts(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> AlertSettings {
     if let Some(v) = keyword(t.opt_str(ctx, "on_user_initiated"), ctx) {
         a.on_user_initiated = v;
     }
-    if let Some((h, _)) = t.opt_int(ctx, "max_event_age_hours", 1, 24 * 365) {
-        a.max_event_age = Some(Duration::from_secs(h.unsigned_abs() * 3600));
+    if let Some((h, _)) = t.opt_int(ctx, "max_event_age_hours", 0, 24 * 365) {
+        // 0 = no limit (documented; not recommended).
+        a.max_event_age = (h > 0).then(|| Duration::from_secs(h.unsigned_abs() * 3600));
     }
+    if let Some(b) = t.opt_bool(ctx, "require_authenticated") {
+        a.require_authenticated = b;
+    }
+    if let Some((s, loc)) = t.opt_str(ctx, "tenant_id") {
+        match parse_guid(s.trim()) {
+            Some(g) => a.auth.tenant_id = Some(g),
+            None => ctx.issue(
+                &loc.path,
+                &loc.span,
+                format!("expected the Entra tenant id (a GUID), got {s:?}"),
+            ),
+        }
+    }
+    if let Some((s, loc)) = t.opt_str(ctx, "audience") {
+        if s.trim().is_empty() {
+            ctx.issue(
+                &loc.path,
+                &loc.span,
+                "audience must be the Application ID URI of the alert receiver app registration (e.g. \"api://datashare-dr-alerts\")",
+            );
+        } else {
+            a.auth.audience = Some(s.trim().to_owned());
+        }
+    }
+    if let Some(ids) = t.opt_str_array(ctx, "allowed_app_ids") {
+        let mut list = Vec::new();
+        for (id, loc) in ids {
+            match parse_guid(id.trim()) {
+                Some(g) => list.push(g),
+                None => ctx.issue(
+                    &loc.path,
+                    &loc.span,
+                    format!("expected an application (client) id GUID, got {id:?}"),
+                ),
+            }
+        }
+        a.auth.allowed_app_ids = list;
+    }
+    if let Some((u, loc)) = t.opt_str(ctx, "jwks_url") {
+        let parsed = url::Url::parse(&u).ok();
+        let scheme_ok = parsed
+            .as_ref()
+            .is_some_and(|p| p.scheme() == "https" || (p.scheme() == "http" && url_is_loopback(p)));
+        if !scheme_ok {
+            ctx.issue(
+                &loc.path,
+                &loc.span,
+                format!("jwks_url must be an https URL (plain http only on loopback), got {u:?}"),
+            );
+        } else {
+            a.auth.jwks_url = Some(u);
+        }
+    }
+    // A missing tenant/audience with require_authenticated is not a config error: the config
+    // stays loadable (drills, plans, checks), and every alert is answered 401 naming what to set.
     a
 }
 

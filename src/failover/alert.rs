@@ -1290,6 +1290,40 @@ pub fn decide_at(alert: &Alert, config: &DrConfig, now: OffsetDateTime) -> Decis
     decision
 }
 
+/// Issue 15, plausibility: a pair whose primary answered a read made AFTER the alert's event
+/// time (`answered_at(pair)` = time of the last read that the primary answered) is not failed
+/// over automatically: its `StartRun` is routed to approval with that reason. Other decisions
+/// pass through.
+pub fn route_if_primary_answered(
+    decision: Decision,
+    alert: &Alert,
+    answered_at: &dyn Fn(&str) -> Option<OffsetDateTime>,
+) -> Decision {
+    let Decision::StartRun(runs) = decision else {
+        return decision;
+    };
+    let Some(event) = alert.event_time.or(alert.fired_at) else {
+        return Decision::StartRun(runs);
+    };
+    Decision::StartRun(
+        runs.into_iter()
+            .map(|mut r| {
+                if r.approval == Approval::Auto
+                    && let Some(at) = answered_at(&r.pair)
+                    && at > event
+                {
+                    r.approval = Approval::AwaitApproval;
+                    r.reason = format!(
+                        "{}; but the primary answered a read at {at}, after the alert's event time {event}: approval required",
+                        r.reason
+                    );
+                }
+                r
+            })
+            .collect(),
+    )
+}
+
 fn decide_resource_health(
     alert: &Alert,
     rh: &ResourceHealthEvent,
@@ -1458,6 +1492,14 @@ fn decide_service_health(
         .flat_map(|s| s.regions.iter().map(|r| normalize_region(r)))
         .collect();
     let global = regions.iter().any(|r| r == "global");
+    // Issue 15: an incident that names Data Share in more than one region (or Global) is a
+    // platform-wide event, not a regional outage: it never fails over automatically.
+    let multi_region = {
+        let mut distinct: Vec<&str> = regions.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        distinct.len() > 1
+    };
     let hits = |region: &str| global || regions.iter().any(|r| r == region);
     let affected: Vec<&Protected<'_>> = pairs.iter().filter(|p| hits(p.primary_region)).collect();
     let names: Vec<String> = affected.iter().map(|p| p.name.to_owned()).collect();
@@ -1504,11 +1546,15 @@ fn decide_service_health(
             let mut skipped = Vec::new();
             for p in affected {
                 let both = global || hits(p.secondary_region);
+                let wide = global || multi_region;
                 let approval = if both {
                     match config.alerts.on_both_regions {
                         AlertEscalation::Approve => Some(Approval::AwaitApproval),
                         AlertEscalation::Ignore => None,
                     }
+                } else if wide {
+                    // Whatever the pair's policy says: a human decides.
+                    Some(Approval::AwaitApproval)
                 } else {
                     Some(approval_for(p.failover))
                 };
@@ -1517,8 +1563,14 @@ fn decide_service_health(
                         pair: p.name.to_owned(),
                         mode: RunMode::Failover,
                         approval,
-                        approval_by_rule: both,
-                        reason: if both {
+                        approval_by_rule: both || wide,
+                        reason: if wide && !both {
+                            format!(
+                                "Service Health incident {tid}: {} impacted in several regions ({}); a multi-region or Global incident never fails over automatically; approval required",
+                                config.alerts.service_name,
+                                regions.join(", ")
+                            )
+                        } else if both {
                             format!(
                                 "Service Health incident {tid}: {} impacted in {} and the secondary region {} (or Global); approval required",
                                 config.alerts.service_name, p.primary_region, p.secondary_region

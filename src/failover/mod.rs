@@ -17,6 +17,7 @@
 //! Must not import: handlers, host (handlers call in here, not the other way round).
 
 pub mod alert;
+pub mod alert_auth;
 pub mod cli;
 pub mod consumer;
 pub mod drill;

@@ -470,6 +470,18 @@ pub async fn ingest_alert(
 ) -> Result<AlertAnswer, AlertError> {
     let alert = alert::parse_alert(body)?;
     let decision = alert::decide_at(&alert, cfg, now);
+    let decision = match &decision {
+        Decision::StartRun(runs) => {
+            let mut answered = std::collections::BTreeMap::new();
+            for r in runs {
+                if let Some(at) = primary_answered_at(store, &r.pair).await {
+                    answered.insert(r.pair.clone(), at);
+                }
+            }
+            alert::route_if_primary_answered(decision, &alert, &|p| answered.get(p).copied())
+        }
+        _ => decision,
+    };
     tracing::info!(
         event = "alert.received",
         alert_id = %alert.alert_id,
@@ -500,6 +512,18 @@ pub async fn ingest_alert(
             Ok(AlertAnswer::Recorded { pairs })
         }
     }
+}
+
+/// When the pair's primary last answered a read: the time of the latest stored readiness
+/// check, if that check reached the primary (no `primary-unreachable` / `primary-account-missing`
+/// finding). Unreadable storage counts as "unknown" (the alert is not blocked by it).
+async fn primary_answered_at(store: &dyn BlobStore, pair: &str) -> Option<OffsetDateTime> {
+    use crate::readiness::report::{Report, codes};
+    let path = crate::readiness::history::latest_path(pair);
+    let (report, _) = store::get_json::<Report>(store, &path).await.ok()??;
+    let reached =
+        !report.has(codes::PRIMARY_UNREACHABLE) && !report.has(codes::PRIMARY_ACCOUNT_MISSING);
+    reached.then_some(report.checked_at)
 }
 
 async fn existing_dedup(

@@ -6,9 +6,17 @@
 //! retry must not see an error), 200 for an ignored alert with the reason, 200 for a recorded
 //! recovery, 403 for a source outside `[alerts].allowed_sources` (logged), 400 for a body that
 //! is not an alert, and 503 when storage fails — action groups retry 408/429/503/504, not 500.
+//!
+//! Before anything is read from the body, the caller is authenticated (issue 15): with
+//! `[alerts].require_authenticated` (the default) the secure-webhook bearer token in the
+//! `Authorization` header must verify (`failover::alert_auth`); otherwise the answer is 401,
+//! nothing is ingested, and ONE warning names why with the token's unverified iss/aud/appid
+//! (never the token). The function key checked by the host stays a second factor. The offline
+//! `drill` ingests its alert directly and is not affected.
 
 use serde_json::json;
 
+use crate::failover::alert_auth;
 use crate::failover::start::{AlertAnswer, AlertError, ingest_alert};
 use crate::host::{HttpOutput, HttpRequest, InvocationResponse, PayloadError};
 use crate::startup::AppState;
@@ -23,13 +31,46 @@ pub async fn handle(
     state: &AppState,
     req: HttpRequest,
 ) -> Result<InvocationResponse, HandlerError> {
+    let dr = state.dr()?;
+    let now = time::OffsetDateTime::now_utc();
+    if dr.alerts.require_authenticated {
+        let verified = alert_auth::verify(
+            &dr.alerts.auth,
+            &state.alert_keys,
+            state.http(),
+            req.headers.get("authorization"),
+            now,
+        )
+        .await;
+        match verified {
+            Ok(caller) => {
+                tracing::debug!(caller = %caller.app_id, issuer = %caller.issuer, "alert sender authenticated");
+            }
+            Err((failure, seen)) => {
+                tracing::warn!(
+                    event = "alert.unauthenticated",
+                    reason = failure.code(),
+                    detail = %failure.message(),
+                    iss = seen.iss.as_deref().unwrap_or("-"),
+                    aud = seen.aud.as_deref().unwrap_or("-"),
+                    appid = seen.appid.as_deref().unwrap_or("-"),
+                    "alert rejected: {}",
+                    failure.code()
+                );
+                let value = json!({
+                    "error": failure.message(),
+                    "code": failure.code(),
+                    "decision": "unauthenticated",
+                });
+                return Ok(InvocationResponse::http(HttpOutput::json(401, &value)?));
+            }
+        }
+    }
     let body = req.body_bytes()?.unwrap_or_default();
     if body.is_empty() {
         return Err(PayloadError::missing("body").into());
     }
-    let dr = state.dr()?;
     let storage = state.storage().await?;
-    let now = time::OffsetDateTime::now_utc();
     let answer = match ingest_alert(
         storage.blobs.as_ref(),
         storage.queue.as_ref(),

@@ -380,6 +380,7 @@ struct Inner {
     settings: HashMap<String, String>,
     /// `(name, value)` of every function key the host accepts; empty = keys not enforced.
     function_keys: Vec<(String, String)>,
+    alert_token: bool,
     queue_alias: HashMap<String, String>,
     last_timer_fire: Mutex<HashMap<String, OffsetDateTime>>,
 }
@@ -391,6 +392,7 @@ pub struct HostEmulatorBuilder {
     storage: StorageSettings,
     settings: HashMap<String, String>,
     function_keys: Vec<(String, String)>,
+    alert_token: bool,
     queue_alias: HashMap<String, String>,
     visibility_timeout: Option<Duration>,
     max_dequeue_count: Option<u32>,
@@ -414,6 +416,13 @@ impl HostEmulatorBuilder {
     /// `Identities` (reference §5.6; `AuthenticationLevelHandler` in the host source).
     pub fn named_function_key(mut self, name: &str, key: &str) -> Self {
         self.function_keys.push((name.to_owned(), key.to_owned()));
+        self
+    }
+    /// Whether requests to `AlertWebhook` without an `Authorization` header get a valid
+    /// secure-webhook token from the test issuer (`support::alert_token`; default true, as
+    /// Azure Monitor's secure webhook does). `false` for rejection tests.
+    pub fn alert_token(mut self, on: bool) -> Self {
+        self.alert_token = on;
         self
     }
     /// Use `actual` wherever a function.json names queue `declared` (isolates parallel tests).
@@ -464,6 +473,7 @@ impl HostEmulatorBuilder {
                 queue,
                 settings: self.settings,
                 function_keys: self.function_keys,
+                alert_token: self.alert_token,
                 queue_alias: self.queue_alias,
                 last_timer_fire: Mutex::new(HashMap::new()),
             }),
@@ -508,6 +518,7 @@ impl HostEmulator {
             storage: storage.clone(),
             settings: HashMap::new(),
             function_keys: Vec::new(),
+            alert_token: true,
             queue_alias: HashMap::new(),
             visibility_timeout: None,
             max_dequeue_count: None,
@@ -760,6 +771,14 @@ impl HostEmulator {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if self.inner.alert_token
+            && f.name == "AlertWebhook"
+            && !all_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            all_headers.push(("Authorization".into(), super::alert_token::bearer()));
+        }
         if !all_headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("host"))
