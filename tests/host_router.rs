@@ -242,7 +242,9 @@ async fn every_function_has_a_route_that_decodes_its_trigger() {
                 assert_eq!(status, StatusCode::OK, "{body}");
                 let logs = logs();
                 assert!(
-                    logs.iter().any(|l| l.starts_with("pair sales: NotReady")),
+                    // Neither account answers here (nothing listens at the ARM endpoint): the
+                    // pair cannot be assessed, which is not an outage.
+                    logs.iter().any(|l| l.starts_with("pair sales: Unknown")),
                     "{logs:?}"
                 );
             }

@@ -185,7 +185,7 @@ struct World {
 /// emulator (function keys enforced).
 async fn world(az: &TestAzurite, status: u16, edit: impl Fn(String) -> String) -> World {
     let (sim, estate) = support::estate::populated(2, 1, 1, 11).await;
-    let toml = edit(sim::write_config(&estate, &sim.base_url));
+    let toml = support::alert_token::trust(&edit(sim::write_config(&estate, &sim.base_url)));
     let cfg = DrConfig::from_toml_str(&toml, "notify-host.toml").expect("generated config");
     support::estate::bootstrap(&sim, &cfg, &cfg.pairs[0]).await;
     let blobs = az.fresh_container("notify-host").await;
