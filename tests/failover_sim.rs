@@ -546,9 +546,16 @@ async fn preflight_retries_an_unreadable_roster_then_goes_on_with_a_critical_fin
     use datashare_dr::failover::exec::Delivery;
     for (status, first_retries) in [(503u16, true), (403, false)] {
         let mut w = world().await;
+        // Only the primary's consumers are unreadable: with both accounts' listings failing,
+        // neither region would answer and preflight would rightly stop (cannot assess).
+        let primary = w.cfg.pairs[0].primary.name().to_owned();
         w.sim.set_faults(&sim::FaultSettings {
             fail_operations: Some(
-                [("ProviderShareSubscriptions_ListByShare".to_owned(), status)].into(),
+                [(
+                    format!("ProviderShareSubscriptions_ListByShare@{primary}"),
+                    status,
+                )]
+                .into(),
             ),
             ..Default::default()
         });
