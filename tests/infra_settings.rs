@@ -539,7 +539,8 @@ fn offers_private_networking_off_by_default_and_documents_it() {
     ] {
         assert!(
             main.lines()
-                .any(|l| l.starts_with(&format!("param {param} ")) && l.ends_with(&format!("= {default}"))),
+                .any(|l| l.starts_with(&format!("param {param} "))
+                    && l.ends_with(&format!("= {default}"))),
             "main.bicep: `param {param} ... = {default}` not found"
         );
         assert!(

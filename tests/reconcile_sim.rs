@@ -538,7 +538,13 @@ async fn a_403_creating_a_data_set_names_the_missing_right_on_the_store() {
     let mut creates = 0;
     for x in &r.results {
         let Change::CreateDataSet { spec, .. } = &x.change else {
-            assert_eq!(x.outcome, Outcome::Ok, "{}: {:?}", x.change.address(), x.error);
+            assert_eq!(
+                x.outcome,
+                Outcome::Ok,
+                "{}: {:?}",
+                x.change.address(),
+                x.error
+            );
             continue;
         };
         creates += 1;
@@ -563,11 +569,17 @@ async fn a_403_creating_a_data_set_names_the_missing_right_on_the_store() {
                 e.contains("`Microsoft.Storage/storageAccounts/write`"),
                 "names the right: {e}"
             );
-            assert!(e.contains(&format!("on store {store}")), "names the store: {e}");
+            assert!(
+                e.contains(&format!("on store {store}")),
+                "names the store: {e}"
+            );
             assert!(e.contains("storeWriteForDataSetCreation"), "{e}");
         }
     }
-    assert!(creates > 0 && storage_kinds > 0, "{creates} creates, {storage_kinds} on storage");
+    assert!(
+        creates > 0 && storage_kinds > 0,
+        "{creates} creates, {storage_kinds} on storage"
+    );
 
     // The right granted (fault cleared): the next pass creates the data sets.
     w.sim.set_faults(&sim::FaultSettings {

@@ -113,7 +113,9 @@ fn arm(action: &'static str, c: &Change) -> impl FnOnce(ArmError) -> ApplyError 
 /// otherwise Data Share refused the caller's rights on the data store the data set points at.
 fn missing_right(spec: &DataSetSpec, err: &ArmError) -> String {
     if let ArmError::Api(a) = err
-        && a.message.to_ascii_lowercase().contains("microsoft.datashare/")
+        && a.message
+            .to_ascii_lowercase()
+            .contains("microsoft.datashare/")
     {
         return "the app identity needs `Microsoft.DataShare/accounts/shares/dataSets/write` on \
                 the secondary Data Share account (the `datashare-dr provider operator` role)"
