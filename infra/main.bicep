@@ -76,6 +76,25 @@ param notifyWebhookUrl string = ''
 @secure()
 @description('NOTIFY_TEAMS_WEBHOOK_URL (optional): Teams workflow / incoming-webhook URL for Adaptive Cards. Empty = not set.')
 param notifyTeamsWebhookUrl string = ''
+
+@description('Key Vault for the notification webhook URLs (they become Key Vault references, never plain app settings): resource id of an EXISTING vault (RBAC authorization) to add the secrets to; empty = a vault is created in this resource group when a webhook URL is given.')
+param keyVaultId string = ''
+
+@description('Private networking (issue 15). Default false: public endpoints (storage Entra-only, app behind function keys). true = storage (blob, queue) and a created Key Vault behind private endpoints with public network access disabled, the app VNet-integrated (appSubnetId) with access restrictions (ActionGroup service tag + allowedIpRanges). docs/deploy.md "Private networking".')
+param enablePrivateNetworking bool = false
+
+@description('With enablePrivateNetworking: subnet for the app\'s VNet integration (Flex: delegated to Microsoft.App/environments; Elastic Premium: Microsoft.Web/serverFarms).')
+param appSubnetId string = ''
+
+@description('With enablePrivateNetworking: subnet for the private endpoints (storage blob + queue, Key Vault).')
+param privateEndpointSubnetId string = ''
+
+@description('With enablePrivateNetworking: private DNS zone ids { blob, queue, vault } (privatelink.blob / privatelink.queue / privatelink.vaultcore); a missing key = no zone group (central DNS or Azure Policy registers the endpoint).')
+param privateDnsZoneIds object = {}
+
+@description('With enablePrivateNetworking: CIDR ranges allowed to call the app (operators, runbook automation); the ActionGroup service tag is always allowed.')
+param allowedIpRanges array = []
+
 @description('REPLICATE_BUDGET_SECONDS (optional): time budget of one replicate pass. Empty = 80% of host.json functionTimeout.')
 param replicateBudgetSeconds string = ''
 
@@ -117,6 +136,13 @@ var allTags = union(tags, {
   app: 'datashare-dr'
 })
 
+// Private networking needs both subnets: fail the deployment with a clear message otherwise
+// (json() of a non-JSON text fails and shows the text).
+var privateNetworkingCheck = (enablePrivateNetworking && (empty(appSubnetId) || empty(privateEndpointSubnetId))) ? json('enablePrivateNetworking = true needs appSubnetId (VNet integration) and privateEndpointSubnetId (private endpoints): docs/deploy.md "Private networking"') : 'ok'
+var useKeyVault = !empty(notifyWebhookUrl) || !empty(notifyTeamsWebhookUrl)
+var createKeyVault = useKeyVault && empty(keyVaultId)
+var keyVaultName = empty(keyVaultId) ? take('${namePrefix}kv${suffix}', 24) : last(split(keyVaultId, '/'))
+
 var primaryAccountIds = [for p in pairs: p.primaryAccountId]
 var secondaryAccountIds = [for p in pairs: p.secondaryAccountId]
 var accountIds = union(primaryAccountIds, secondaryAccountIds)
@@ -148,8 +174,45 @@ module storage 'modules/storage.bicep' = {
     appPrincipalId: identity.outputs.principalId
     skuName: storageSku
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+    privateEndpointSubnetId: privateEndpointSubnetId
+    privateDnsZoneIds: privateDnsZoneIds
   }
 }
+
+// The notification webhook URLs as Key Vault secrets: in a vault created here ...
+module keyVault 'modules/keyvault.bicep' = if (createKeyVault) {
+  name: 'dsdr-keyvault'
+  params: {
+    location: location
+    vaultName: keyVaultName
+    createVault: true
+    appPrincipalId: identity.outputs.principalId
+    notifyWebhookUrl: notifyWebhookUrl
+    notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
+    enablePrivateNetworking: enablePrivateNetworking
+    privateEndpointSubnetId: privateEndpointSubnetId
+    privateDnsZoneId: contains(privateDnsZoneIds, 'vault') ? privateDnsZoneIds.vault : ''
+    tags: allTags
+  }
+}
+
+// ... or in an existing vault (keyVaultId), in that vault's resource group.
+module existingKeyVault 'modules/keyvault.bicep' = if (useKeyVault && !empty(keyVaultId)) {
+  name: 'dsdr-keyvault-existing'
+  scope: resourceGroup(split(keyVaultId, '/')[2], split(keyVaultId, '/')[4])
+  params: {
+    location: location
+    vaultName: keyVaultName
+    createVault: false
+    appPrincipalId: identity.outputs.principalId
+    notifyWebhookUrl: notifyWebhookUrl
+    notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
+  }
+}
+
+var notifyWebhookSecretUri = !useKeyVault ? '' : (createKeyVault ? keyVault.outputs.notifyWebhookSecretUri : existingKeyVault.outputs.notifyWebhookSecretUri)
+var notifyTeamsWebhookSecretUri = !useKeyVault ? '' : (createKeyVault ? keyVault.outputs.notifyTeamsWebhookSecretUri : existingKeyVault.outputs.notifyTeamsWebhookSecretUri)
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'dsdr-monitoring'
@@ -181,10 +244,13 @@ module functionApp 'modules/functionapp.bicep' = {
     readinessSchedule: readinessSchedule
     watchdogSchedule: watchdogSchedule
     rustLog: rustLog
-    notifyWebhookUrl: notifyWebhookUrl
-    notifyTeamsWebhookUrl: notifyTeamsWebhookUrl
+    notifyWebhookSecretUri: notifyWebhookSecretUri
+    notifyTeamsWebhookSecretUri: notifyTeamsWebhookSecretUri
     replicateBudgetSeconds: replicateBudgetSeconds
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    enablePrivateNetworking: enablePrivateNetworking
+    appSubnetId: appSubnetId
+    allowedIpRanges: allowedIpRanges
     tags: allTags
   }
 }
@@ -293,3 +359,5 @@ output storageAccountName string = storage.outputs.name
 output deploymentContainerUrl string = storage.outputs.deploymentContainerUrl
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
+output privateNetworking string = privateNetworkingCheck
+output keyVaultName string = useKeyVault ? keyVaultName : ''

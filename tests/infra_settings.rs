@@ -457,3 +457,95 @@ fn declares_both_function_key_schemes_in_openapi() {
         );
     }
 }
+
+/// Issue 15: the notification webhook URLs reach the app only as Key Vault references, from
+/// secrets the template puts in a vault on which the app identity is Key Vault Secrets User.
+#[test]
+fn takes_notification_webhook_urls_from_key_vault_references() {
+    let text = read("infra/modules/functionapp.bicep");
+    let lines = block(&text, "// app-settings:begin", "// app-settings:end");
+    for key in ["NOTIFY_WEBHOOK_URL", "NOTIFY_TEAMS_WEBHOOK_URL"] {
+        let line = lines
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| l.starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} is not an app setting"));
+        let value = line.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
+        assert!(
+            value.starts_with("'@Microsoft.KeyVault(SecretUri=${") && value.ends_with("})'"),
+            "{key} must be a Key Vault reference `@Microsoft.KeyVault(SecretUri=...)`, got `{value}`"
+        );
+    }
+    assert!(
+        !text.contains("param notifyWebhookUrl") && !text.contains("param notifyTeamsWebhookUrl"),
+        "functionapp.bicep must not take the plain webhook URLs"
+    );
+    let kv = read("infra/modules/keyvault.bicep");
+    for needle in [
+        "Microsoft.KeyVault/vaults/secrets@",
+        "value: notifyWebhookUrl",
+        "value: notifyTeamsWebhookUrl",
+        // Key Vault Secrets User, assigned to the app identity on the vault.
+        "'4633458b-17de-408a-b874-0445c86b69e6'",
+        "principalId: appPrincipalId",
+        "enableRbacAuthorization: true",
+    ] {
+        assert!(kv.contains(needle), "keyvault.bicep lacks `{needle}`");
+    }
+    let main = read("infra/main.bicep");
+    for needle in [
+        "module keyVault 'modules/keyvault.bicep'",
+        "param keyVaultId string = ''",
+        "notifyWebhookSecretUri: notifyWebhookSecretUri",
+        "notifyTeamsWebhookSecretUri: notifyTeamsWebhookSecretUri",
+    ] {
+        assert!(main.contains(needle), "main.bicep lacks `{needle}`");
+    }
+}
+
+/// Issue 15: private networking is optional (default off) and, when on, puts storage behind
+/// private endpoints for blob and queue and the app behind access restrictions; docs/deploy.md
+/// documents every parameter with its default.
+#[test]
+fn offers_private_networking_off_by_default_and_documents_it() {
+    let main = read("infra/main.bicep");
+    let storage = read("infra/modules/storage.bicep");
+    let app = read("infra/modules/functionapp.bicep");
+    let docs = read("docs/deploy.md");
+    assert!(main.contains("param enablePrivateNetworking bool = false"));
+    for needle in [
+        "publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'",
+        "defaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'",
+        "'blob'",
+        "'queue'",
+        "Microsoft.Network/privateEndpoints@",
+    ] {
+        assert!(storage.contains(needle), "storage.bicep lacks `{needle}`");
+    }
+    for needle in [
+        "virtualNetworkSubnetId: enablePrivateNetworking ? appSubnetId : null",
+        "ipSecurityRestrictionsDefaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'",
+        "ipAddress: 'ActionGroup'",
+    ] {
+        assert!(app.contains(needle), "functionapp.bicep lacks `{needle}`");
+    }
+    for (param, default) in [
+        ("enablePrivateNetworking", "false"),
+        ("appSubnetId", "''"),
+        ("privateEndpointSubnetId", "''"),
+        ("privateDnsZoneIds", "{}"),
+        ("allowedIpRanges", "[]"),
+        ("keyVaultId", "''"),
+    ] {
+        assert!(
+            main.lines()
+                .any(|l| l.starts_with(&format!("param {param} "))
+                    && l.ends_with(&format!("= {default}"))),
+            "main.bicep: `param {param} ... = {default}` not found"
+        );
+        assert!(
+            docs.contains(&format!("| `{param}` | `{default}` |")),
+            "docs/deploy.md must document `{param}` with its default `{default}` (row `| `{param}` | `{default}` | ...`)"
+        );
+    }
+}

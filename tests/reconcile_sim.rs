@@ -520,3 +520,80 @@ async fn a_missing_secondary_account_is_a_finding_or_created_when_configured() {
     assert_eq!(acct.location.as_deref(), Some("northeurope"));
     assert!(plan_now(&w, false).await.changes.is_empty());
 }
+
+/// Issue 15: a 403 on a data set PUT on the secondary (the app identity lacks the right Data
+/// Share requires of whoever adds a data set) is a tool fault whose error names the missing
+/// right and the store — never an outage; once the right is granted the next pass converges.
+#[tokio::test]
+async fn a_403_creating_a_data_set_names_the_missing_right_on_the_store() {
+    use datashare_dr::reconcile::model::DataSetSpec;
+    let w = world().await;
+    let secondary_name = secondary(&w).name().to_ascii_lowercase();
+    w.sim.set_faults(&sim::FaultSettings {
+        fail_operations: Some([(format!("DataSets_Create@{secondary_name}"), 403u16)].into()),
+        ..Default::default()
+    });
+    let r = run(&w, false).await;
+    let mut storage_kinds = 0;
+    let mut creates = 0;
+    for x in &r.results {
+        let Change::CreateDataSet { spec, .. } = &x.change else {
+            assert_eq!(
+                x.outcome,
+                Outcome::Ok,
+                "{}: {:?}",
+                x.change.address(),
+                x.error
+            );
+            continue;
+        };
+        creates += 1;
+        assert_eq!(x.outcome, Outcome::Failed, "{}", x.change.address());
+        let e = x.error.as_deref().expect("error text");
+        assert!(e.contains("tool fault (authorization)"), "{e}");
+        assert!(e.contains("not a region outage"), "{e}");
+        assert!(e.contains("docs/deploy.md \"Roles\""), "{e}");
+        assert!(!e.to_lowercase().contains("unavailable"), "{e}");
+        let store = match spec {
+            DataSetSpec::Blob { store, .. }
+            | DataSetSpec::BlobFolder { store, .. }
+            | DataSetSpec::Container { store, .. }
+            | DataSetSpec::AdlsGen2File { store, .. }
+            | DataSetSpec::AdlsGen2Folder { store, .. }
+            | DataSetSpec::AdlsGen2FileSystem { store, .. } => Some(store.resource_id()),
+            _ => None,
+        };
+        if let Some(store) = store {
+            storage_kinds += 1;
+            assert!(
+                e.contains("`Microsoft.Storage/storageAccounts/write`"),
+                "names the right: {e}"
+            );
+            assert!(
+                e.contains(&format!("on store {store}")),
+                "names the store: {e}"
+            );
+            assert!(e.contains("storeWriteForDataSetCreation"), "{e}");
+        }
+    }
+    assert!(
+        creates > 0 && storage_kinds > 0,
+        "{creates} creates, {storage_kinds} on storage"
+    );
+
+    // The right granted (fault cleared): the next pass creates the data sets.
+    w.sim.set_faults(&sim::FaultSettings {
+        fail_operations: Some(Default::default()),
+        ..Default::default()
+    });
+    let again = run(&w, false).await;
+    assert!(failures(&again).is_empty(), "{:?}", failures(&again));
+    assert_eq!(
+        again
+            .results
+            .iter()
+            .filter(|x| matches!(x.change, Change::CreateDataSet { .. }))
+            .count(),
+        creates
+    );
+}

@@ -86,13 +86,21 @@ param watchdogSchedule string
 @description('RUST_LOG: log filter of the handler.')
 param rustLog string
 
-@secure()
-@description('NOTIFY_WEBHOOK_URL: optional Logic App / Teams workflow URL for notifications. Empty = not set. A Key Vault reference (@Microsoft.KeyVault(...)) resolved with the app identity also works.')
-param notifyWebhookUrl string = ''
+@description('NOTIFY_WEBHOOK_URL as a Key Vault secret URI (modules/keyvault.bicep); the app setting is the reference `@Microsoft.KeyVault(SecretUri=...)`, resolved with the app identity. Empty = not set.')
+param notifyWebhookSecretUri string = ''
 
-@secure()
-@description('NOTIFY_TEAMS_WEBHOOK_URL: optional Microsoft Teams workflow / incoming-webhook URL; run and readiness events are posted there as Adaptive Cards. Empty = not set.')
-param notifyTeamsWebhookUrl string = ''
+@description('NOTIFY_TEAMS_WEBHOOK_URL as a Key Vault secret URI (Teams workflow / incoming-webhook URL; events arrive as Adaptive Cards). Empty = not set.')
+param notifyTeamsWebhookSecretUri string = ''
+
+@description('Private networking (issue 15): VNet integration through appSubnetId and access restrictions (default Deny; allowed: the ActionGroup service tag for alert webhooks, and allowedIpRanges). Default false.')
+param enablePrivateNetworking bool = false
+
+@description('Subnet for VNet integration (Flex: delegated to Microsoft.App/environments; Elastic Premium: Microsoft.Web/serverFarms). Required with enablePrivateNetworking.')
+param appSubnetId string = ''
+
+@description('CIDR ranges allowed to call the app (operators, runbook automation) with enablePrivateNetworking; the ActionGroup service tag is always allowed.')
+param allowedIpRanges array = []
+
 @description('REPLICATE_BUDGET_SECONDS: optional time budget of one replicate pass (timer ticks, ReplicatePair; ReplicateNow uses at most 180 s of it). Empty = 80% of host.json functionTimeout.')
 param replicateBudgetSeconds string = ''
 
@@ -121,12 +129,13 @@ var configSettings = {
   WATCHDOG_SCHEDULE: watchdogSchedule
   RUST_LOG: rustLog
 }
-// Only set when given, so an empty value never reaches Config.
-var notifySettings = empty(notifyWebhookUrl) ? {} : {
-  NOTIFY_WEBHOOK_URL: notifyWebhookUrl
+// Only set when given, so an empty value never reaches Config. Key Vault references, never the
+// URLs themselves (issue 15): the platform resolves them with keyVaultReferenceIdentity.
+var notifySettings = empty(notifyWebhookSecretUri) ? {} : {
+  NOTIFY_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${notifyWebhookSecretUri})'
 }
-var teamsSettings = empty(notifyTeamsWebhookUrl) ? {} : {
-  NOTIFY_TEAMS_WEBHOOK_URL: notifyTeamsWebhookUrl
+var teamsSettings = empty(notifyTeamsWebhookSecretUri) ? {} : {
+  NOTIFY_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${notifyTeamsWebhookSecretUri})'
 }
 // Only set when given: the handler derives the budget from host.json otherwise.
 var budgetSettings = empty(replicateBudgetSeconds) ? {} : {
@@ -143,6 +152,24 @@ var premiumHostSettings = isFlex ? {} : {
   WEBSITE_RUN_FROM_PACKAGE: '1'
 }
 // app-settings:end
+
+// Access restrictions with private networking: the action group's webhooks (ActionGroup
+// service tag) and the given operator ranges; everything else, and the SCM site, denied.
+var actionGroupRule = [
+  {
+    name: 'azure-monitor-action-groups'
+    action: 'Allow'
+    priority: 100
+    tag: 'ServiceTag'
+    ipAddress: 'ActionGroup'
+  }
+]
+var operatorRules = [for (cidr, i) in allowedIpRanges: {
+  name: 'operators-${i}'
+  action: 'Allow'
+  priority: 200 + i
+  ipAddress: cidr
+}]
 
 var flexSku = {
   name: 'FC1'
@@ -206,6 +233,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: enablePrivateNetworking ? appSubnetId : null
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -214,6 +242,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       linuxFxVersion: isFlex ? null : ''
       minimumElasticInstanceCount: isFlex ? null : 1
       functionAppScaleLimit: isFlex ? null : 20
+      vnetRouteAllEnabled: (enablePrivateNetworking && !isFlex) ? true : null
+      ipSecurityRestrictions: enablePrivateNetworking ? concat(actionGroupRule, operatorRules) : null
+      ipSecurityRestrictionsDefaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'
+      scmIpSecurityRestrictionsUseMain: enablePrivateNetworking ? true : null
+      scmIpSecurityRestrictionsDefaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'
     }
     functionAppConfig: isFlex ? flexFunctionAppConfig : null
   }

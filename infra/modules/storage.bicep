@@ -32,6 +32,15 @@ param appPrincipalId string
 @description('Replication of the app storage. Run records and reports live here: ZRS keeps them through a zone outage; the DR tool itself is deployed per region, see docs/deploy.md.')
 param skuName string = 'Standard_ZRS'
 
+@description('Private networking (issue 15): public network access disabled, network ACLs deny, and private endpoints for blob and queue in privateEndpointSubnetId. Default false (public endpoint, Entra-only data plane).')
+param enablePrivateNetworking bool = false
+
+@description('Subnet of the blob/queue private endpoints (required with enablePrivateNetworking).')
+param privateEndpointSubnetId string = ''
+
+@description('Private DNS zone ids by group: { blob: <privatelink.blob zone id>, queue: <privatelink.queue zone id> }; a missing key = no DNS zone group for it (central DNS / Azure Policy).')
+param privateDnsZoneIds object = {}
+
 // Names the Rust code uses (docs/CONTRACTS.md "Storage names"); tests/infra_settings.rs holds
 // these literals equal to the contract.
 var queueNames = [
@@ -62,10 +71,10 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: enablePrivateNetworking ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'
@@ -191,6 +200,50 @@ resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
     ]
   }
 }
+
+// Private endpoints of the blob and queue services (the Functions host, the handler and the
+// Flex package loader reach them through the app's VNet integration).
+var privateGroups = enablePrivateNetworking ? [
+  'blob'
+  'queue'
+] : []
+
+resource endpoints 'Microsoft.Network/privateEndpoints@2023-11-01' = [for g in privateGroups: {
+  name: '${name}-pe-${g}'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: g
+        properties: {
+          privateLinkServiceId: account.id
+          groupIds: [
+            g
+          ]
+        }
+      }
+    ]
+  }
+}]
+
+resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = [for (g, i) in privateGroups: if (contains(privateDnsZoneIds, g)) {
+  parent: endpoints[i]
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: g
+        properties: {
+          privateDnsZoneId: contains(privateDnsZoneIds, g) ? privateDnsZoneIds[g] : ''
+        }
+      }
+    ]
+  }
+}]
 
 output id string = account.id
 output name string = account.name

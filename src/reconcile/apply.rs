@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::arm::client::ArmClient;
 use crate::arm::error::ArmError;
+use crate::arm::fault::{Failure, ToolFault, classify};
 use crate::arm::id::{AccountId, IdError, ShareId};
 use crate::arm::models::Account;
 use crate::config::dr::{DrConfig, Pair};
@@ -31,7 +32,7 @@ use super::convert::{
 };
 use super::diff::plan;
 use super::invite::put_invitation_observed;
-use super::model::{Name, Target};
+use super::model::{DataSetSpec, Name, Target};
 use super::observe::{
     AccountObservation, ObserveError, ObserveOptions, PairObservation, observe_pair,
 };
@@ -60,12 +61,27 @@ pub enum ApplyError {
     Unwritable { address: String, kind: String },
     #[error("{address}: still in conflict after observing again ({detail})")]
     Conflict { address: String, detail: String },
+    /// A data set PUT answered 403 (issue 15): the app identity lacks a right that Azure Data
+    /// Share requires of whoever adds a data set. A tool fault, never a sign of an outage.
+    #[error(
+        "tool fault (authorization), not a region outage: {action} {address} was refused (403): \
+         {right}; see docs/deploy.md \"Roles\""
+    )]
+    MissingRight {
+        action: &'static str,
+        address: String,
+        right: String,
+        #[source]
+        source: Box<ArmError>,
+    },
 }
 
 impl ApplyError {
     fn correlation_id(&self) -> Option<String> {
         match self {
-            ApplyError::Arm { source, .. } => source.correlation_id().map(str::to_string),
+            ApplyError::Arm { source, .. } | ApplyError::MissingRight { source, .. } => {
+                source.correlation_id().map(str::to_string)
+            }
             _ => None,
         }
     }
@@ -89,6 +105,120 @@ fn arm(action: &'static str, c: &Change) -> impl FnOnce(ArmError) -> ApplyError 
         action,
         address,
         source: Box::new(source),
+    }
+}
+
+/// The right a 403 on a data set PUT says is missing: ARM's own `AuthorizationFailed` names a
+/// `Microsoft.DataShare/…` action when the operator role on the secondary account is missing;
+/// otherwise Data Share refused the caller's rights on the data store the data set points at.
+fn missing_right(spec: &DataSetSpec, err: &ArmError) -> String {
+    if let ArmError::Api(a) = err
+        && a.message
+            .to_ascii_lowercase()
+            .contains("microsoft.datashare/")
+    {
+        return "the app identity needs `Microsoft.DataShare/accounts/shares/dataSets/write` on \
+                the secondary Data Share account (the `datashare-dr provider operator` role)"
+            .to_string();
+    }
+    let store = |what: &str, id: String, action: &str, role: &str| {
+        format!(
+            "the app identity needs `{action}`{role} on {what} {id}: Azure Data Share requires \
+             write permission on the data store from whoever adds a data set"
+        )
+    };
+    match spec {
+        DataSetSpec::Blob { store: s, .. }
+        | DataSetSpec::BlobFolder { store: s, .. }
+        | DataSetSpec::Container { store: s, .. }
+        | DataSetSpec::AdlsGen2File { store: s, .. }
+        | DataSetSpec::AdlsGen2Folder { store: s, .. }
+        | DataSetSpec::AdlsGen2FileSystem { store: s, .. } => store(
+            "store",
+            s.resource_id(),
+            "Microsoft.Storage/storageAccounts/write",
+            " (the `datashare-dr store linker` role with infra parameter \
+             `storeWriteForDataSetCreation = true`, or the Storage Blob Data Contributor / Owner \
+             role)",
+        ),
+        DataSetSpec::AdlsGen1File { account: a, .. }
+        | DataSetSpec::AdlsGen1Folder { account: a, .. } => store(
+            "Data Lake Store",
+            format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataLakeStore/accounts/{}",
+                a.subscription_id, a.resource_group, a.account_name
+            ),
+            "Microsoft.DataLakeStore/accounts/write",
+            "",
+        ),
+        DataSetSpec::KustoCluster {
+            kusto_cluster_resource_id: id,
+        } => store(
+            "Kusto cluster",
+            id.to_string(),
+            "Microsoft.Kusto/clusters/write",
+            "",
+        ),
+        DataSetSpec::KustoDatabase {
+            kusto_database_resource_id: id,
+        }
+        | DataSetSpec::KustoTable {
+            kusto_database_resource_id: id,
+            ..
+        } => store(
+            "Kusto database",
+            id.to_string(),
+            "Microsoft.Kusto/clusters/write",
+            "",
+        ),
+        DataSetSpec::SqlDbTable {
+            sql_server_resource_id: id,
+            ..
+        }
+        | DataSetSpec::SqlDwTable {
+            sql_server_resource_id: id,
+            ..
+        } => store(
+            "SQL server",
+            id.to_string(),
+            "Microsoft.Sql/servers/databases/write",
+            "",
+        ),
+        DataSetSpec::SynapseWorkspaceSqlPoolTable {
+            synapse_workspace_sql_pool_table_resource_id: id,
+        } => store(
+            "Synapse SQL pool table",
+            id.to_string(),
+            "Microsoft.Synapse/workspaces/sqlPools/write",
+            "",
+        ),
+        DataSetSpec::Unknown { original_kind, .. } => format!(
+            "the app identity lacks the write right on the data store of this {original_kind} \
+             data set that Azure Data Share requires from whoever adds a data set"
+        ),
+    }
+}
+
+/// [`arm`] for a data set PUT: a 403 ([`classify`]: authorization tool fault) names the
+/// missing right ([`ApplyError::MissingRight`]).
+fn put_dataset_error(c: &Change, spec: &DataSetSpec) -> impl FnOnce(ArmError) -> ApplyError {
+    let address = c.address();
+    let spec = spec.clone();
+    move |source| {
+        if classify(&source) == Failure::ToolFault(ToolFault::Authorization) {
+            ApplyError::MissingRight {
+                action: "put",
+                right: missing_right(&spec, &source),
+                address,
+                source: Box::new(source),
+            }
+        } else {
+            ApplyError::Arm {
+                action: "put",
+                address,
+                source: Box::new(source),
+            }
+        }
     }
 }
 
@@ -177,7 +307,7 @@ async fn execute(client: &ArmClient, secondary: &AccountId, c: &Change) -> Resul
                             client
                                 .put_dataset(&id, &body)
                                 .await
-                                .map_err(arm("put", c))?;
+                                .map_err(put_dataset_error(c, spec))?;
                         }
                         None => {
                             return Err(ApplyError::Conflict {
@@ -187,7 +317,7 @@ async fn execute(client: &ArmClient, secondary: &AccountId, c: &Change) -> Resul
                         }
                     }
                 }
-                Err(e) => return Err(arm("put", c)(e)),
+                Err(e) => return Err(put_dataset_error(c, spec)(e)),
             }
         }
         Change::DeleteDataSet { share, dataset } => {
