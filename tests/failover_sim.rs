@@ -1162,7 +1162,11 @@ async fn a_missing_primary_account_routes_an_alert_run_to_approval_that_never_pr
     assert_eq!(run.status, RunStatus::AwaitingApproval, "{run:#?}");
     assert_eq!(run.current_stage, Some(Stage::AwaitApproval));
     let order: Vec<Stage> = run.stages.iter().map(|s| s.stage).collect();
-    assert_eq!(&order[..2], &[Stage::Preflight, Stage::AwaitApproval], "{order:?}");
+    assert_eq!(
+        &order[..2],
+        &[Stage::Preflight, Stage::AwaitApproval],
+        "{order:?}"
+    );
     assert!(run.approval.required);
     assert_eq!(
         run.approval.route.as_deref(),
@@ -1182,11 +1186,7 @@ async fn a_missing_primary_account_routes_an_alert_run_to_approval_that_never_pr
         on_timeout: ApprovalTimeoutAction::Proceed,
     };
     assert_eq!(
-        approval_deadline_decision(
-            &run,
-            &policy,
-            run.updated_at + time::Duration::hours(24)
-        ),
+        approval_deadline_decision(&run, &policy, run.updated_at + time::Duration::hours(24)),
         DeadlineDecision::Expire
     );
 }
@@ -1211,11 +1211,7 @@ async fn final_sync_fails_with_the_tool_fault_instead_of_skipping() {
         ),
         ..Default::default()
     });
-    let out = run_one_stage(
-        &w.ctx,
-        &StageMessage::new(&run.run_id, Stage::FinalSync, 0),
-    )
-    .await;
+    let out = run_one_stage(&w.ctx, &StageMessage::new(&run.run_id, Stage::FinalSync, 0)).await;
     let rec = load(&w, &run.run_id).await;
     assert!(
         matches!(out, Ok(Outcome::Abort(_))),
@@ -1239,5 +1235,8 @@ async fn final_sync_fails_with_the_tool_fault_instead_of_skipping() {
         .unwrap_or_else(|| panic!("{:#?}", rec.findings));
     assert_eq!(f.severity, "Critical");
     assert!(f.message.contains("authorization"), "{}", f.message);
-    assert!(rec.error.as_deref().unwrap_or("").contains("final-sync"), "{rec:#?}");
+    assert!(
+        rec.error.as_deref().unwrap_or("").contains("final-sync"),
+        "{rec:#?}"
+    );
 }

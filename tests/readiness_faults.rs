@@ -449,9 +449,13 @@ async fn check_against_a_refused_endpoint_exits_3_within_seconds_despite_a_long_
     let took = started.elapsed();
     assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout, ran.stderr);
     assert!(
-        took < Duration::from_secs(20),
+        took < Duration::from_secs(4),
         "a refused endpoint must fail fast, took {took:?} (deadline_secs = 300)"
     );
-    assert!(ran.stdout.contains("check `[arm].endpoint`"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("check `[arm].endpoint`"),
+        "{}",
+        ran.stdout
+    );
     w.sim.shutdown().await;
 }
