@@ -864,18 +864,30 @@ async fn transport_errors_are_retried_then_reported_as_transient() {
         url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
         AuthMode::None,
     );
+    // Room for many retries and a long deadline: a refused connection still stops after
+    // `CONNECT_FAILURE_ATTEMPTS` (a configuration fault, not an outage to wait out).
     s.retry = RetryPolicy {
-        max_attempts: 3,
+        max_attempts: 10,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_secs(1),
     };
+    s.deadline = Duration::from_secs(300);
     let client = ArmClient::new(s).unwrap();
     let err = client.get_share(&share_id()).await.unwrap_err();
     assert!(matches!(err, ArmError::Transport { .. }), "{err}");
     assert!(err.is_transient());
-    assert_eq!(client.stats().reads, 3);
-    assert_eq!(client.stats().retries, 2);
+    assert!(datashare_dr::arm::client::is_connect_failure(&err), "{err}");
+    assert_eq!(
+        datashare_dr::arm::fault::classify(&err),
+        datashare_dr::arm::fault::Failure::ToolFault(
+            datashare_dr::arm::fault::ToolFault::Configuration
+        )
+    );
+    let attempts = datashare_dr::arm::client::CONNECT_FAILURE_ATTEMPTS;
+    assert_eq!(attempts, 2);
+    assert_eq!(client.stats().reads, u64::from(attempts));
+    assert_eq!(client.stats().retries, u64::from(attempts - 1));
 }
 
 /// The deadline starts when the first attempt may go out: a short (probe) deadline is not used

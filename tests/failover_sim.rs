@@ -1144,3 +1144,106 @@ async fn a_stage_that_runs_longer_than_its_lease_is_not_run_twice_by_a_concurren
     let inv = rec.stage(Stage::InviteConsumers).expect("invite");
     assert_eq!(inv.attempts, 1, "{inv:#?}");
 }
+
+/// Preflight finding the primary account missing (ARM 404 naming it) on an alert-started run
+/// nobody approved inserts `await-approval`: the run waits for a person, its route is
+/// `primary-account-missing`, and that route expires rather than proceeds on timeout.
+#[tokio::test]
+async fn a_missing_primary_account_routes_an_alert_run_to_approval_that_never_proceeds() {
+    use datashare_dr::config::dr::{ApprovalDeadline, ApprovalTimeoutAction};
+    use datashare_dr::failover::events::{DeadlineDecision, approval_deadline_decision};
+    use datashare_dr::failover::run::approval_route;
+    let w = world().await;
+    w.arm
+        .delete_account(&w.cfg.pairs[0].primary)
+        .await
+        .expect("delete the primary account");
+    let base = ops(&w, "Invitations_Create");
+    let run_id = alert_run(&w).await;
+    let opts = RunnerOptions {
+        max_virtual: Duration::from_secs(120),
+        ..RunnerOptions::default()
+    };
+    let (run, stopped) = drive(&w.ctx, &w.queue, &run_id, opts).await.expect("drive");
+    assert_eq!(stopped, Stopped::Waiting, "{run:#?}");
+    assert_eq!(run.status, RunStatus::AwaitingApproval, "{run:#?}");
+    assert_eq!(run.current_stage, Some(Stage::AwaitApproval));
+    let order: Vec<Stage> = run.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(
+        &order[..2],
+        &[Stage::Preflight, Stage::AwaitApproval],
+        "{order:?}"
+    );
+    assert!(run.approval.required);
+    assert_eq!(
+        run.approval.route.as_deref(),
+        Some(approval_route::PRIMARY_ACCOUNT_MISSING),
+        "{:#?}",
+        run.approval
+    );
+    assert!(
+        run.findings.iter().any(|f| f.code == "approval-required"),
+        "{:#?}",
+        run.findings
+    );
+    assert_eq!(ops(&w, "Invitations_Create"), base, "nothing was invited");
+    // Even under `on_approval_timeout = "proceed"` the deadline expires the run.
+    let policy = ApprovalDeadline {
+        timeout: Duration::from_secs(60),
+        on_timeout: ApprovalTimeoutAction::Proceed,
+    };
+    assert_eq!(
+        approval_deadline_decision(&run, &policy, run.updated_at + time::Duration::hours(24)),
+        DeadlineDecision::Expire
+    );
+}
+
+/// Final-sync probes the primary before skipping: a tool fault on the primary's reads (403,
+/// the identity lost its role) fails the run with the fault's finding instead of skipping as if
+/// the region were down.
+#[tokio::test]
+async fn final_sync_fails_with_the_tool_fault_instead_of_skipping() {
+    let w = world().await;
+    let run = runbook_run(&w).await;
+    walk_to(&w, &run.run_id, Stage::FinalSync).await;
+    assert_eq!(load(&w, &run.run_id).await.primary_reachable, Some(true));
+    let primary = w.cfg.pairs[0].primary.name().to_owned();
+    w.sim.set_faults(&sim::FaultSettings {
+        fail_operations: Some(
+            [
+                (format!("Accounts_Get@{primary}"), 403u16),
+                (format!("Shares_ListByAccount@{primary}"), 403),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    let out = run_one_stage(&w.ctx, &StageMessage::new(&run.run_id, Stage::FinalSync, 0)).await;
+    let rec = load(&w, &run.run_id).await;
+    assert!(
+        matches!(out, Ok(Outcome::Abort(_))),
+        "{out:?}: {:#?}",
+        rec.findings
+    );
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:#?}");
+    assert_ne!(
+        rec.stage(Stage::FinalSync).expect("final-sync").status,
+        StageStatus::Skipped
+    );
+    assert!(
+        !rec.findings.iter().any(|f| f.code == "final-sync-skipped"),
+        "{:#?}",
+        rec.findings
+    );
+    let f = rec
+        .findings
+        .iter()
+        .find(|f| f.code == "tool-fault" && f.stage == Some(Stage::FinalSync))
+        .unwrap_or_else(|| panic!("{:#?}", rec.findings));
+    assert_eq!(f.severity, "Critical");
+    assert!(f.message.contains("authorization"), "{}", f.message);
+    assert!(
+        rec.error.as_deref().unwrap_or("").contains("final-sync"),
+        "{rec:#?}"
+    );
+}

@@ -433,3 +433,29 @@ async fn check_readiness_stores_unknown_and_notifies_once() {
     assert!(page.contains("Cannot assess"), "{page}");
     w.sim.shutdown().await;
 }
+
+/// A refused connection on `[arm].endpoint` is a configuration fault, not a slow region: the
+/// client gives up after a couple of attempts instead of retrying until `deadline_secs`, so
+/// `check` exits 3 within seconds even with a five-minute call deadline.
+#[tokio::test]
+async fn check_against_a_refused_endpoint_exits_3_within_seconds_despite_a_long_deadline() {
+    let w = world().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = with_closed_endpoint(&w).replace("deadline_secs = 3", "deadline_secs = 300");
+    assert!(toml.contains("deadline_secs = 300"), "{toml}");
+    let path = write(&dir, "closed-long.toml", &toml);
+    let started = std::time::Instant::now();
+    let ran = cli(&["check", "--config", &path, "--json"]).await;
+    let took = started.elapsed();
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        took < Duration::from_secs(4),
+        "a refused endpoint must fail fast, took {took:?} (deadline_secs = 300)"
+    );
+    assert!(
+        ran.stdout.contains("check `[arm].endpoint`"),
+        "{}",
+        ran.stdout
+    );
+    w.sim.shutdown().await;
+}

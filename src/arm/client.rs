@@ -8,7 +8,9 @@
 //! - Cheap to clone (an `Arc` inside); clones share the token cache, rate limiter,
 //!   concurrency limit and counters.
 //! - Retries only what [`ArmError::is_transient`] says, at most `retry.max_attempts` per call
-//!   and never past the call's deadline; `Retry-After` wins over backoff.
+//!   and never past the call's deadline; `Retry-After` wins over backoff. A connection that
+//!   cannot be made (refused, DNS, TLS) is tried [`CONNECT_FAILURE_ATTEMPTS`] times, then
+//!   returned as is (a configuration fault; see `arm::fault`).
 //! - Bearer tokens are only ever sent to the configured endpoint's origin: poll URLs and
 //!   `nextLink`s on other origins are refused.
 //! - Nothing here sleeps while holding a concurrency permit.
@@ -206,6 +208,19 @@ impl std::fmt::Debug for ArmClient {
             .field("auth", &self.inner.settings.auth.name())
             .field("correlation_id", &self.correlation_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Attempts a call makes when the connection to the endpoint cannot be made (refused, DNS,
+/// TLS) before it gives up, whatever `retry.max_attempts` and the deadline allow.
+pub const CONNECT_FAILURE_ATTEMPTS: u32 = 2;
+
+/// A transport failure before anything was sent: the connection could not be made (refused,
+/// DNS, TLS), not a connect timeout (a timeout stays retryable).
+pub fn is_connect_failure(err: &ArmError) -> bool {
+    match err {
+        ArmError::Transport { source, .. } => source.is_connect() && !source.is_timeout(),
+        _ => false,
     }
 }
 
@@ -716,6 +731,13 @@ impl ArmClient {
                 err.is_transient()
             };
             if !retryable || attempts >= max_attempts {
+                break Err(err);
+            }
+            // A refused (or unresolvable) connection to the configured endpoint is a
+            // configuration fault, not an outage (ARM's endpoint is global): one more try covers
+            // a blip, then it is returned as is (a tool fault) instead of retried until the
+            // deadline.
+            if attempts >= CONNECT_FAILURE_ATTEMPTS && is_connect_failure(&err) {
                 break Err(err);
             }
             let server_delay = match &err {

@@ -481,6 +481,7 @@ mod tests {
             Some(approval_route::ALERT_RULE),
             Some(approval_route::PLAUSIBILITY),
             Some(approval_route::TOOL_FAULT),
+            Some(approval_route::PRIMARY_ACCOUNT_MISSING),
             None,
         ] {
             let r = waiting(route);

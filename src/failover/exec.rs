@@ -530,6 +530,7 @@ async fn commit(
         if result.require_approval && !r.approval.required {
             r.approval.required = true;
             r.approval.state = "pending".into();
+            r.approval.route = Some(super::run::approval_route::PRIMARY_ACCOUNT_MISSING.into());
             if r.stage(Stage::AwaitApproval).is_none() {
                 let at = r
                     .stages

@@ -130,7 +130,8 @@ pub struct Approval {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why the run waits for approval ([`approval_route`]): `policy` (the pair's
-    /// `failover = "approve"`), `alert-rule`, `plausibility` or `tool-fault`. Only a `policy`
+    /// `failover = "approve"`), `alert-rule`, `plausibility`, `tool-fault` or
+    /// `primary-account-missing` (preflight found the primary account gone). Only a `policy`
     /// run may proceed on `on_approval_timeout = "proceed"`. Absent in records written before
     /// it existed (such a run never proceeds on timeout) and when no approval is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +152,11 @@ pub mod approval_route {
     pub const PLAUSIBILITY: &str = "plausibility";
     /// A tool fault (auth, config, throttling) seen while deciding.
     pub const TOOL_FAULT: &str = "tool-fault";
+    /// Preflight found the primary account missing (ARM 404 naming it) on a run nobody had
+    /// approved. Neither a tool fault nor a plausibility check, and, like every route but
+    /// [`POLICY`], it never proceeds on timeout: a missing account is no outage a machine may
+    /// fail over for on its own.
+    pub const PRIMARY_ACCOUNT_MISSING: &str = "primary-account-missing";
 }
 
 /// Who cancelled a run, when and why (the audit trail of `failover cancel`). Absent in records
