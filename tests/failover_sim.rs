@@ -540,7 +540,7 @@ async fn final_sync_hands_a_long_running_delete_to_the_queue_and_finishes_after_
 /// Preflight with a primary that answers but whose consumers cannot be listed, and no stored
 /// roster: a transient failure (503) retries the stage for the first deliveries instead of
 /// going on to invite nobody; the third delivery goes on with a Critical `roster-unknown`
-/// finding naming the error. A permanent refusal (403) goes on at once, with the same finding.
+/// finding naming the error. A refusal (403) is a tool fault: the run stops in preflight.
 #[tokio::test]
 async fn preflight_retries_an_unreadable_roster_then_goes_on_with_a_critical_finding() {
     use datashare_dr::failover::exec::Delivery;
@@ -608,8 +608,17 @@ async fn preflight_retries_an_unreadable_roster_then_goes_on_with_a_critical_fin
                 .expect("third delivery goes on");
             assert!(matches!(third, Outcome::Advance(_)), "{third:?}");
         } else {
-            let first = first.expect("a permanent refusal goes on at once");
-            assert!(matches!(first, Outcome::Advance(_)), "{first:?}");
+            // A refusal (403) is the tool's own fault (a missing role), never an outage:
+            // preflight stops the run with the fault and its fix instead of going on.
+            let first = first.expect("a refusal is decided at once");
+            match &first {
+                Outcome::Abort(reason) => assert!(
+                    reason.contains("tool-fault") && reason.contains("role"),
+                    "{reason}"
+                ),
+                other => panic!("a 403 on the roster read must stop the run: {other:?}"),
+            }
+            continue;
         }
         let (rec, _) = datashare_dr::failover::run::require_run(w.store.as_ref(), &run.run_id)
             .await
