@@ -529,9 +529,11 @@ async fn the_run_waits_for_an_invitation_that_has_not_arrived_and_then_gives_up(
     assert_eq!(preflight.status, StageStatus::Succeeded, "{preflight:?}");
     assert_eq!(preflight.counts.get("invitationsFound"), Some(&0));
     assert!(
-        run.findings.iter().any(|f| f.code == "invitation-at-failover"
-            && f.severity == "Info"
-            && f.stage == Some(Stage::Preflight)),
+        run.findings
+            .iter()
+            .any(|f| f.code == "invitation-at-failover"
+                && f.severity == "Info"
+                && f.stage == Some(Stage::Preflight)),
         "{:#?}",
         run.findings
     );
@@ -605,9 +607,11 @@ async fn an_in_place_share_subscription_gets_no_trigger_and_no_synchronization()
         "{got:?}"
     );
     assert!(
-        run.findings.iter().any(|f| f.code == "in-place-no-snapshots"
-            && f.severity == "Info"
-            && f.stage == Some(Stage::CreateTriggers)),
+        run.findings
+            .iter()
+            .any(|f| f.code == "in-place-no-snapshots"
+                && f.severity == "Info"
+                && f.stage == Some(Stage::CreateTriggers)),
         "{:#?}",
         run.findings
     );
@@ -619,7 +623,11 @@ async fn an_in_place_share_subscription_gets_no_trigger_and_no_synchronization()
         run.findings
     );
     assert_eq!(w.ops("Triggers_Create"), 0, "a trigger was created");
-    assert_eq!(w.ops("ShareSubscriptions_Synchronize"), 0, "a synchronization was started");
+    assert_eq!(
+        w.ops("ShareSubscriptions_Synchronize"),
+        0,
+        "a synchronization was started"
+    );
     assert!(w.arm.list_triggers(&ss).await.expect("triggers").is_empty());
 }
 

@@ -1453,17 +1453,38 @@ async fn share_kind_rules_refuse_a_data_set_kind_the_share_kind_does_not_take() 
     put_ok(&c, &h, "sim", &kc, json!({"location": "westeurope"})).await;
     let kusto = json!({"kind": "KustoCluster", "properties": {"kustoClusterResourceId": kc}});
     // blob into InPlace: 400 with an ARM error body
-    let r = call(&c, Some("sim"), "PUT", &url(&h, &format!("{a}/shares/s1/dataSets/d1")), Some(container_ds())).await;
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/d1")),
+        Some(container_ds()),
+    )
+    .await;
     assert_eq!(
-        (r.status, r.body["error"]["code"].as_str(), r.body["error"]["target"].as_str()),
+        (
+            r.status,
+            r.body["error"]["code"].as_str(),
+            r.body["error"]["target"].as_str()
+        ),
         (400, Some("InvalidDataSetKind"), Some("kind")),
         "{}",
         r.body
     );
     let msg = r.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("Container") && msg.contains("InPlace"), "{msg}");
+    assert!(
+        msg.contains("Container") && msg.contains("InPlace"),
+        "{msg}"
+    );
     // Kusto into CopyBased: 400
-    let r = call(&c, Some("sim"), "PUT", &url(&h, &format!("{a}/shares/s2/dataSets/k1")), Some(kusto.clone())).await;
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s2/dataSets/k1")),
+        Some(kusto.clone()),
+    )
+    .await;
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
         (400, Some("InvalidDataSetKind")),
@@ -1471,16 +1492,37 @@ async fn share_kind_rules_refuse_a_data_set_kind_the_share_kind_does_not_take() 
         r.body
     );
     // the fitting combinations are accepted
-    let r = call(&c, Some("sim"), "PUT", &url(&h, &format!("{a}/shares/s1/dataSets/k1")), Some(kusto)).await;
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/k1")),
+        Some(kusto),
+    )
+    .await;
     assert_eq!(r.status, 201, "Kusto into InPlace: {}", r.body);
-    let r = call(&c, Some("sim"), "PUT", &url(&h, &format!("{a}/shares/s2/dataSets/d1")), Some(container_ds())).await;
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s2/dataSets/d1")),
+        Some(container_ds()),
+    )
+    .await;
     assert_eq!(r.status, 201, "blob into CopyBased: {}", r.body);
     // switched off at run time: no check
     h.set_faults(&FaultSettings {
         share_kind_rules: Some(false),
         ..FaultSettings::default()
     });
-    let r = call(&c, Some("sim"), "PUT", &url(&h, &format!("{a}/shares/s1/dataSets/d2")), Some(container_ds())).await;
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/d2")),
+        Some(container_ds()),
+    )
+    .await;
     assert_eq!(r.status, 201, "off: {}", r.body);
     h.shutdown().await;
 }
@@ -1501,7 +1543,10 @@ async fn a_role_assignment_takes_effect_only_after_the_propagation_delay() {
     let granted = Instant::now();
     let ds = format!("{a}/shares/s1/dataSets/d1");
     let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
-    assert!(granted.elapsed() < Duration::from_millis(600), "test too slow to judge");
+    assert!(
+        granted.elapsed() < Duration::from_millis(600),
+        "test too slow to judge"
+    );
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
         (403, Some("AuthorizationFailed")),

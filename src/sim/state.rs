@@ -2238,10 +2238,14 @@ impl State {
                 },
                 &[roles::READER, roles::CONTRIBUTOR, OWNER_ROLE],
             ),
-            "KustoCluster" => (p("kustoClusterResourceId"), &[roles::CONTRIBUTOR, OWNER_ROLE]),
-            "KustoDatabase" | "KustoTable" => {
-                (p("kustoDatabaseResourceId"), &[roles::CONTRIBUTOR, OWNER_ROLE])
-            }
+            "KustoCluster" => (
+                p("kustoClusterResourceId"),
+                &[roles::CONTRIBUTOR, OWNER_ROLE],
+            ),
+            "KustoDatabase" | "KustoTable" => (
+                p("kustoDatabaseResourceId"),
+                &[roles::CONTRIBUTOR, OWNER_ROLE],
+            ),
             _ => return Ok(()),
         };
         let Some(acct) = account_key(share).and_then(|k| self.res.get(&k)) else {
@@ -2267,10 +2271,9 @@ impl State {
             {
                 continue;
             }
-            let effective = self
-                .role_at
-                .get(rk)
-                .is_none_or(|at| ctx.instant.saturating_duration_since(*at) >= ctx.checks.role_propagation);
+            let effective = self.role_at.get(rk).is_none_or(|at| {
+                ctx.instant.saturating_duration_since(*at) >= ctx.checks.role_propagation
+            });
             if effective {
                 return Ok(());
             }
