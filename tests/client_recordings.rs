@@ -287,3 +287,157 @@ async fn a_recording_made_with_record_against_the_simulator_is_sanitised_and_rep
         "the simulated estate has subscription ids to sanitise"
     );
 }
+
+/// What every recording must hold: entries, no token in any header, no bearer token or JWT, SAS
+/// signatures and e-mail addresses sanitised, the authorization header replaced.
+fn assert_secrets_sanitised(f: &Path, token: &str) -> String {
+    let body = std::fs::read_to_string(f).expect("read recording");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("recording is JSON");
+    let entries = v["Entries"].as_array().cloned().unwrap_or_default();
+    assert!(!entries.is_empty(), "{}: no entries", f.display());
+    for e in &entries {
+        for (k, h) in e["RequestHeaders"].as_object().expect("headers") {
+            assert!(
+                !h.as_str().unwrap_or_default().contains(token) || k == "x-ms-client-request-id",
+                "{}: header {k} carries the token",
+                f.display()
+            );
+        }
+    }
+    assert!(
+        !body.to_ascii_lowercase().contains("bearer "),
+        "{}",
+        f.display()
+    );
+    assert!(!body.contains("eyJ"), "{}: a JWT", f.display());
+    for (i, _) in body.match_indices("sig=") {
+        assert!(body[i..].starts_with("sig=Sanitized"), "{}", f.display());
+    }
+    for e in emails(&body) {
+        let ok = e
+            .strip_prefix("user")
+            .and_then(|r| r.strip_suffix("@example.com"))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        assert!(ok, "{}: unsanitised e-mail {e}", f.display());
+    }
+    assert!(
+        body.contains("\"Authorization\": \"Sanitized\""),
+        "{}",
+        f.display()
+    );
+    body
+}
+
+/// `check --record --record-keep-ids` keeps the subscription id (and still masks tokens and
+/// e-mails); `failover start --local --record` writes a sanitised recording; both replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_failover_start_local_record_and_keep_ids_keeps_only_the_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, estate) = support::estate::populated(2, 2, 2, 7).await;
+    let cfg = dir.path().join("dr.toml");
+    // The replay fake answers by position: `check` reads with concurrent tasks, so one ARM
+    // call at a time and no paged lists (a later page would land between another task's
+    // calls) make the recorded order the order a single client replays.
+    sim.set_faults(&datashare_dr::sim::FaultSettings {
+        page_size: Some(1000),
+        ..Default::default()
+    });
+    let text: String = datashare_dr::sim::write_config(&estate, &sim.base_url)
+        .lines()
+        .map(|l| {
+            if l.starts_with("max_concurrency") {
+                "max_concurrency = 1".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("max_concurrency = 1"), "{text}");
+    std::fs::write(&cfg, &text).expect("write config");
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token = "))
+        .expect("static token")
+        .trim_matches('"')
+        .to_owned();
+    let sub = estate.subscription_id.to_ascii_lowercase();
+    assert!(sub.chars().any(|c| c != '0' && c != '-'), "{sub}");
+    let cfg = cfg.to_str().unwrap();
+    // replicate first so the secondary has what check and the drill read
+    let o = cli(&["replicate", "--config", cfg]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // check --record DIR --record-keep-ids
+    let kept = dir.path().join("kept");
+    let o = cli(&[
+        "check",
+        "--config",
+        cfg,
+        "--record",
+        kept.to_str().unwrap(),
+        "--record-keep-ids",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(stderr.contains("recording ARM exchanges to "), "{stderr}");
+    let files = json_files(&kept);
+    assert_eq!(files.len(), 1, "one file for check: {files:?} ({stderr})");
+    let body = assert_secrets_sanitised(&files[0], &token);
+    assert!(
+        body.to_ascii_lowercase()
+            .contains(&format!("/subscriptions/{sub}/")),
+        "{}: --record-keep-ids did not keep the subscription id {sub}",
+        files[0].display()
+    );
+    assert!(
+        body.contains("user1@example.com"),
+        "check read e-mail addresses (the estate's principals) and masked them"
+    );
+    let ops = replay_file(&files[0])
+        .await
+        .unwrap_or_else(|e| panic!("check: {e}"));
+    assert!(ops.iter().any(|o| o.starts_with("list_")), "{ops:?}");
+
+    // failover start --local --record DIR (a drill: reads only), ids sanitised by default
+    let fo = dir.path().join("failover");
+    let o = cli(&[
+        "failover",
+        "start",
+        "--config",
+        cfg,
+        "--pair",
+        &estate.pair_name,
+        "--mode",
+        "drill",
+        "--local",
+        "--record",
+        fo.to_str().unwrap(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let files = json_files(&fo);
+    assert!(
+        !files.is_empty(),
+        "no recording from failover start --local: {stderr}"
+    );
+    for f in &files {
+        let body = assert_secrets_sanitised(f, &token);
+        assert!(
+            !body.to_ascii_lowercase().contains(&sub),
+            "{}: subscription id kept without --record-keep-ids",
+            f.display()
+        );
+        let ops = replay_file(f)
+            .await
+            .unwrap_or_else(|e| panic!("failover: {e}"));
+        assert!(!ops.is_empty());
+    }
+    sim.shutdown().await;
+}

@@ -73,7 +73,18 @@ impl World {
 }
 
 async fn world_with(edit: impl Fn(String) -> String) -> World {
-    let (sim, estate) = support::estate::populated(2, 2, 2, 21).await;
+    world_of(2, 2, 2, edit).await
+}
+
+/// A world of `shares` shares (share-004 of five is in-place), `datasets` data sets each and
+/// `consumers` consumers; consumer00 runs.
+async fn world_of(
+    shares: usize,
+    datasets: usize,
+    consumers: usize,
+    edit: impl Fn(String) -> String,
+) -> World {
+    let (sim, estate) = support::estate::populated(shares, datasets, consumers, 21).await;
     // The provider replicates its pair; consumer00's policy is `now`: pending invitations on
     // the secondary shares.
     let provider = DrConfig::from_toml_str(&sim::write_config(&estate, &sim.base_url), "p.toml")
@@ -513,6 +524,111 @@ async fn the_run_waits_for_an_invitation_that_has_not_arrived_and_then_gives_up(
         run.error
     );
     assert_eq!(w.ops("ShareSubscriptions_Create"), 0);
+    // Preflight let it through (at-failover: the invitation is expected later), saying so.
+    let preflight = run.stage(Stage::Preflight).expect("preflight");
+    assert_eq!(preflight.status, StageStatus::Succeeded, "{preflight:?}");
+    assert_eq!(preflight.counts.get("invitationsFound"), Some(&0));
+    assert!(
+        run.findings
+            .iter()
+            .any(|f| f.code == "invitation-at-failover"
+                && f.severity == "Info"
+                && f.stage == Some(Stage::Preflight)),
+        "{:#?}",
+        run.findings
+    );
+}
+
+#[tokio::test]
+async fn preflight_fails_naming_the_missing_invitation_when_invitations_are_now() {
+    // consumer01 is invited only at failover; its config claims `now`: preflight must fail
+    // before anything is written, naming the share, the region and what the provider must do.
+    let w = world().await;
+    let toml = sim::write_consumer_config(&w.estate, &w.sim.base_url, 1)
+        .expect("consumer01")
+        .replace("invitations = \"at-failover\"", "invitations = \"now\"");
+    assert!(toml.contains("invitations = \"now\""), "{toml}");
+    let cfg = Arc::new(DrConfig::from_toml_str(&toml, "c1.toml").expect("config"));
+    let arm = arm_client_from_config(&cfg).expect("client");
+    let mut ctx = w.ctx.clone();
+    ctx.config = cfg.clone();
+    ctx.arm = arm;
+    let share = cfg.subscriptions[0].name.clone();
+    let req = StartRequest {
+        pair: share.clone(),
+        mode: Mode::Failover,
+        force: false,
+        reason: "test".into(),
+        caller: "test".into(),
+    };
+    let before = w.writes();
+    let run = start_run(w.store.as_ref(), &w.queue, &cfg, &req, ctx.clock.now())
+        .await
+        .expect("start");
+    let (run, stopped) = drive(&ctx, &w.queue, &run.run_id, RunnerOptions::default())
+        .await
+        .expect("drive");
+    assert_eq!(stopped, Stopped::Ended);
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    let preflight = run.stage(Stage::Preflight).expect("preflight");
+    assert_ne!(preflight.status, StageStatus::Succeeded, "{preflight:?}");
+    let err = run.error.clone().unwrap_or_default();
+    assert!(
+        err.starts_with("preflight: no pending invitation")
+            && err.contains(&share)
+            && err.contains("northeurope")
+            && err.contains("tenant + object id"),
+        "{err}"
+    );
+    let accept = run.stage(Stage::AcceptInvitations).expect("accept");
+    assert_eq!(accept.attempts, 0, "accept never ran: {accept:?}");
+    assert_eq!(w.writes(), before, "preflight wrote");
+}
+
+#[tokio::test]
+async fn an_in_place_share_subscription_gets_no_trigger_and_no_synchronization() {
+    // Five shares: share-004 is in-place (Azure Data Explorer).
+    let w = world_of(5, 1, 1, |t| t).await;
+    let sub = w
+        .cfg
+        .subscriptions
+        .iter()
+        .find(|s| s.name.contains("share-004"))
+        .unwrap_or_else(|| panic!("no subscription of share-004: {:?}", w.cfg.subscriptions));
+    let name = sub.name.clone();
+    let run = start(&w, &name, Mode::Failover).await;
+    let run = finish(&w, &run.run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let ss = w.secondary_subscription(&name);
+    let got = w.arm.get_share_subscription(&ss).await.expect("accepted");
+    assert_eq!(
+        got.properties.share_kind,
+        Some(datashare_dr::arm::models::ShareKind::InPlace),
+        "{got:?}"
+    );
+    assert!(
+        run.findings
+            .iter()
+            .any(|f| f.code == "in-place-no-snapshots"
+                && f.severity == "Info"
+                && f.stage == Some(Stage::CreateTriggers)),
+        "{:#?}",
+        run.findings
+    );
+    assert!(
+        !run.findings
+            .iter()
+            .any(|f| f.severity != "Info" && f.stage == Some(Stage::CreateTriggers)),
+        "no missing-schedule or other finding for an in-place subscription: {:#?}",
+        run.findings
+    );
+    assert_eq!(w.ops("Triggers_Create"), 0, "a trigger was created");
+    assert_eq!(
+        w.ops("ShareSubscriptions_Synchronize"),
+        0,
+        "a synchronization was started"
+    );
+    assert!(w.arm.list_triggers(&ss).await.expect("triggers").is_empty());
 }
 
 #[tokio::test]

@@ -1336,3 +1336,232 @@ async fn the_control_api_reports_stats_and_the_request_log_and_resets_state() {
     assert_eq!(h.resource_count(), 0);
     h.shutdown().await;
 }
+
+// ------------------------------------------------ options for what recordings cannot show
+
+const READER_ROLE: &str =
+    "/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+
+/// A provider account (its identity's principal id), a share of `share_kind`, a storage account.
+async fn store_setup(c: &reqwest::Client, h: &SimHandle, share_kind: &str) -> (String, String) {
+    let a = acct("acct1");
+    let acc = account(c, h, "sim", &a, "westeurope").await;
+    let pid = acc["identity"]["principalId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(pid.len(), 36, "the account has a managed identity: {acc}");
+    put_ok(
+        c,
+        h,
+        "sim",
+        &format!("{a}/shares/s1"),
+        json!({"properties": {"shareKind": share_kind}}),
+    )
+    .await;
+    put_ok(
+        c,
+        h,
+        "sim",
+        &storage(SUB, "rg-data", "blob1"),
+        json!({"location": "westeurope"}),
+    )
+    .await;
+    (a, pid)
+}
+
+fn container_ds() -> Value {
+    json!({"kind": "Container", "properties": {"containerName": "c1", "subscriptionId": SUB, "resourceGroup": "rg-data", "storageAccountName": "blob1"}})
+}
+
+async fn grant_reader(c: &reqwest::Client, h: &SimHandle, pid: &str) {
+    let st = storage(SUB, "rg-data", "blob1");
+    put_ok(
+        c,
+        h,
+        "sim",
+        &format!("{st}/providers/Microsoft.Authorization/roleAssignments/0b0b0b0b-0000-4000-8000-000000000001"),
+        json!({"properties": {"roleDefinitionId": READER_ROLE, "principalId": pid}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn store_data_roles_require_the_account_identity_to_hold_a_data_role_on_the_store() {
+    let h = start(SimOptions::default()).await;
+    let c = client();
+    let (a, pid) = store_setup(&c, &h, "CopyBased").await;
+    let ds = format!("{a}/shares/s1/dataSets/d1");
+    // off by default: Azure-shaped success without any role
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert_eq!(r.status, 201, "off by default: {}", r.body);
+    let r = call(&c, Some("sim"), "DELETE", &url(&h, &ds), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // switched on through the control API, like the other options
+    let r = c
+        .post(format!("{}/_sim/faults", h.base_url))
+        .json(&json!({"store_data_roles": true}))
+        .send()
+        .await
+        .expect("POST /_sim/faults");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(h.faults().store_data_roles);
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("AuthorizationFailed")),
+        "{}",
+        r.body
+    );
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&pid) && msg.contains("blob1") && msg.contains("Storage Blob Data Reader"),
+        "names the identity, the store and the role to assign: {msg}"
+    );
+    // a role of another principal does not count; the identity's own does
+    let st = storage(SUB, "rg-data", "blob1");
+    put_ok(&c, &h, "sim", &format!("{st}/providers/Microsoft.Authorization/roleAssignments/0b0b0b0b-0000-4000-8000-000000000009"),
+        json!({"properties": {"roleDefinitionId": READER_ROLE, "principalId": "33333333-3333-4333-8333-333333333333"}})).await;
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert_eq!(r.status, 403, "another principal's role: {}", r.body);
+    grant_reader(&c, &h, &pid).await;
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert_eq!(r.status, 201, "with the role: {}", r.body);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn share_kind_rules_refuse_a_data_set_kind_the_share_kind_does_not_take() {
+    let h = start(SimOptions {
+        share_kind_rules: true,
+        ..SimOptions::default()
+    })
+    .await;
+    let c = client();
+    let (a, _) = store_setup(&c, &h, "InPlace").await;
+    put_ok(
+        &c,
+        &h,
+        "sim",
+        &format!("{a}/shares/s2"),
+        json!({"properties": {"shareKind": "CopyBased"}}),
+    )
+    .await;
+    let kc = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.Kusto/clusters/adx1"
+    );
+    put_ok(&c, &h, "sim", &kc, json!({"location": "westeurope"})).await;
+    let kusto = json!({"kind": "KustoCluster", "properties": {"kustoClusterResourceId": kc}});
+    // blob into InPlace: 400 with an ARM error body
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/d1")),
+        Some(container_ds()),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"]["code"].as_str(),
+            r.body["error"]["target"].as_str()
+        ),
+        (400, Some("InvalidDataSetKind"), Some("kind")),
+        "{}",
+        r.body
+    );
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("Container") && msg.contains("InPlace"),
+        "{msg}"
+    );
+    // Kusto into CopyBased: 400
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s2/dataSets/k1")),
+        Some(kusto.clone()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("InvalidDataSetKind")),
+        "{}",
+        r.body
+    );
+    // the fitting combinations are accepted
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/k1")),
+        Some(kusto),
+    )
+    .await;
+    assert_eq!(r.status, 201, "Kusto into InPlace: {}", r.body);
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s2/dataSets/d1")),
+        Some(container_ds()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "blob into CopyBased: {}", r.body);
+    // switched off at run time: no check
+    h.set_faults(&FaultSettings {
+        share_kind_rules: Some(false),
+        ..FaultSettings::default()
+    });
+    let r = call(
+        &c,
+        Some("sim"),
+        "PUT",
+        &url(&h, &format!("{a}/shares/s1/dataSets/d2")),
+        Some(container_ds()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "off: {}", r.body);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_role_assignment_takes_effect_only_after_the_propagation_delay() {
+    let h = start(SimOptions::default()).await;
+    let c = client();
+    let (a, pid) = store_setup(&c, &h, "CopyBased").await;
+    let r = c
+        .post(format!("{}/_sim/faults", h.base_url))
+        .json(&json!({"role_propagation_ms": 600}))
+        .send()
+        .await
+        .expect("POST /_sim/faults");
+    assert_eq!(r.status().as_u16(), 200);
+    grant_reader(&c, &h, &pid).await;
+    let granted = Instant::now();
+    let ds = format!("{a}/shares/s1/dataSets/d1");
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert!(
+        granted.elapsed() < Duration::from_millis(600),
+        "test too slow to judge"
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (403, Some("AuthorizationFailed")),
+        "within the delay: {}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not taken effect yet")),
+        "{}",
+        r.body
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = call(&c, Some("sim"), "PUT", &url(&h, &ds), Some(container_ds())).await;
+    assert_eq!(r.status, 201, "after the delay: {}", r.body);
+    h.shutdown().await;
+}

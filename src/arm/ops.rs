@@ -518,14 +518,16 @@ impl ArmClient {
         expiration_date: Option<OffsetDateTime>,
     ) -> Result<ProviderShareSubscription, ArmError> {
         let url = self.ds_url(&format!("{id}/reinstate"))?;
-        let body = ProviderShareSubscription::expiration_body(expiration_date);
+        // Azure's reinstate takes no request body (recordings): send one only to set an
+        // expiration date, which the spec allows.
+        let body = expiration_date.map(|d| ProviderShareSubscription::expiration_body(Some(d)));
         self.non_idempotent()
             .call_json(
                 "ProviderShareSubscriptions_Reinstate",
                 id.as_str(),
                 Method::POST,
                 url,
-                Some(&body),
+                body.as_ref(),
             )
             .await
     }

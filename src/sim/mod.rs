@@ -58,6 +58,16 @@ pub struct SimOptions {
     pub lro_delay_ms: u64,
     /// Entries kept in the `/_sim/requests` ring buffer.
     pub log_capacity: usize,
+    /// Creating a data set requires the account's managed identity to hold a data role on the
+    /// store (Storage Blob Data Reader/Contributor/Owner on Blob/ADLS, Reader or above on SQL and
+    /// Synapse, Contributor or Owner on Kusto), else 403 (off by default).
+    pub store_data_roles: bool,
+    /// A `CopyBased` share accepts only Blob/ADLS/SQL/Synapse data sets and an `InPlace` share
+    /// only Kusto ones, else 400 `InvalidDataSetKind` (off by default).
+    pub share_kind_rules: bool,
+    /// A role assignment takes effect this many milliseconds after it was created: a data set
+    /// PUT whose only data role on the store is younger answers 403 (0 = at once, the default).
+    pub role_propagation_ms: u64,
 }
 
 impl Default for SimOptions {
@@ -72,6 +82,9 @@ impl Default for SimOptions {
             page_size: 5,
             lro_delay_ms: 50,
             log_capacity: 10_000,
+            store_data_roles: false,
+            share_kind_rules: false,
+            role_propagation_ms: 0,
         }
     }
 }
@@ -184,6 +197,7 @@ fn run_cli_inner(args: crate::cli::SimArgs) -> Result<(), SimError> {
         page_size: args.page_size.unwrap_or(defaults.page_size).max(1),
         lro_delay_ms: args.lro_delay_ms.unwrap_or(defaults.lro_delay_ms),
         log_capacity: defaults.log_capacity,
+        ..defaults
     };
     let pop = args
         .populate

@@ -197,6 +197,7 @@ impl Gen<'_> {
             instant: Instant::now(),
             page_size: 1000,
             lro_delay: Duration::ZERO,
+            checks: super::state::StoreChecks::default(),
             query: &[],
             path,
         };

@@ -23,7 +23,12 @@
 //!   `drop_after_apply`: operationIds whose next N successful calls are applied and then
 //!   answered by closing the connection without a response, e.g. `{"Invitations_Create": 1}`
 //!   — the lost-response case: the write happened, the client sees a transport error. Such a
-//!   call is logged with outcome `dropped` and counted as served plus `dropped`)
+//!   call is logged with outcome `dropped` and counted as served plus `dropped`; and what the
+//!   recordings cannot show, all off by default: `store_data_roles` (a data set PUT needs the
+//!   account's managed identity to hold a data role on the store, else 403
+//!   `AuthorizationFailed`), `share_kind_rules` (`CopyBased` shares take Blob/ADLS/SQL/Synapse
+//!   data sets, `InPlace` shares only Kusto ones, else 400 `InvalidDataSetKind`) and
+//!   `role_propagation_ms` (a role assignment younger than this does not count yet: 403))
 //! - `POST /_sim/triggers/fire` (one snapshot per active trigger), `POST /_sim/history/age?hours=H`
 //! - `POST /_sim/populate` with a [`PopulateSpec`] JSON → the [`Estate`]; `GET /_sim/estate`;
 //!   `GET /_sim/config` (DR config TOML for the last estate); `GET /_sim/health`
@@ -47,7 +52,7 @@ use time::OffsetDateTime;
 
 use super::populate::{Estate, PopulateSpec};
 use super::spec::{self, API_VERSIONS, Mode, Spec, Violation};
-use super::state::{ApiError, Ctx, Principal, Reply, State, norm_region, ts};
+use super::state::{ApiError, Ctx, Principal, Reply, State, StoreChecks, norm_region, ts};
 use super::throttle::{Admit, OpType, Throttle};
 use super::{SimError, SimOptions};
 
@@ -81,6 +86,15 @@ pub struct Faults {
     /// (4xx/5xx, nothing applied) and an injected fault use up nothing.
     #[serde(default)]
     pub drop_after_apply: BTreeMap<String, u32>,
+    /// See [`SimOptions::store_data_roles`].
+    #[serde(default)]
+    pub store_data_roles: bool,
+    /// See [`SimOptions::share_kind_rules`].
+    #[serde(default)]
+    pub share_kind_rules: bool,
+    /// See [`SimOptions::role_propagation_ms`].
+    #[serde(default)]
+    pub role_propagation_ms: u64,
 }
 
 /// Partial update of [`Faults`] (`POST /_sim/faults`); absent fields are unchanged.
@@ -100,6 +114,9 @@ pub struct FaultSettings {
     pub fail_operations: Option<BTreeMap<String, u16>>,
     /// Replaces [`Faults::drop_after_apply`] (an empty map clears it; a count of 0 is ignored).
     pub drop_after_apply: Option<BTreeMap<String, u32>>,
+    pub store_data_roles: Option<bool>,
+    pub share_kind_rules: Option<bool>,
+    pub role_propagation_ms: Option<u64>,
     /// Re-seed the fault generator.
     pub seed: Option<u64>,
 }
@@ -230,6 +247,9 @@ pub async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
                 fault_retry_after_secs: 1,
                 fail_operations: BTreeMap::new(),
                 drop_after_apply: BTreeMap::new(),
+                store_data_roles: opts.store_data_roles,
+                share_kind_rules: opts.share_kind_rules,
+                role_propagation_ms: opts.role_propagation_ms,
             },
             stats: SimStats::default(),
             log: VecDeque::new(),
@@ -405,6 +425,15 @@ fn apply_faults(rt: &mut Runtime, f: &FaultSettings) {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| (k.to_ascii_lowercase(), *n))
             .collect();
+    }
+    if let Some(v) = f.store_data_roles {
+        x.store_data_roles = v;
+    }
+    if let Some(v) = f.share_kind_rules {
+        x.share_kind_rules = v;
+    }
+    if let Some(v) = f.role_propagation_ms {
+        x.role_propagation_ms = v;
     }
     if let Some(s) = f.seed {
         rt.seed = s;
@@ -1032,6 +1061,11 @@ fn serve(
         instant,
         page_size: faults.page_size,
         lro_delay: Duration::from_millis(faults.lro_delay_ms),
+        checks: StoreChecks {
+            store_data_roles: faults.store_data_roles,
+            share_kind_rules: faults.share_kind_rules,
+            role_propagation: Duration::from_millis(faults.role_propagation_ms),
+        },
         query,
         path,
     };

@@ -20,6 +20,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::spec::{Matched, resource_type};
 
+/// Owner (counts as a data role on SQL, Synapse and Kusto stores).
+const OWNER_ROLE: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+
 /// Built-in role definition ids used by the simulator and the generated estate.
 pub mod roles {
     /// Storage Blob Data Reader (Blob / ADLS Gen2 sources).
@@ -210,9 +213,22 @@ pub struct Ctx<'a> {
     pub instant: Instant,
     pub page_size: usize,
     pub lro_delay: Duration,
+    /// Checks of what the recordings cannot show (see [`StoreChecks`]).
+    pub checks: StoreChecks,
     pub query: &'a [(String, String)],
     /// Request path as sent (no query), used for ids and nextLinks.
     pub path: &'a str,
+}
+
+/// Optional checks on data set creation (all off by default; `POST /_sim/faults`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreChecks {
+    /// The account's managed identity must hold a data role on the data set's store.
+    pub store_data_roles: bool,
+    /// The data set kind must fit the share kind (`CopyBased` / `InPlace`).
+    pub share_kind_rules: bool,
+    /// A role assignment younger than this does not count yet.
+    pub role_propagation: Duration,
 }
 
 impl Ctx<'_> {
@@ -291,6 +307,8 @@ pub struct State {
     owners: HashMap<String, String>,
     pub down: HashSet<String>,
     rng: StdRng,
+    /// When each role assignment (key) was created, for the propagation delay.
+    role_at: HashMap<String, Instant>,
 }
 
 const DS: &str = "microsoft.datashare";
@@ -350,6 +368,7 @@ impl State {
             owners: HashMap::new(),
             down: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
+            role_at: HashMap::new(),
         }
     }
 
@@ -1074,6 +1093,12 @@ impl State {
                     .unwrap_or("")
                     .to_string();
                 let store_region = self.check_store(&kind, &body, "properties", false)?;
+                if ctx.checks.share_kind_rules {
+                    self.check_share_kind(&parent, &kind)?;
+                }
+                if ctx.checks.store_data_roles || !ctx.checks.role_propagation.is_zero() {
+                    self.check_data_role(ctx, &parent, &kind, &body)?;
+                }
                 if let Some(old) = self.res.get(&key(ctx.path)) {
                     let ok = old.body.get("kind").and_then(Value::as_str).unwrap_or("");
                     if !ok.eq_ignore_ascii_case(&kind) {
@@ -2146,6 +2171,131 @@ impl State {
         }
     }
 
+    /// `share_kind_rules`: a `CopyBased` share takes Blob/ADLS/SQL/Synapse data sets, an
+    /// `InPlace` share only Kusto ones.
+    fn check_share_kind(&self, share: &str, kind: &str) -> Result<(), ApiError> {
+        let Some(sh) = self.res.get(&key(share)) else {
+            return Ok(());
+        };
+        let share_kind = match prop(&sh.body, "shareKind") {
+            "" => "CopyBased",
+            k => k,
+        };
+        let in_place = kind.starts_with("Kusto");
+        let fits = if share_kind.eq_ignore_ascii_case("InPlace") {
+            in_place
+        } else {
+            !in_place
+        };
+        if fits {
+            return Ok(());
+        }
+        let takes = if in_place {
+            "KustoCluster or KustoDatabase data sets only in an 'InPlace' share"
+        } else {
+            "Blob, ADLS, SQL and Synapse data sets only in a 'CopyBased' share"
+        };
+        Err(ApiError::new(
+            400,
+            "InvalidDataSetKind",
+            format!(
+                "A data set of kind '{kind}' cannot be added to the '{share_kind}' share '{share}': Data Share takes {takes}. Create the data set in a share of the matching kind."
+            ),
+        )
+        .target("kind"))
+    }
+
+    /// `store_data_roles` / `role_propagation`: the account's managed identity must hold a data
+    /// role on the store (at or above its scope), created at least `role_propagation` ago.
+    fn check_data_role(
+        &self,
+        ctx: &Ctx,
+        share: &str,
+        kind: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        let p = |n: &str| prop(body, n).to_string();
+        let (store, accepted): (String, &[&str]) = match kind {
+            "Blob" | "BlobFolder" | "Container" | "AdlsGen2File" | "AdlsGen2Folder"
+            | "AdlsGen2FileSystem" => (
+                format!(
+                    "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts/{}",
+                    p("subscriptionId"),
+                    p("resourceGroup"),
+                    p("storageAccountName")
+                ),
+                &[
+                    roles::STORAGE_BLOB_DATA_READER,
+                    "ba92f5b4-2d11-453d-a403-e96b0029c9fe", // Storage Blob Data Contributor
+                    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", // Storage Blob Data Owner
+                ],
+            ),
+            "SqlDBTable" | "SqlDWTable" | "SynapseWorkspaceSqlPoolTable" => (
+                if kind == "SynapseWorkspaceSqlPoolTable" {
+                    p("synapseWorkspaceSqlPoolTableResourceId")
+                } else {
+                    p("sqlServerResourceId")
+                },
+                &[roles::READER, roles::CONTRIBUTOR, OWNER_ROLE],
+            ),
+            "KustoCluster" => (
+                p("kustoClusterResourceId"),
+                &[roles::CONTRIBUTOR, OWNER_ROLE],
+            ),
+            "KustoDatabase" | "KustoTable" => (
+                p("kustoDatabaseResourceId"),
+                &[roles::CONTRIBUTOR, OWNER_ROLE],
+            ),
+            _ => return Ok(()),
+        };
+        let Some(acct) = account_key(share).and_then(|k| self.res.get(&k)) else {
+            return Ok(());
+        };
+        let identity = acct.body["identity"]["principalId"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let store_l = key(&store);
+        let mut young = false;
+        for (rk, r) in &self.roles {
+            let scope = key(r.body["properties"]["scope"].as_str().unwrap_or(""));
+            let covers = store_l == scope || store_l.starts_with(&format!("{scope}/"));
+            let role = prop(&r.body, "roleDefinitionId")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !covers
+                || !prop(&r.body, "principalId").eq_ignore_ascii_case(&identity)
+                || !accepted.contains(&role.as_str())
+            {
+                continue;
+            }
+            let effective = self.role_at.get(rk).is_none_or(|at| {
+                ctx.instant.saturating_duration_since(*at) >= ctx.checks.role_propagation
+            });
+            if effective {
+                return Ok(());
+            }
+            young = true;
+        }
+        if !young && !ctx.checks.store_data_roles {
+            return Ok(());
+        }
+        let why = if young {
+            "its role assignment on the store has not taken effect yet (role assignments take a few minutes to propagate); retry later"
+        } else {
+            "assign it a data role on the store (e.g. Storage Blob Data Reader on a storage account, Contributor on a Kusto cluster) and retry"
+        };
+        Err(ApiError::new(
+            403,
+            "AuthorizationFailed",
+            format!(
+                "The Data Share account's managed identity '{identity}' does not have the permission to read the data store '{store}': {why}."
+            ),
+        ))
+    }
+
     // ---------------------------------------------------------------- other ARM resources
 
     /// Handle a request for a supported non-Data-Share ARM resource or role assignment.
@@ -2357,6 +2507,7 @@ impl State {
                 ("RoleAssignments_Get".into(), r)
             }
             ("DELETE", Some(_)) => {
+                self.role_at.remove(&key(ctx.path));
                 let r = match self.roles.remove(&key(ctx.path)) {
                     Some(r) => Ok(Reply::json(200, r.body)),
                     None => Ok(Reply::empty(204)),
@@ -2457,6 +2608,7 @@ impl State {
                 "scope": scope, "createdOn": ts(ctx.now), "updatedOn": ts(ctx.now), "createdBy": ctx.principal.object_id},
         });
         let region = self.region_of(scope, None).unwrap_or_default();
+        self.role_at.insert(k.clone(), ctx.instant);
         self.roles.insert(
             k,
             Resource {

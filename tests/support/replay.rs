@@ -5,8 +5,9 @@
 //! 1. **By position**: request k of the client must be entry k of the recording (markers such as
 //!    `skipped_non_datashare` are not requests). The fake compares the **method** and the **path**
 //!    (case-insensitively, as ARM does), **not the query** (so not the `api-version`: the client
-//!    speaks 2021-08-01, a recording may be at 2019-11-01) and not the request body. A mismatch
-//!    fails naming the expected and the actual request.
+//!    speaks 2021-08-01, a recording may be at 2019-11-01) and not the request body's content;
+//!    but a request recorded **without** a body must be sent without one (reinstate). A
+//!    mismatch fails naming the expected and the actual request.
 //! 2. **Verbatim answers**: status, headers and body as recorded; the recorded origin
 //!    (`https://management.azure.com`) in `Location` / `Azure-AsyncOperation` and in `nextLink`
 //!    is replaced by the fake's loopback origin; `Content-Length` is recomputed.
@@ -253,7 +254,12 @@ fn rewrite(text: &str, from: &str, to: &str) -> String {
     }
 }
 
-async fn handle(State(st): State<Arc<Mutex<FakeState>>>, method: Method, uri: Uri) -> Response {
+async fn handle(
+    State(st): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    sent: axum::body::Bytes,
+) -> Response {
     let mut st = st.lock().unwrap();
     let path = uri.path().trim_end_matches('/').to_owned();
     let key = path.to_ascii_lowercase();
@@ -279,6 +285,21 @@ async fn handle(State(st): State<Arc<Mutex<FakeState>>>, method: Method, uri: Ur
             e.label(),
             e.method,
             e.path()
+        );
+        st.failures.push(msg.clone());
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": {"code": "ReplayMismatch", "message": msg}})),
+        )
+            .into_response();
+    }
+    if e.request_body.is_none() && !sent.iter().all(u8::is_ascii_whitespace) {
+        let msg = format!(
+            "{}: `{} {}` was recorded without a request body, the client sent `{}`",
+            e.label(),
+            e.method,
+            e.path(),
+            String::from_utf8_lossy(&sent)
         );
         st.failures.push(msg.clone());
         return (
