@@ -1256,3 +1256,102 @@ async fn final_sync_fails_with_the_tool_fault_instead_of_skipping() {
         "{rec:#?}"
     );
 }
+
+/// `enable-schedules` does not hold its invocation while a schedule's creation runs long: the
+/// creation (a long-running operation, simulator `long_running_settings`) is handed over to the
+/// queue (`pendingOperations`, a `Wait`), the next delivery polls it instead of writing again,
+/// and once it finished the stage observes the schedule in place and goes on — one PUT.
+#[tokio::test]
+async fn enable_schedules_hands_a_long_running_schedule_creation_to_the_queue() {
+    let mut w = world().await;
+    let pair = w.cfg.pairs[0].clone();
+    let run = runbook_run(&w).await;
+    walk_to(&w, &run.run_id, Stage::EnableSchedules).await;
+    // The secondary lost share 0's schedule: enable-schedules creates it from the primary's.
+    let s0 = pair.secondary.share(&w.estate.shares[0]).expect("share id");
+    let settings = w
+        .arm
+        .list_synchronization_settings(&s0)
+        .await
+        .expect("list");
+    assert!(!settings.is_empty(), "the bootstrap copied the schedule");
+    for s in &settings {
+        let sid = s0
+            .synchronization_setting(s.name().expect("name"))
+            .expect("id");
+        w.arm
+            .delete_synchronization_setting(&sid)
+            .await
+            .expect("delete");
+    }
+    // From now on a schedule's creation takes 1.5 s; a stage polls it for 100 ms at most.
+    w.sim.set_faults(&sim::FaultSettings {
+        lro_delay_ms: Some(1500),
+        long_running_settings: Some(true),
+        ..Default::default()
+    });
+    w.ctx.lro_handoff = Duration::from_millis(100);
+    w.sim.reset_counters();
+    let msg = StageMessage::new(&run.run_id, Stage::EnableSchedules, 0);
+
+    let started = std::time::Instant::now();
+    let first = run_one_stage(&w.ctx, &msg).await.expect("first delivery");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "the stage did not hold the invocation for the operation: {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(first, Outcome::Wait(_)), "{first:?}");
+    let rec = load(&w, &run.run_id).await;
+    assert_eq!(
+        rec.pending_operations.len(),
+        settings.len(),
+        "{:#?}",
+        rec.pending_operations
+    );
+    assert!(
+        rec.pending_operations
+            .iter()
+            .all(|h| h.operation == "SynchronizationSettings_Create"),
+        "{:#?}",
+        rec.pending_operations
+    );
+    let st = rec.stage(Stage::EnableSchedules).expect("stage");
+    assert_eq!(
+        st.counts.get("operationsRunning"),
+        Some(&(settings.len() as u64)),
+        "{st:#?}"
+    );
+    let puts = ops(&w, "SynchronizationSettings_Create");
+    assert_eq!(puts, settings.len() as u64, "one PUT per missing schedule");
+
+    // Redelivered while it still runs: polled, not written again.
+    let again = run_one_stage(&w.ctx, &msg).await.expect("second delivery");
+    assert!(matches!(again, Outcome::Wait(_)), "{again:?}");
+    assert_eq!(ops(&w, "SynchronizationSettings_Create"), puts, "no second PUT");
+
+    // Finished: the next delivery observes the schedule in place and goes on.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let done = run_one_stage(&w.ctx, &msg).await.expect("third delivery");
+    assert_eq!(done, Outcome::Advance(Stage::Notify));
+    assert_eq!(ops(&w, "SynchronizationSettings_Create"), puts, "no second PUT");
+    let rec = load(&w, &run.run_id).await;
+    assert!(rec.pending_operations.is_empty(), "{rec:#?}");
+    let st = rec.stage(Stage::EnableSchedules).expect("stage");
+    assert_eq!(st.status, StageStatus::Succeeded, "{st:#?}");
+    assert_eq!(st.counts.get("operationsRunning"), Some(&0), "{st:#?}");
+    assert!(st.attempts >= 3, "{st:#?}");
+    assert!(
+        !rec.findings
+            .iter()
+            .any(|f| f.stage == Some(Stage::EnableSchedules)),
+        "{:#?}",
+        rec.findings
+    );
+    let now = w
+        .arm
+        .list_synchronization_settings(&s0)
+        .await
+        .expect("list");
+    assert_eq!(now.len(), settings.len(), "{now:#?}");
+}

@@ -614,3 +614,94 @@ async fn a_timer_pass_over_its_budget_resumes_on_the_next_tick_and_applies_nothi
     );
     assert_nothing_applied_twice(&w.sim);
 }
+
+/// `ReplicatePair` on its last round (`round = MAX_ROUNDS - 1`) with a pass budget of zero (the
+/// guard reports the pass out of time): no further round is queued and the job records the
+/// pair `failed` with an error naming the rounds. In-memory storage, no host.
+#[tokio::test]
+async fn replicate_pair_gives_up_after_its_max_rounds_and_records_the_pair_failed() {
+    use datashare_dr::host::{QueueTrigger, Sys};
+    use datashare_dr::reconcile::job::{
+        self, JobPair, JobStatus, MAX_ROUNDS, PAIRS_QUEUE, PairMessage, PairStatus, ReplicateJob,
+    };
+    let (sim, estate) = support::estate::populated(2, 1, 1, 21).await;
+    let file = tempfile::Builder::new()
+        .prefix("dsdr-replicate-pair-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), sim::write_config(&estate, &sim.base_url)).expect("write");
+    let dr = DrConfig::load(file.path()).expect("the generated config loads");
+    let pair = dr.pairs[0].name.clone();
+    let storage = AppStorage::memory();
+    let blobs = storage.blobs.clone();
+    let queue = storage.queue.clone();
+    let mut state = AppState::new(Config::for_port(0), Some(dr)).with_storage(storage);
+    state.budgets.pass = Duration::ZERO;
+    let now = time::OffsetDateTime::now_utc();
+    let job_id = job::new_job_id();
+    job::create(
+        blobs.as_ref(),
+        &ReplicateJob {
+            job_id: job_id.clone(),
+            status: JobStatus::Running,
+            dry_run: false,
+            prune: false,
+            trigger: "test".into(),
+            created_at: now,
+            updated_at: now,
+            pairs: vec![JobPair {
+                pair: pair.clone(),
+                status: PairStatus::Queued,
+                rounds: MAX_ROUNDS - 1,
+                counts: None,
+                error: None,
+                reason: None,
+                updated_at: now,
+            }],
+        },
+    )
+    .await
+    .expect("create the job");
+    let msg = PairMessage {
+        job_id: job_id.clone(),
+        pair: pair.clone(),
+        round: MAX_ROUNDS - 1,
+    };
+    let trigger = QueueTrigger {
+        message_text: serde_json::to_string(&msg).expect("encode"),
+        body: msg,
+        dequeue_count: 1,
+        id: Some("m-last-round".into()),
+        insertion_time: None,
+        expiration_time: None,
+        next_visible_time: None,
+        pop_receipt: None,
+        sys: Sys::default(),
+        invocation_id: None,
+    };
+    let res = datashare_dr::handlers::replicate_pair::handle(&state, trigger)
+        .await
+        .expect("the last round answers");
+    let record = job::load(blobs.as_ref(), &job_id)
+        .await
+        .expect("read the job")
+        .expect("the job exists");
+    let p = record.pair(&pair).expect("the job's pair");
+    assert_eq!(p.status, PairStatus::Failed, "{record:#?} / {:?}", res.logs());
+    assert_eq!(p.rounds, MAX_ROUNDS, "{p:#?}");
+    let error = p.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains(&format!("not finished after {MAX_ROUNDS} rounds")),
+        "the error names the rounds: {error:?}"
+    );
+    assert_eq!(record.status, JobStatus::Failed, "{record:#?}");
+    assert!(
+        queue
+            .receive(PAIRS_QUEUE, 10, Duration::from_secs(30))
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "no further round is queued"
+    );
+}

@@ -256,7 +256,7 @@ impl StageResult {
     }
 }
 
-/// Rounds (executions) of `final-sync` that wait for handed-over operations before the run
+/// Rounds (executions) of `final-sync` (or `enable-schedules`) that wait for handed-over operations before the run
 /// goes on without them (with a Warning finding); ~1–60 s each.
 const FINAL_SYNC_MAX_ROUNDS: u32 = 30;
 
@@ -1060,10 +1060,20 @@ async fn preflight(
     Ok(out)
 }
 
-/// A `final-sync` that waits for long-running operations: stores their handles on the run
-/// and re-enqueues after their `Retry-After` (clamped to 1–60 s).
+/// A stage (`final-sync`, `enable-schedules`) that waits for long-running operations: stores
+/// their handles on the run and re-enqueues after their `Retry-After` (clamped to 1–60 s).
 fn wait_for_operations(
     run: &RunRecord,
+    out: StageResult,
+    ops: Vec<LroHandle>,
+    delay: Option<Duration>,
+) -> StageResult {
+    wait_for_operations_in(run, Stage::FinalSync, out, ops, delay)
+}
+
+fn wait_for_operations_in(
+    run: &RunRecord,
+    stage: Stage,
     mut out: StageResult,
     ops: Vec<LroHandle>,
     delay: Option<Duration>,
@@ -1073,21 +1083,28 @@ fn wait_for_operations(
         .map(|h| format!("{} {}", h.operation, h.resource))
         .collect::<Vec<_>>()
         .join(", ");
-    let rounds = run.stage(Stage::FinalSync).map_or(0, |s| s.attempts);
+    let rounds = run.stage(stage).map_or(0, |s| s.attempts);
     if rounds >= FINAL_SYNC_MAX_ROUNDS {
         // The failover must not hang on the secondary's housekeeping: go on, say what is open.
+        let (code, then) = if stage == Stage::EnableSchedules {
+            (
+                "schedules-incomplete",
+                "check the schedules of the serving account once they have finished",
+            )
+        } else {
+            (
+                "final-sync-incomplete",
+                "the next replicate pass finishes the final sync",
+            )
+        };
         out.finding(
             "Warning",
-            "final-sync-incomplete",
+            code,
             format!(
-                "after {rounds} rounds, {} long-running operation(s) still run ({}); the next replicate pass finishes the final sync",
+                "after {rounds} rounds, {} long-running operation(s) still run ({names}); {then}",
                 ops.len(),
-                ops.iter()
-                    .map(|h| format!("{} {}", h.operation, h.resource))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-);
+            ),
+        );
         out.pending_operations = Some(Vec::new());
         return out;
     }
@@ -1105,6 +1122,56 @@ fn wait_for_operations(
     out.kind = ResultKind::Wait(super::consumer::poll_delay(delay));
     out.pending_operations = Some(ops);
     out
+}
+
+/// Polls, once each, the long-running operations an earlier delivery of `stage` handed over
+/// (`pendingOperations`). `Some((running, delay))` when some still run (the stage waits again);
+/// `None` when there were none or all finished (then cleared on the run; a failed one is a
+/// Warning `failed_code`).
+async fn poll_pending(
+    arm: &ArmClient,
+    run: &RunRecord,
+    stage: Stage,
+    failed_code: &str,
+    out: &mut StageResult,
+) -> Result<Option<(Vec<LroHandle>, Option<Duration>)>, FailoverError> {
+    if run.pending_operations.is_empty() {
+        return Ok(None);
+    }
+    let mut running = Vec::new();
+    let mut delay: Option<Duration> = None;
+    for h in &run.pending_operations {
+        match arm.poll(h).await {
+            Ok(LroStatus::Running { retry_after, .. }) => {
+                delay = Some(delay.map_or(retry_after, |d| d.min(retry_after)));
+                running.push(h.clone());
+            }
+            Ok(LroStatus::Done(_)) => {}
+            Err(ArmError::OperationFailed(f)) => out.finding(
+                "Warning",
+                failed_code,
+                format!(
+                    "{} on {} ended {:?}: {} {}",
+                    f.operation, f.resource, f.status, f.code, f.message
+                ),
+            ),
+            Err(e) => {
+                return Err(arm_err(
+                    run,
+                    stage,
+                    "poll a long-running operation",
+                    &h.resource,
+                    e,
+                ));
+            }
+        }
+    }
+    if !running.is_empty() {
+        return Ok(Some((running, delay)));
+    }
+    out.pending_operations = Some(Vec::new());
+    out.count("operationsRunning", 0);
+    Ok(None)
 }
 
 /// Observes the primary and takes its consumers as the run's roster (also stored for later
@@ -1377,40 +1444,10 @@ async fn final_sync(
     }
     // Operations an earlier delivery handed over: poll each once; any still running → wait
     // again (re-enqueue), all finished → replicate again (the pass observes what they did).
-    if !run.pending_operations.is_empty() {
-        let mut running = Vec::new();
-        let mut delay: Option<Duration> = None;
-        for h in &run.pending_operations {
-            match arm.poll(h).await {
-                Ok(LroStatus::Running { retry_after, .. }) => {
-                    delay = Some(delay.map_or(retry_after, |d| d.min(retry_after)));
-                    running.push(h.clone());
-                }
-                Ok(LroStatus::Done(_)) => {}
-                Err(ArmError::OperationFailed(f)) => out.finding(
-                    "Warning",
-                    "final-sync-operation-failed",
-                    format!(
-                        "{} on {} ended {:?}: {} {}",
-                        f.operation, f.resource, f.status, f.code, f.message
-                    ),
-                ),
-                Err(e) => {
-                    return Err(arm_err(
-                        run,
-                        Stage::FinalSync,
-                        "poll a long-running operation",
-                        &h.resource,
-                        e,
-                    ));
-                }
-            }
-        }
-        if !running.is_empty() {
-            return Ok(wait_for_operations(run, out, running, delay));
-        }
-        out.pending_operations = Some(Vec::new());
-        out.count("operationsRunning", 0);
+    if let Some((running, delay)) =
+        poll_pending(arm, run, Stage::FinalSync, "final-sync-operation-failed", &mut out).await?
+    {
+        return Ok(wait_for_operations(run, out, running, delay));
     }
     let target = if run.mode == Mode::Failback {
         swapped(pair)
@@ -1859,6 +1896,28 @@ async fn enable_schedules(
         Mode::Failback => (&pair.secondary, &pair.primary),
         _ => (&pair.primary, &pair.secondary),
     };
+    // Schedule creations an earlier delivery handed over: poll each once; still running →
+    // wait again (re-enqueue, no invocation holds the wait); finished → observe and go on.
+    if let Some((running, delay)) = poll_pending(
+        arm,
+        run,
+        Stage::EnableSchedules,
+        "schedule-operation-failed",
+        &mut out,
+    )
+    .await?
+    {
+        return Ok(wait_for_operations_in(
+            run,
+            Stage::EnableSchedules,
+            out,
+            running,
+            delay,
+        ));
+    }
+    // Creations that outlast `lro_handoff` are handed to the queue, not waited for here.
+    let writer = arm.with_lro_handoff(ctx.lro_handoff);
+    let mut handed_over: Vec<LroHandle> = Vec::new();
     let source_up = run.mode == Mode::Failback || run.primary_reachable != Some(false);
     // A source that answered before but whose schedules cannot be read now is not "no
     // schedule": retry a transient failure (first deliveries), else go on and say so.
@@ -1927,8 +1986,15 @@ async fn enable_schedules(
                         .map_err(|e| {
                             stage_err(run, Stage::EnableSchedules, e.to_string(), false)
                         })?;
-                    match arm.put_synchronization_setting(&id, &schedule_body(spec)).await {
+                    match writer
+                        .put_synchronization_setting(&id, &schedule_body(spec))
+                        .await
+                    {
                         Ok(_) => created += 1,
+                        Err(ArmError::LroPending { handle }) => {
+                            created += 1;
+                            handed_over.push(*handle);
+                        }
                         // The secondary's setting is still changing (e.g. a replacement's DELETE
                         // that final-sync stopped waiting for): the failover goes on; say what
                         // is missing.
@@ -1983,6 +2049,17 @@ async fn enable_schedules(
         target_model.shares.len(),
         target.name()
     );
+    if !handed_over.is_empty() {
+        // The next delivery polls them, then observes again (a finished one counts as present).
+        let delay = handed_over.iter().filter_map(LroHandle::retry_after).min();
+        return Ok(wait_for_operations_in(
+            run,
+            Stage::EnableSchedules,
+            out,
+            handed_over,
+            delay,
+        ));
+    }
     Ok(out)
 }
 

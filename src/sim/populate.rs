@@ -197,6 +197,7 @@ impl Gen<'_> {
             instant: Instant::now(),
             page_size: 1000,
             lro_delay: Duration::ZERO,
+            long_running_settings: false,
             checks: super::state::StoreChecks::default(),
             query: &[],
             path,

@@ -95,6 +95,12 @@ pub struct Faults {
     /// See [`SimOptions::role_propagation_ms`].
     #[serde(default)]
     pub role_propagation_ms: u64,
+    /// `SynchronizationSettings_Create` answers 201 with `Azure-AsyncOperation` / `Location`
+    /// and the setting `Creating` until `lro_delay_ms` has passed (the spec has it synchronous;
+    /// the client waits for an LRO-style answer), so callers' handling of a long-running
+    /// schedule creation can be tested.
+    #[serde(default)]
+    pub long_running_settings: bool,
 }
 
 /// Partial update of [`Faults`] (`POST /_sim/faults`); absent fields are unchanged.
@@ -117,6 +123,7 @@ pub struct FaultSettings {
     pub store_data_roles: Option<bool>,
     pub share_kind_rules: Option<bool>,
     pub role_propagation_ms: Option<u64>,
+    pub long_running_settings: Option<bool>,
     /// Re-seed the fault generator.
     pub seed: Option<u64>,
 }
@@ -250,6 +257,7 @@ pub async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
                 store_data_roles: opts.store_data_roles,
                 share_kind_rules: opts.share_kind_rules,
                 role_propagation_ms: opts.role_propagation_ms,
+                long_running_settings: false,
             },
             stats: SimStats::default(),
             log: VecDeque::new(),
@@ -434,6 +442,9 @@ fn apply_faults(rt: &mut Runtime, f: &FaultSettings) {
     }
     if let Some(v) = f.role_propagation_ms {
         x.role_propagation_ms = v;
+    }
+    if let Some(v) = f.long_running_settings {
+        x.long_running_settings = v;
     }
     if let Some(s) = f.seed {
         rt.seed = s;
@@ -1061,6 +1072,7 @@ fn serve(
         instant,
         page_size: faults.page_size,
         lro_delay: Duration::from_millis(faults.lro_delay_ms),
+        long_running_settings: faults.long_running_settings,
         checks: StoreChecks {
             store_data_roles: faults.store_data_roles,
             share_kind_rules: faults.share_kind_rules,

@@ -213,6 +213,9 @@ pub struct Ctx<'a> {
     pub instant: Instant,
     pub page_size: usize,
     pub lro_delay: Duration,
+    /// `SynchronizationSettings_Create` answers as a long-running operation (see
+    /// [`super::server::Faults::long_running_settings`]).
+    pub long_running_settings: bool,
     /// Checks of what the recordings cannot show (see [`StoreChecks`]).
     pub checks: StoreChecks,
     pub query: &'a [(String, String)],
@@ -1132,11 +1135,42 @@ impl State {
                         .map(|o| prop(o, "createdAt").to_string())
                         .unwrap_or_else(|| ts(ctx.now));
                     set_prop(v, "createdAt", json!(created));
-                    set_prop(v, "provisioningState", json!("Succeeded"));
+                    set_prop(
+                        v,
+                        "provisioningState",
+                        json!(if ctx.long_running_settings {
+                            "Creating"
+                        } else {
+                            "Succeeded"
+                        }),
+                    );
                     Self::user_props(v, ctx.principal, false);
                 })?;
                 // A schedule is back: consumers' triggers become active again.
                 self.reactivate_triggers(&key(&parent));
+                if ctx.long_running_settings {
+                    // Answered as a long-running operation (an LRO-style 201 the client waits
+                    // for): provisioned after `lro_delay`.
+                    let k = key(ctx.path);
+                    let region = self
+                        .res
+                        .get(&key(&parent))
+                        .map(|r| r.region.clone())
+                        .unwrap_or_default();
+                    let (_, headers) = self.new_op(
+                        ctx,
+                        &region,
+                        Effect::Provisioned(k.clone()),
+                        None,
+                        Some(k),
+                        false,
+                    );
+                    return Ok(Reply {
+                        status: st,
+                        body: Some(v),
+                        headers,
+                    });
+                }
                 Ok(Reply::json(st, v))
             }
             "ProviderShareSubscriptions_Adjust" | "ProviderShareSubscriptions_Reinstate" => {
