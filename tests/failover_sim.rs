@@ -1328,13 +1328,21 @@ async fn enable_schedules_hands_a_long_running_schedule_creation_to_the_queue() 
     // Redelivered while it still runs: polled, not written again.
     let again = run_one_stage(&w.ctx, &msg).await.expect("second delivery");
     assert!(matches!(again, Outcome::Wait(_)), "{again:?}");
-    assert_eq!(ops(&w, "SynchronizationSettings_Create"), puts, "no second PUT");
+    assert_eq!(
+        ops(&w, "SynchronizationSettings_Create"),
+        puts,
+        "no second PUT"
+    );
 
     // Finished: the next delivery observes the schedule in place and goes on.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let done = run_one_stage(&w.ctx, &msg).await.expect("third delivery");
     assert_eq!(done, Outcome::Advance(Stage::Notify));
-    assert_eq!(ops(&w, "SynchronizationSettings_Create"), puts, "no second PUT");
+    assert_eq!(
+        ops(&w, "SynchronizationSettings_Create"),
+        puts,
+        "no second PUT"
+    );
     let rec = load(&w, &run.run_id).await;
     assert!(rec.pending_operations.is_empty(), "{rec:#?}");
     let st = rec.stage(Stage::EnableSchedules).expect("stage");

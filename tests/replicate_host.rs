@@ -688,7 +688,12 @@ async fn replicate_pair_gives_up_after_its_max_rounds_and_records_the_pair_faile
         .expect("read the job")
         .expect("the job exists");
     let p = record.pair(&pair).expect("the job's pair");
-    assert_eq!(p.status, PairStatus::Failed, "{record:#?} / {:?}", res.logs());
+    assert_eq!(
+        p.status,
+        PairStatus::Failed,
+        "{record:#?} / {:?}",
+        res.logs()
+    );
     assert_eq!(p.rounds, MAX_ROUNDS, "{p:#?}");
     let error = p.error.as_deref().unwrap_or_default();
     assert!(

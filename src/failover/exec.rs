@@ -1444,8 +1444,14 @@ async fn final_sync(
     }
     // Operations an earlier delivery handed over: poll each once; any still running → wait
     // again (re-enqueue), all finished → replicate again (the pass observes what they did).
-    if let Some((running, delay)) =
-        poll_pending(arm, run, Stage::FinalSync, "final-sync-operation-failed", &mut out).await?
+    if let Some((running, delay)) = poll_pending(
+        arm,
+        run,
+        Stage::FinalSync,
+        "final-sync-operation-failed",
+        &mut out,
+    )
+    .await?
     {
         return Ok(wait_for_operations(run, out, running, delay));
     }
