@@ -1006,6 +1006,19 @@ async fn one_alert_covering_two_pairs_starts_a_run_for_each_and_dedups_each() {
         actions,
         vec![("ds-aue", "started"), ("other-weu", "started")]
     );
+    // A Global incident never fails over automatically, and the answer says so per pair (ds-aue's
+    // own policy is `auto`).
+    for p in &pairs {
+        assert_eq!(p.approval.as_deref(), Some("required"), "{p:?}");
+        assert!(
+            p.decision
+                .as_deref()
+                .is_some_and(|d| d.contains("approval required")),
+            "the answer carries the decision: {p:?}"
+        );
+    }
+    let answer = serde_json::to_value(&pairs).unwrap();
+    assert_eq!(answer[0]["approval"], "required", "{answer}");
     assert_eq!(store.list("runs/").await.unwrap().len(), 2);
     let again = ingest_alert(&store, &queue, &c, body.as_bytes(), now)
         .await

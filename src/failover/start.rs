@@ -385,6 +385,13 @@ pub struct PairAnswer {
     pub run_id: Option<String>,
     /// `started`, `duplicate`, `joined-active-run`, `recorded`, `no-active-run`.
     pub action: String,
+    /// For a started run: `required` (it waits for a person) or `automatic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// For a started run: the decision that started it, with why it waits when it does
+    /// (e.g. a multi-region or Global incident never fails over automatically).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
 }
 
 /// Where an alert-started run's RTO clock starts ([`rto_start`]).
@@ -598,6 +605,8 @@ async fn start_from_alert(
             pair: s.pair.clone(),
             run_id: rec.run_id,
             action: "duplicate".into(),
+            approval: None,
+            decision: None,
         });
     }
     let role = role_of(cfg);
@@ -650,6 +659,8 @@ async fn start_from_alert(
                 pair: s.pair.clone(),
                 run_id: Some(run.run_id),
                 action: "started".into(),
+                approval: Some(if approval_required { "required" } else { "automatic" }.into()),
+                decision: Some(s.reason.clone()),
             })
         }
         Err(StartError::Active { run_id, .. }) => {
@@ -667,6 +678,8 @@ async fn start_from_alert(
                 pair: s.pair.clone(),
                 run_id: Some(run_id),
                 action: "joined-active-run".into(),
+                approval: None,
+                decision: None,
             })
         }
         Err(StartError::Failed(e)) => Err(e),
@@ -700,6 +713,8 @@ async fn record_resolved(
             pair: r.pair.clone(),
             run_id: None,
             action: "no-active-run".into(),
+            approval: None,
+            decision: None,
         });
     };
     let entry = ResolvedAlert {
@@ -732,6 +747,8 @@ async fn record_resolved(
         pair: r.pair.clone(),
         run_id: Some(run.run_id),
         action: "recorded".into(),
+        approval: None,
+        decision: None,
     })
 }
 
