@@ -659,7 +659,14 @@ async fn start_from_alert(
                 pair: s.pair.clone(),
                 run_id: Some(run.run_id),
                 action: "started".into(),
-                approval: Some(if approval_required { "required" } else { "automatic" }.into()),
+                approval: Some(
+                    if approval_required {
+                        "required"
+                    } else {
+                        "automatic"
+                    }
+                    .into(),
+                ),
                 decision: Some(s.reason.clone()),
             })
         }
