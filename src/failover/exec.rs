@@ -2069,21 +2069,6 @@ async fn enable_schedules(
     Ok(out)
 }
 
-/// The summary sent to the `notifications` queue.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunNotification {
-    /// Always `failover.run`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub run_id: String,
-    pub pair: String,
-    pub mode: Mode,
-    pub status: RunStatus,
-    pub summary: String,
-    pub findings: Vec<RunFinding>,
-}
-
 /// The `notify` stage: the run's summary is the `completed` event, queued once `complete` is
 /// recorded (with the RTO) — sending it here would announce a run that is still `running`.
 async fn notify_stage(ctx: &StageContext, run: &RunRecord) -> Result<StageResult, FailoverError> {
